@@ -1,0 +1,110 @@
+"""``deepcompress train`` and ``deepcompress eval``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .options import data_option, load_model_from_options, model_input_options
+
+
+def dataset_kwargs(arch: str, info: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """Fill input-size kwargs a zoo architecture takes from the dataset, unless given."""
+    from deepcompress.models.registry import accepted_kwargs
+
+    accepted = accepted_kwargs(arch)
+    shape = tuple(info.input_shape)
+    derived: dict[str, Any] = {}
+    if "in_features" in accepted:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        derived["in_features"] = n
+    if "in_channels" in accepted and len(shape) == 3:
+        derived["in_channels"] = int(shape[0])
+    if "input_size" in accepted and len(shape) == 3:
+        derived["input_size"] = int(shape[-1])
+    if "num_classes" in accepted:
+        derived["num_classes"] = int(info.num_classes)
+    derived.update(given)
+    return derived
+
+
+def train_model(
+    arch: str, data_spec: str, *, epochs: int, seed: int, lr: float, batch_size: int, optimizer: str,
+    weight_decay: float, arch_kwargs: dict[str, Any], progress: bool = True,
+):
+    """Train a zoo model on a dataset; returns ``(model, arch_record, metrics, cfg)``."""
+    from deepcompress.checkpoint import arch_spec, build_arch
+    from deepcompress.data import load_dataset
+    from deepcompress.training import TrainConfig, evaluate, seed_everything, train
+
+    cfg = TrainConfig(
+        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, seed=seed, weight_decay=weight_decay
+    )
+    train_loader, test_loader, info = load_dataset(data_spec, batch_size=batch_size, seed=seed)
+    record = arch_spec(arch, dataset_kwargs(arch, info, arch_kwargs) if ":" not in arch else arch_kwargs)
+    seed_everything(seed)
+    model = build_arch(record, trust_arch=True)
+    train(model, train_loader, cfg, test_loader=None, progress=progress)
+    metrics = evaluate(model, test_loader)
+    metrics["data"] = data_spec
+    return model, record, metrics, cfg
+
+
+@click.command("train")
+@click.argument("arch")
+@data_option(required=True)
+@click.option("--epochs", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
+@click.option("--arch-kwargs", metavar="JSON", help="Keyword arguments for the architecture, as JSON.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Checkpoint path [default: ARCH.pt].")
+@click.option("--json", "as_json", is_flag=True, help="Print the test metrics as JSON.")
+def train_cmd(arch, data_spec, epochs, seed, lr, batch_size, optimizer, weight_decay, arch_kwargs, output, as_json):
+    """Train ARCH (a zoo name or module:Class) on a dataset and write a checkpoint."""
+    from deepcompress.checkpoint import parse_arch_kwargs, save_checkpoint
+
+    kwargs = parse_arch_kwargs(arch_kwargs)
+    if ":" not in arch:
+        from deepcompress.models.registry import constructor
+
+        constructor(arch)  # unknown names fail before any data is read
+    out = Path(output) if output else Path(f"{arch.replace(':', '_')}.pt")
+    model, record, metrics, cfg = train_model(
+        arch, data_spec, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, optimizer=optimizer,
+        weight_decay=weight_decay, arch_kwargs=kwargs,
+    )
+    save_checkpoint(out, model, record, metrics=metrics, extra={"data": data_spec, "train": cfg.to_json()})
+    if as_json:
+        click.echo(json.dumps({"output": str(out), **metrics}, sort_keys=True))
+    else:
+        click.echo(f"test top-1 {100 * metrics['top1']:.2f}% (error {metrics['error_pct']:.2f}%) -> {out}")
+
+
+@click.command("eval")
+@click.argument("model_path", metavar="MODEL")
+@data_option(required=True)
+@model_input_options
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_cmd(model_path, data_spec, arch, arch_kwargs, trust_pickle, trust_arch, as_json):
+    """Report top-1 accuracy and error of MODEL (.pt, state_dict, TorchScript or .dcz)."""
+    from deepcompress.data import load_dataset
+    from deepcompress.training import evaluate
+
+    model, info = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
+    _, test_loader, _ = load_dataset(data_spec)
+    metrics = evaluate(model, test_loader)
+    if as_json:
+        click.echo(json.dumps({"model": str(model_path), "kind": info.kind, **metrics}, sort_keys=True))
+    else:
+        click.echo(
+            f"{model_path}: top-1 {100 * metrics['top1']:.2f}%, error {metrics['error_pct']:.2f}% "
+            f"on {metrics['n']} test images"
+        )

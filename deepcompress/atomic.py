@@ -1,0 +1,58 @@
+"""Atomic output: write to a temporary file beside the target, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from .errors import OutputError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open ``path`` for binary writing so that it appears whole or not at all.
+
+    The data goes to a temporary file in the same folder, is flushed and fsynced,
+    then renamed over ``path``. On any error the temporary file is removed and the
+    target is left untouched. ``OSError`` (unwritable folder, full disk) becomes
+    :class:`OutputError` with a one-line message.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise OutputError(f"output path {target} is a directory")
+    if not folder.is_dir():
+        raise OutputError(f"output folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {folder}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        if exc.errno == errno.ENOSPC:
+            raise OutputError(f"no space left on device while writing {target}") from None
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_write(path) as fh:
+        fh.write(data)
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,235 @@
+"""Length-limited canonical Huffman coding of uint8 symbol streams, in independent blocks.
+
+Code lengths
+    Optimal lengths under a maximum of :data:`MAX_CODE_LENGTH` bits, computed by
+    package-merge (ties broken by symbol value, so the result is deterministic).
+    A stream with one distinct symbol gives it length 1; an empty stream has no
+    codes. Only the lengths are stored, as a string of hex digits (one per
+    symbol 0, 1, 2, ...; trailing zeros dropped), see :func:`lengths_to_hex`.
+
+Canonical code (as in DEFLATE)
+    Symbols with non-zero length, sorted by (length, symbol), receive
+    consecutive code values: the first gets 0; each next one gets the previous
+    code plus one, shifted left by the increase in length.
+
+Stream layout
+    The symbols are cut into blocks of ``block_symbols`` symbols (the last may be
+    shorter); ``n_blocks = ceil(n / block_symbols)``. The stream is::
+
+        (n_blocks - 1) x uint32 little-endian: byte length of blocks 0 .. n_blocks-2
+        block 0 bytes, block 1 bytes, ..., block n_blocks-1 bytes (the rest)
+
+    Each block starts on a byte boundary. Inside a block, bits are consumed
+    LSB-first (bit ``j`` of the block is bit ``j % 8`` of its byte ``j // 8``)
+    and every codeword is written most significant code bit first. The block's
+    last byte is padded with zero bits; its length is ``ceil(code bits / 8)``.
+    Decoders check that each block's symbols end inside its last byte.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from ..errors import CodecError
+
+MAX_CODE_LENGTH = 14
+BLOCK_SYMBOLS = 1 << 16
+MIN_BLOCK_SYMBOLS = 1 << 8
+MAX_BLOCK_SYMBOLS = 1 << 24
+_PAD = 16
+
+
+def histogram(symbols: np.ndarray) -> np.ndarray:
+    """Counts of the 256 byte values in a uint8 array (int64, length 256)."""
+    sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+    if sym.size < (1 << 16):
+        return np.bincount(sym, minlength=256).astype(np.int64)
+    from . import _kernels
+
+    return _kernels.block_histograms(sym, BLOCK_SYMBOLS).sum(axis=0)
+
+
+def code_lengths(freqs: np.ndarray, max_length: int = MAX_CODE_LENGTH) -> np.ndarray:
+    """Optimal code lengths (uint8, one per symbol) with no code longer than ``max_length``."""
+    freqs = np.asarray(freqs, dtype=np.int64)
+    lengths = np.zeros(freqs.size, dtype=np.uint8)
+    used = [int(s) for s in np.flatnonzero(freqs > 0)]
+    if not used:
+        return lengths
+    if len(used) == 1:
+        lengths[used[0]] = 1
+        return lengths
+    if len(used) > (1 << max_length):
+        raise CodecError(f"huffman: {len(used)} symbols cannot have codes of at most {max_length} bits")
+    # package-merge: a leaf is an int symbol, a package is a pair of items
+    leaves = sorted((int(freqs[s]), s, s) for s in used)
+    items = leaves
+    for _ in range(max_length - 1):
+        packages = [
+            (items[i][0] + items[i + 1][0], -1, (items[i][2], items[i + 1][2]))
+            for i in range(0, len(items) - 1, 2)
+        ]
+        items = list(heapq.merge(leaves, packages, key=lambda it: it[0]))
+    stack = [it[2] for it in items[: 2 * len(used) - 2]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, tuple):
+            stack.extend(node)
+        else:
+            lengths[node] += 1
+    return lengths
+
+
+def canonical_codes(lengths: np.ndarray) -> np.ndarray:
+    """Canonical code values (uint32, MSB-first) for ``lengths``; 0 where length is 0."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    codes = np.zeros(lengths.size, dtype=np.uint32)
+    code = 0
+    prev = 0
+    for s in sorted(np.flatnonzero(lengths > 0).tolist(), key=lambda s: (lengths[s], s)):
+        ln = int(lengths[s])
+        code <<= ln - prev
+        codes[s] = code
+        code += 1
+        prev = ln
+    return codes
+
+
+def _reverse_bits(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    out = np.zeros(codes.size, dtype=np.uint32)
+    for s in np.flatnonzero(lengths > 0).tolist():
+        c, ln = int(codes[s]), int(lengths[s])
+        out[s] = int(format(c, f"0{ln}b")[::-1], 2)
+    return out
+
+
+def check_lengths(lengths: np.ndarray, n_symbols: int, what: str) -> None:
+    """Raise CodecError unless ``lengths`` form a valid code for ``n_symbols`` symbols.
+
+    Valid: no code (only if ``n_symbols == 0``), one symbol of length 1, or a
+    complete prefix code (Kraft sum exactly 1) with lengths in 1..MAX_CODE_LENGTH.
+    """
+    ls = [int(v) for v in lengths]
+    used = [v for v in ls if v]
+    if any(v < 0 or v > MAX_CODE_LENGTH for v in ls):
+        raise CodecError(f"{what}: Huffman code length outside 0..{MAX_CODE_LENGTH}")
+    if not used:
+        if n_symbols:
+            raise CodecError(f"{what}: no Huffman codes for {n_symbols} symbols")
+        return
+    if len(used) == 1:
+        if used[0] != 1:
+            raise CodecError(f"{what}: a single Huffman code must have length 1, not {used[0]}")
+        return
+    kraft = sum(1 << (MAX_CODE_LENGTH - v) for v in used)
+    if kraft != 1 << MAX_CODE_LENGTH:
+        raise CodecError(f"{what}: Huffman code lengths are not a complete prefix code")
+
+
+def lengths_to_hex(lengths: np.ndarray) -> str:
+    """One hex digit per symbol, trailing zeros dropped (e.g. ``"2213"``)."""
+    text = "".join("0123456789abcdef"[int(v)] for v in lengths)
+    return text.rstrip("0")
+
+
+def hex_to_lengths(text: str, alphabet: int, what: str) -> np.ndarray:
+    """Parse :func:`lengths_to_hex` output into ``alphabet`` lengths; CodecError if malformed."""
+    if not isinstance(text, str) or len(text) > alphabet:
+        raise CodecError(f"{what}: code_lengths must be a string of at most {alphabet} hex digits")
+    out = np.zeros(alphabet, dtype=np.uint8)
+    try:
+        vals = [int(ch, 16) for ch in text]
+    except ValueError:
+        raise CodecError(f"{what}: code_lengths is not a hex string") from None
+    if any(ch not in "0123456789abcdef" for ch in text):
+        raise CodecError(f"{what}: code_lengths must use lower-case hex digits")
+    out[: len(vals)] = vals
+    return out
+
+
+def n_blocks(n_symbols: int, block_symbols: int) -> int:
+    return (int(n_symbols) + block_symbols - 1) // block_symbols
+
+
+def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> bytes:
+    """Huffman-code uint8 ``symbols`` with the canonical code of ``lengths`` (layout above)."""
+    from . import _kernels
+
+    sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+    n = sym.size
+    if n == 0:
+        return b""
+    lens = np.zeros(256, dtype=np.uint8)
+    lens[: lengths.size] = lengths
+    if np.any(lens[np.flatnonzero(histogram(sym))] == 0):
+        raise CodecError("huffman: a symbol in the stream has no code")
+    codes = np.zeros(256, dtype=np.uint32)
+    codes[: lengths.size] = _reverse_bits(canonical_codes(lengths), np.asarray(lengths))
+    bits = _kernels.block_bit_counts(sym, lens, block_symbols)
+    nbytes = (bits + 7) // 8
+    nb = nbytes.size
+    head = 4 * (nb - 1)
+    starts = np.empty(nb + 1, dtype=np.int64)
+    starts[0] = head
+    np.cumsum(nbytes, out=starts[1:])
+    starts[1:] += head
+    out = np.empty(int(starts[-1]), dtype=np.uint8)
+    if nb > 1:
+        out[:head] = nbytes[:-1].astype("<u4").view(np.uint8)
+    _kernels.encode_blocks(sym, codes, lens, block_symbols, starts, out)
+    return out.tobytes()
+
+
+def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
+    """The lookup table (uint16 ``symbol << 4 | length``) indexed by the next ``table_bits`` bits."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    table_bits = max(1, int(lengths.max(initial=0)))
+    table = np.zeros(1 << table_bits, dtype=np.uint16)
+    rev = _reverse_bits(canonical_codes(lengths), lengths)
+    for s in np.flatnonzero(lengths > 0).tolist():
+        ln = int(lengths[s])
+        table[int(rev[s]) :: 1 << ln] = (s << 4) | ln
+    return table, table_bits
+
+
+def decode(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
+           *, what: str = "huffman stream") -> np.ndarray:
+    """Decode ``n_symbols`` uint8 symbols; CodecError on any inconsistency."""
+    check_lengths(lengths, n_symbols, what)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if n_symbols == 0:
+        if raw.size:
+            raise CodecError(f"{what}: {raw.size} bytes for 0 symbols")
+        return np.zeros(0, dtype=np.uint8)
+    nb = n_blocks(n_symbols, block_symbols)
+    head = 4 * (nb - 1)
+    used = [int(v) for v in lengths if v]
+    lo, hi = min(used), max(used)
+    if raw.size < head:
+        raise CodecError(f"{what}: {raw.size} bytes cannot hold the table of {nb} blocks")
+    starts = np.empty(nb + 1, dtype=np.int64)
+    starts[0] = head
+    np.cumsum(raw[:head].view("<u4").astype(np.int64), out=starts[1:nb])
+    starts[1:nb] += head
+    starts[nb] = raw.size
+    sizes = np.diff(starts)
+    counts = np.full(nb, block_symbols, dtype=np.int64)
+    counts[-1] = n_symbols - block_symbols * (nb - 1)
+    if np.any(sizes < (counts * lo + 7) // 8) or np.any(sizes > (counts * hi + 7) // 8):
+        raise CodecError(f"{what}: block sizes do not fit {n_symbols} symbols of {lo}..{hi} bits")
+    from . import _kernels
+
+    table, table_bits = decode_table(lengths)
+    padded = np.zeros(raw.size + _PAD, dtype=np.uint8)
+    padded[: raw.size] = raw
+    out = np.empty(n_symbols, dtype=np.uint8)
+    status = np.zeros(nb, dtype=np.int8)
+    _kernels.decode_blocks(padded, starts, table, table_bits, n_symbols, block_symbols, out, status)
+    bad = np.flatnonzero(status)
+    if bad.size:
+        k = int(bad[0])
+        why = {1: "an invalid codeword", 2: "reading past its end", 3: "ending before its recorded end"}
+        raise CodecError(f"{what}: block {k} of {nb} is corrupt ({why.get(int(status[k]), 'unknown')})")
+    return out

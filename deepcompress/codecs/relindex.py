@@ -1,0 +1,112 @@
+"""Relative-index (gap) coding of the kept blocks of a pruned tensor.
+
+Blocks tile the tensor; the block grid is ``shape[d] // block[d]`` along each
+axis and is traversed in C order (last axis fastest). Element granularity is the
+block of one weight. Inside a block the weights are in C order too.
+
+Gap stream, field width ``b`` (1..8 bits), escape value ``E = 2**b - 1``:
+
+* a symbol ``s < E`` is a kept block: skip ``s`` pruned blocks, then the next
+  block is kept;
+* the symbol ``E`` is a filler (escape): skip ``E`` pruned blocks, no block kept.
+
+The encoder writes, for a gap of ``g`` pruned blocks before a kept block,
+``g // E`` fillers followed by the symbol ``g % E``. Pruned blocks after the last
+kept block are not written (the grid size is known). So the stream holds
+exactly one non-filler symbol per kept block, the value streams hold exactly one
+entry per kept weight, and ``n_fillers`` counts the escapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import CodecError
+
+MIN_INDEX_BITS = 1
+MAX_INDEX_BITS = 8
+
+
+def escape(index_bits: int) -> int:
+    """The filler symbol of a ``index_bits``-bit gap field."""
+    return (1 << index_bits) - 1
+
+
+def grid_shape(shape: Sequence[int], block: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(s) // int(b) for s, b in zip(shape, block))
+
+
+def to_blocks(array: np.ndarray, block: Sequence[int]) -> np.ndarray:
+    """View ``array`` as (n_blocks, block_size): grid in C order, C order inside each block."""
+    shape = array.shape
+    grid = grid_shape(shape, block)
+    size = int(np.prod(block, dtype=np.int64))
+    if size == 1:
+        return array.reshape(-1, 1)
+    inter = [d for g, b in zip(grid, block) for d in (g, int(b))]
+    nd = len(shape)
+    order = list(range(0, 2 * nd, 2)) + list(range(1, 2 * nd, 2))
+    return array.reshape(inter).transpose(order).reshape(-1, size)
+
+
+def from_blocks(blocks: np.ndarray, shape: Sequence[int], block: Sequence[int]) -> np.ndarray:
+    """Inverse of :func:`to_blocks`: a C-contiguous array of ``shape``."""
+    shape = tuple(int(s) for s in shape)
+    size = int(np.prod(block, dtype=np.int64))
+    if size == 1:
+        return blocks.reshape(shape)
+    grid = grid_shape(shape, block)
+    nd = len(shape)
+    x = blocks.reshape(list(grid) + [int(b) for b in block])
+    order = [i for d in range(nd) for i in (d, nd + d)]
+    return np.ascontiguousarray(x.transpose(order)).reshape(shape)
+
+
+def kept_blocks(mask: np.ndarray, block: Sequence[int], name: str) -> np.ndarray:
+    """Indices (int64, ascending) of the kept blocks; CodecError if a block is partly kept."""
+    mb = to_blocks(np.asarray(mask, dtype=bool), block)
+    anyk = mb.any(axis=1)
+    if mb.shape[1] > 1:
+        allk = mb.all(axis=1)
+        if not np.array_equal(anyk, allk):
+            first = int(np.flatnonzero(anyk != allk)[0])
+            raise CodecError(
+                f"tensor {name!r}: the mask is not constant inside block {first} of shape "
+                f"{tuple(int(b) for b in block)}; it cannot be coded at this granularity"
+            )
+    return np.flatnonzero(anyk)
+
+
+def encode_gaps(kept: np.ndarray, index_bits: int) -> tuple[np.ndarray, int]:
+    """Gap symbols (uint8) for ascending kept block indices; returns (symbols, n_fillers)."""
+    e = escape(index_bits)
+    kept = np.asarray(kept, dtype=np.int64)
+    if kept.size == 0:
+        return np.zeros(0, dtype=np.uint8), 0
+    gaps = np.diff(kept, prepend=-1) - 1
+    fill = gaps // e
+    total = int(kept.size + fill.sum())
+    out = np.full(total, e, dtype=np.uint8)
+    out[np.cumsum(fill + 1) - 1] = (gaps % e).astype(np.uint8)
+    return out, total - int(kept.size)
+
+
+def decode_gaps(symbols: np.ndarray, index_bits: int, n_blocks: int, n_kept: int, *, what: str) -> np.ndarray:
+    """Kept block indices (int64, ascending) from gap symbols; CodecError if inconsistent."""
+    e = escape(index_bits)
+    sym = np.asarray(symbols, dtype=np.uint8)
+    is_kept = sym < e
+    found = int(np.count_nonzero(is_kept))
+    if found != n_kept:
+        raise CodecError(f"{what}: {found} kept blocks in the gap stream, expected {n_kept}")
+    if sym.size and not is_kept[-1]:
+        raise CodecError(f"{what}: the gap stream ends with a filler")
+    if sym.size and int(sym.max()) > e:
+        raise CodecError(f"{what}: gap symbol {int(sym.max())} exceeds the {index_bits}-bit field")
+    step = np.where(is_kept, sym.astype(np.int64) + 1, e)
+    pos = np.cumsum(step)[is_kept] - 1
+    if pos.size and int(pos[-1]) >= n_blocks:
+        raise CodecError(f"{what}: gaps reach block {int(pos[-1])} of a grid of {n_blocks} blocks")
+    return pos

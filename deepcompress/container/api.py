@@ -1,0 +1,157 @@
+"""The high-level API: :func:`read_dcz` and :class:`DczFile`.
+
+Reading is torch-free. :func:`read_dcz` validates the layout and (by default)
+every checksum, but decodes nothing; the codecs are imported only when a tensor
+is decoded or its meta is validated.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ContainerError, InputFileError
+from .reader import Layout, Section, TensorEntry, parse_container, verify_sections
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_MAX_ELEMENTS = 2**31
+"""Largest number of elements one decoded tensor may have (a decoding limit,
+checked by the codecs' ``validate_meta`` before anything is allocated)."""
+
+
+class UnknownTensorError(ContainerError, KeyError):
+    """A tensor name that the file does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DczFile:
+    """A validated ``.dcz`` file held in memory.
+
+    Attributes: ``header`` (the parsed JSON header), ``file_bytes`` (the file
+    size), ``arch``, ``recipe``, ``metrics``, ``extra`` (objects or None),
+    ``tensor_names`` (in file order), ``layout`` (offsets of everything).
+    """
+
+    def __init__(self, data: bytes, layout: Layout, *, verified: bool) -> None:
+        self._data = data
+        self._buf = memoryview(data)
+        self.layout = layout
+        self.header: dict[str, Any] = layout.header
+        self.file_bytes: int = layout.file_size
+        self.arch: dict | None = layout.header.get("arch")
+        self.recipe: dict | None = layout.header.get("recipe")
+        self.metrics: dict | None = layout.header.get("metrics")
+        self.extra: dict | None = layout.header.get("extra")
+        self.tensor_names: list[str] = [t.name for t in layout.tensors]
+        self._entries: dict[str, TensorEntry] = {t.name: t for t in layout.tensors}
+        self._verified: set[str] = set(self.tensor_names) if verified else set()
+
+    @property
+    def format_version(self) -> tuple[int, int]:
+        return (self.layout.major, self.layout.minor)
+
+    @property
+    def tool_version(self) -> str:
+        return str(self.header["tool"]["version"])
+
+    def __repr__(self) -> str:
+        return (f"DczFile(format {self.layout.major}.{self.layout.minor}, {self.file_bytes} bytes, "
+                f"{len(self.tensor_names)} tensors)")
+
+    def _entry(self, name: str) -> TensorEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            shown = ", ".join(self.tensor_names[:8]) + (" ..." if len(self.tensor_names) > 8 else "")
+            raise UnknownTensorError(f"no tensor {name!r} in this .dcz file (it has: {shown or 'none'})") from None
+
+    def meta(self, name: str) -> dict:
+        """A copy of tensor ``name``'s codec meta."""
+        return copy.deepcopy(self._entry(name).meta)
+
+    def sections(self, name: str) -> tuple[Section, ...]:
+        """Tensor ``name``'s sections (absolute offsets) in canonical order."""
+        return self._entry(name).sections
+
+    def stream_sizes(self, name: str) -> dict[str, int]:
+        """Byte length of each stream of tensor ``name``."""
+        return {s.stream: s.length for s in self._entry(name).sections}
+
+    def streams(self, name: str) -> dict[str, memoryview]:
+        """Read-only views of tensor ``name``'s streams, checksums verified."""
+        entry = self._entry(name)
+        if name not in self._verified:
+            verify_sections(self._buf, entry.sections)
+            self._verified.add(name)
+        return {s.stream: self._buf[s.start : s.end] for s in entry.sections}
+
+    def validate_meta(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
+        """Check tensor ``name``'s meta against its streams (codecs.tensor.validate_meta)."""
+        from ..codecs.tensor import validate_meta
+
+        entry = self._entry(name)
+        validate_meta(entry.meta, self.stream_sizes(name), max_elements=max_elements)
+
+    def validate_all(self, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
+        """Validate every tensor's meta; raises on the first bad one."""
+        for name in self.tensor_names:
+            self.validate_meta(name, max_elements=max_elements)
+
+    def decode(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
+        """Decode tensor ``name`` to a numpy array (its meta is validated first)."""
+        from ..codecs.tensor import decode_tensor
+
+        self.validate_meta(name, max_elements=max_elements)
+        return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements)
+
+    def decode_all(self, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, np.ndarray]:
+        """Decode every tensor, in file order. All metas are validated before any decoding."""
+        self.validate_all(max_elements=max_elements)
+        return {name: self.decode(name, max_elements=max_elements) for name in self.tensor_names}
+
+
+def read_dcz(source: str | os.PathLike[str] | bytes, *, verify: bool = True) -> DczFile:
+    """Read and validate a ``.dcz`` file from a path or from its bytes.
+
+    With ``verify`` (the default) every section checksum and the whole-file
+    checksum are checked now; otherwise each tensor's sections are checked when
+    its streams are first used. Raises InputFileError for a missing, empty or
+    unreadable path, ContainerError (ChecksumError, UnsupportedVersionError) for
+    an invalid file.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        data = _read_path(Path(source))
+    else:
+        raise TypeError(f"read_dcz: expected a path or bytes, got a {type(source).__name__}")
+    layout = parse_container(memoryview(data), verify=verify)
+    return DczFile(data, layout, verified=verify)
+
+
+def _read_path(path: Path) -> bytes:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputFileError(f"input file {path} does not exist") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputFileError(f"input path {path} is a directory, not a .dcz file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputFileError(f"input path {path} is not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise InputFileError(f"input file {path} is empty")
+    return data

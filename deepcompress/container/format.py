@@ -1,0 +1,160 @@
+"""Constants and fixed-size records of the ``.dcz`` format (see docs/format.md).
+
+Layout of a version 1 file (all integers little-endian)::
+
+    offset  size  field
+    0       8     magic 89 44 43 5A 0D 0A 1A 0A  ("\\x89DCZ\\r\\n\\x1a\\n")
+    8       2     format major version (u16)
+    10      2     format minor version (u16)
+    12      4     CRC32 of bytes 0..12                  (identification checksum)
+    16      8     header length H in bytes (u64)
+    24      4     CRC32 of the H header bytes
+    28      4     CRC32 of bytes 16..28                 (preamble checksum)
+    32      H     header: UTF-8 JSON object
+    32+H    pad   zero bytes up to the next multiple of 8
+    D       L     data area: the sections, each starting at a multiple of 8,
+                  separated by zero padding; L = header "data_length"
+    D+L     4     end marker "DCZ." (44 43 5A 2E)
+    D+L+4   4     CRC32 of every preceding byte of the file  (file checksum)
+
+Bytes 0..16 keep this meaning in every future version, so any reader can tell
+a newer format from a damaged one.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+
+from ..errors import ChecksumError, ContainerError, UnsupportedVersionError
+
+MAGIC = b"\x89DCZ\r\n\x1a\n"
+"""PNG-style magic: the high bit catches 7-bit transfers, CR LF / LF catch
+newline conversion in either direction, 0x1A stops DOS ``type``."""
+
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+
+ALIGNMENT = 8
+PREAMBLE_SIZE = 32
+TRAILER_SIZE = 8
+END_MARKER = b"DCZ."
+MIN_FILE_SIZE = PREAMBLE_SIZE + TRAILER_SIZE
+
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+"""Largest header a reader accepts (a header is never larger than the file either)."""
+
+KNOWN_FEATURES: frozenset[str] = frozenset()
+"""Required features this release understands. Format 1.0 defines none; a file
+listing any other required feature is refused with UnsupportedVersionError."""
+
+STREAM_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+"""Stream names: 1-64 ASCII letters, digits, ``_``, ``.``, ``-``."""
+
+IMPORT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+"""An architecture import path, ``"package.module:Class"``."""
+
+TOOL_NAME = "deepcompress"
+
+_ID = struct.Struct("<8sHHI")  # magic, major, minor, id crc
+_LEN = struct.Struct("<QII")  # header length, header crc, preamble crc
+_U32 = struct.Struct("<I")
+
+
+def crc32(data: bytes | memoryview) -> int:
+    """CRC-32 (ISO-HDLC, as zlib computes it) of ``data``."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def align(n: int) -> int:
+    """``n`` rounded up to a multiple of :data:`ALIGNMENT`."""
+    return -(-n // ALIGNMENT) * ALIGNMENT
+
+
+def version_text(major: int, minor: int) -> str:
+    return f"{major}.{minor}"
+
+
+def newer_version_error(major: int, minor: int, why: str) -> UnsupportedVersionError:
+    """The one error a reader gives for anything it is too old to read."""
+    return UnsupportedVersionError(
+        f"{why}: file made by a newer version of deepcompress (format "
+        f"{version_text(major, minor)}); this is deepcompress format "
+        f"{version_text(FORMAT_MAJOR, FORMAT_MINOR)}; upgrade"
+    )
+
+
+@dataclass(frozen=True)
+class Preamble:
+    """The fixed 32 bytes at the start of a file."""
+
+    major: int
+    minor: int
+    header_length: int
+    header_crc: int
+
+    def pack(self) -> bytes:
+        ident = _ID.pack(MAGIC, self.major, self.minor, 0)[:12]
+        ident += _U32.pack(crc32(ident))
+        body = struct.pack("<QI", self.header_length, self.header_crc)
+        return ident + body + _U32.pack(crc32(body))
+
+
+def unpack_preamble(buf: memoryview, file_size: int) -> Preamble:
+    """Check and decode the preamble at the start of ``buf`` (the whole file).
+
+    Checks, in order: the magic, the identification checksum, the major version,
+    the preamble checksum. Raises ContainerError / ChecksumError /
+    UnsupportedVersionError with a one-line message.
+    """
+    head = bytes(buf[: len(MAGIC)])
+    if head != MAGIC[: len(head)]:
+        raise ContainerError(f"not a .dcz file: bad magic {head.hex()}{_guess_kind(head)}")
+    if file_size < MIN_FILE_SIZE:
+        raise ContainerError(f"file is {file_size} bytes, too short for a .dcz file (at least {MIN_FILE_SIZE})")
+    _, major, minor, id_crc = _ID.unpack_from(buf, 0)
+    actual = crc32(buf[:12])
+    if actual != id_crc:
+        raise ChecksumError(f"identification block (bytes 0..12): CRC32 {actual:08x} != stored {id_crc:08x}")
+    if major > FORMAT_MAJOR:
+        raise newer_version_error(major, minor, "unsupported format major version")
+    if major < FORMAT_MAJOR:
+        raise UnsupportedVersionError(
+            f"format {version_text(major, minor)} is not supported by this release (format "
+            f"{version_text(FORMAT_MAJOR, FORMAT_MINOR)})"
+        )
+    header_length, header_crc, pre_crc = _LEN.unpack_from(buf, 16)
+    actual = crc32(buf[16:28])
+    if actual != pre_crc:
+        raise ChecksumError(f"preamble (bytes 16..28): CRC32 {actual:08x} != stored {pre_crc:08x}")
+    return Preamble(major, minor, header_length, header_crc)
+
+
+def pack_trailer(crc_before: int) -> bytes:
+    """The 8-byte trailer, given the CRC32 of every byte before the trailer.
+
+    The stored checksum covers the end marker too.
+    """
+    return END_MARKER + _U32.pack(zlib.crc32(END_MARKER, crc_before) & 0xFFFFFFFF)
+
+
+def unpack_trailer(buf: memoryview) -> int:
+    """Check the end marker of the file in ``buf``; return the stored file CRC32."""
+    marker = bytes(buf[-TRAILER_SIZE:-4])
+    if marker != END_MARKER:
+        raise ContainerError(f"trailer: bad end marker {marker.hex()} (expected {END_MARKER.hex()})")
+    return _U32.unpack_from(buf, len(buf) - 4)[0]
+
+
+def _guess_kind(head: bytes) -> str:
+    if head.startswith(b"PK"):
+        return " (this looks like a zip archive, e.g. a PyTorch checkpoint)"
+    if head[:1] == b"\x80":
+        return " (this looks like a Python pickle)"
+    if head[:1] in (b"{", b"["):
+        return " (this looks like JSON text)"
+    if head[1:4] == b"DCZ" or head[:3] == b"DCZ":
+        return " (damaged by a text-mode or 7-bit transfer?)"
+    return ""

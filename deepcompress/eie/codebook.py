@@ -1,0 +1,120 @@
+"""Shared-weight tables for the EIE layout: 1-D k-means and re-quantization to fit ``weight_bits``.
+
+EIE stores each weight as a ``weight_bits``-bit *virtual weight* (code) into a table of
+``2**weight_bits`` real values. Code 0 always means the value 0.0: the padding entries the
+layout inserts ("we add a zero in vector v", EIE §III-B) need a code that multiplies to
+nothing. So a 4-bit table holds 15 non-zero shared weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepcompress.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SharedWeights:
+    """Non-zero shared values and, per input value, the index of its shared value."""
+
+    centroids: np.ndarray  # float64, sorted ascending
+    labels: np.ndarray  # int64, same length as the clustered values
+
+
+def lloyd_1d(values: np.ndarray, k: int, *, counts: np.ndarray | None = None, max_iter: int = 300) -> SharedWeights:
+    """Weighted 1-D k-means (Lloyd) with linear initialisation over ``[min, max]``.
+
+    Works on the sorted values with prefix sums, so each iteration costs ``O(k log n)``.
+    Empty clusters are dropped, so fewer than ``k`` centroids may come back. ``counts``
+    weights each value (used when clustering a codebook by how often each entry is used).
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        raise ConfigError("k-means: no values to cluster")
+    if k < 1:
+        raise ConfigError(f"k-means: k must be >= 1, got {k}")
+    w = np.ones_like(x) if counts is None else np.asarray(counts, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order], w[order]
+    cw = np.concatenate(([0.0], np.cumsum(ws)))
+    cwx = np.concatenate(([0.0], np.cumsum(ws * xs)))
+    lo, hi = float(xs[0]), float(xs[-1])
+    cents = np.linspace(lo, hi, k) if k > 1 else np.array([(cwx[-1] / cw[-1])])
+    for _ in range(max_iter):
+        bounds = np.searchsorted(xs, (cents[:-1] + cents[1:]) / 2.0, side="right")
+        edges = np.concatenate(([0], bounds, [xs.size]))
+        mass = cw[edges[1:]] - cw[edges[:-1]]
+        keep = mass > 0
+        new = (cwx[edges[1:]] - cwx[edges[:-1]])[keep] / mass[keep]
+        if new.size == cents.size and np.array_equal(new, cents):
+            break
+        cents = new
+    labels = np.searchsorted((cents[:-1] + cents[1:]) / 2.0, x, side="right").astype(np.int64)
+    return SharedWeights(centroids=cents, labels=labels)
+
+
+def cluster_weights(values: np.ndarray, k: int) -> SharedWeights:
+    """Cluster non-zero weight values into at most ``k`` shared values (linear-init Lloyd).
+
+    Uses ``deepcompress.quantize.kmeans.kmeans_1d`` when that module is present, so the
+    whole project shares one k-means; otherwise the local :func:`lloyd_1d`.
+    """
+    try:
+        from deepcompress.quantize.kmeans import kmeans_1d  # type: ignore[import-not-found]
+    except ImportError:
+        return lloyd_1d(values, k)
+    res = kmeans_1d(np.asarray(values, dtype=np.float32).ravel(), k, init="linear")
+    return SharedWeights(
+        centroids=np.asarray(res.centroids, dtype=np.float64), labels=np.asarray(res.labels, dtype=np.int64)
+    )
+
+
+def fit_codebook(
+    codebook: np.ndarray, usage: np.ndarray, weight_bits: int, policy: str, name: str = "layer"
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Map a layer's codebook onto EIE codes.
+
+    ``usage[i]`` is how many weights use ``codebook[i]``. Entries that are unused or exactly
+    0.0 become code 0 (pruned). Returns ``(table, code_of_entry, weight_bits)`` where
+    ``table[0] == 0.0`` and ``code_of_entry[i]`` is the code for codebook entry ``i``.
+
+    When more than ``2**weight_bits - 1`` distinct non-zero values are used:
+
+    * ``policy="requantize"`` clusters the used values (weighted by ``usage``) down to
+      ``2**weight_bits - 1`` shared values and logs a note;
+    * ``policy="widen"`` keeps every value and widens ``weight_bits`` to fit.
+    """
+    if policy not in ("requantize", "widen"):
+        raise ConfigError(f"{name}: shared-weight policy must be 'requantize' or 'widen', got {policy!r}")
+    if not 1 <= weight_bits <= 16:
+        raise ConfigError(f"{name}: weight_bits must be in 1..16, got {weight_bits}")
+    cb = np.asarray(codebook, dtype=np.float64).ravel()
+    used = (np.asarray(usage).ravel() > 0) & (cb != 0.0)
+    values, inverse = np.unique(cb[used], return_inverse=True)
+    code_of_entry = np.zeros(cb.size, dtype=np.int64)
+    capacity = (1 << weight_bits) - 1
+    if values.size <= capacity:
+        code_of_entry[used] = inverse + 1
+        table = np.zeros(1 << weight_bits, dtype=np.float32)
+        table[1 : values.size + 1] = values
+        return table, code_of_entry, weight_bits
+    if policy == "widen":
+        bits = int(np.ceil(np.log2(values.size + 1)))
+        if bits > 16:
+            raise ConfigError(f"{name}: {values.size} shared weights need {bits} weight bits, more than 16")
+        log.info("%s: %d shared weights do not fit %d bits; widening virtual weights to %d bits",
+                 name, values.size, weight_bits, bits)
+        return fit_codebook(codebook, usage, bits, policy, name)
+    counts = np.bincount(inverse, weights=np.asarray(usage, dtype=np.float64).ravel()[used], minlength=values.size)
+    shared = lloyd_1d(values, capacity, counts=counts)
+    log.info("%s: re-quantized %d shared weights to %d (%d-bit virtual weights, code 0 = zero)",
+             name, values.size, shared.centroids.size, weight_bits)
+    code_of_entry[used] = shared.labels[inverse] + 1
+    table = np.zeros(1 << weight_bits, dtype=np.float32)
+    table[1 : shared.centroids.size + 1] = shared.centroids
+    return table, code_of_entry, weight_bits

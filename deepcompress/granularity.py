@@ -1,0 +1,160 @@
+"""Granularity of sparsity: one typed value and the block shape it means per weight.
+
+A block is the unit that is kept or pruned together. Blocks tile the weight
+tensor without overlap; the block *grid* is ``shape[d] // block[d]`` along each
+dimension.
+
+On a Conv2d weight ``(O, I, kH, kW)`` (Mao et al. 2017):
+
+============  ==========================  ==================
+granularity   block                       block shape
+============  ==========================  ==================
+``element``   one weight (0-D)            ``(1, 1, 1, 1)``
+``vector``    one kernel row ``(o,i,h,:)``  ``(1, 1, 1, kW)``
+``kernel``    ``(o, i, :, :)`` (2-D)       ``(1, 1, kH, kW)``
+``filter``    ``(o, :, :, :)`` (3-D)       ``(1, I, kH, kW)``
+``channel``   ``(:, i, :, :)``             ``(O, 1, kH, kW)``
+============  ==========================  ==================
+
+On a Linear weight ``(O, I)``, read as a 1x1 convolution with rows as outputs:
+
+============  =========================================  ==============
+granularity   block                                      block shape
+============  =========================================  ==============
+``element``   one weight                                 ``(1, 1)``
+``vector``    a 1xV run along the input, V = 4           ``(1, 4)``
+``kernel``    not defined: use ``--block RxC`` instead   error
+``filter``    one output row (all inputs of a neuron)    ``(1, I)``
+``channel``   one input column (one input, all outputs)  ``(O, 1)``
+============  =========================================  ==============
+
+Conv1d/Conv3d weights follow the conv rules with their own spatial dims
+(``vector`` = the last spatial axis, ``kernel`` = all spatial axes).
+A custom block shape (e.g. ``1x4``) must divide the weight shape exactly.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from .errors import ConfigError
+
+LINEAR_VECTOR_LENGTH = 4
+
+
+class Granularity(enum.Enum):
+    """How coarse a pruned block is. Values are the only accepted spellings."""
+
+    ELEMENT = "element"
+    VECTOR = "vector"
+    KERNEL = "kernel"
+    FILTER = "filter"
+    CHANNEL = "channel"
+
+    @classmethod
+    def parse(cls, text: "str | Granularity") -> "Granularity":
+        """Return the member named ``text``; raise :class:`ConfigError` otherwise."""
+        if isinstance(text, Granularity):
+            return text
+        try:
+            return cls(str(text).strip().lower())
+        except ValueError:
+            names = ", ".join(g.value for g in cls)
+            raise ConfigError(f"unknown granularity {text!r}; choose one of: {names}") from None
+
+    @property
+    def structured(self) -> bool:
+        """True for the granularities whose block holds more than one weight on a conv."""
+        return self is not Granularity.ELEMENT
+
+
+def parse_block(text: str) -> tuple[int, ...]:
+    """Parse a custom block such as ``"1x4"`` or ``"1x1x3x3"`` into a tuple of ints."""
+    try:
+        dims = tuple(int(part) for part in str(text).lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"bad block shape {text!r}; expected e.g. 1x4 or 1x1x3x3") from None
+    if not dims or any(d < 1 for d in dims):
+        raise ConfigError(f"bad block shape {text!r}; every dimension must be >= 1")
+    return dims
+
+
+def block_shape(
+    granularity: "Granularity | str | Sequence[int]",
+    weight_shape: Sequence[int],
+    name: str = "weight",
+) -> tuple[int, ...]:
+    """Return the block shape for ``granularity`` on a weight of ``weight_shape``.
+
+    ``granularity`` may also be an explicit block shape (a sequence of ints), which
+    is validated against the weight shape. Raises :class:`ConfigError` when the
+    granularity is impossible for this weight.
+    """
+    shape = tuple(int(s) for s in weight_shape)
+    if not isinstance(granularity, (str, Granularity)):
+        block = tuple(int(b) for b in granularity)
+        return _check_block(block, shape, name)
+    g = Granularity.parse(granularity)
+    nd = len(shape)
+    if nd == 0:
+        raise ConfigError(f"{name}: cannot prune a scalar")
+    if nd == 1:
+        if g is Granularity.ELEMENT:
+            return (1,)
+        raise ConfigError(f"{name}: granularity {g.value} is impossible for a 1-D tensor of shape {shape}")
+    if g is Granularity.ELEMENT:
+        return (1,) * nd
+    if nd == 2:
+        out, inp = shape
+        if g is Granularity.VECTOR:
+            v = LINEAR_VECTOR_LENGTH if inp % LINEAR_VECTOR_LENGTH == 0 else 1
+            if v == 1:
+                raise ConfigError(
+                    f"{name}: vector granularity needs the input size {inp} to be a multiple of "
+                    f"{LINEAR_VECTOR_LENGTH}; use --block"
+                )
+            return (1, v)
+        if g is Granularity.KERNEL:
+            raise ConfigError(
+                f"{name}: kernel granularity is impossible for a Linear weight {shape}; "
+                "use --fc-granularity element|vector|filter|channel or --block RxC"
+            )
+        if g is Granularity.FILTER:
+            return (1, inp)
+        return (out, 1)  # CHANNEL
+    out, inp, *spatial = shape
+    if g is Granularity.VECTOR:
+        return (1, 1) + (1,) * (len(spatial) - 1) + (spatial[-1],)
+    if g is Granularity.KERNEL:
+        return (1, 1) + tuple(spatial)
+    if g is Granularity.FILTER:
+        return (1, inp) + tuple(spatial)
+    return (out, 1) + tuple(spatial)  # CHANNEL
+
+
+def _check_block(block: tuple[int, ...], shape: tuple[int, ...], name: str) -> tuple[int, ...]:
+    if len(block) != len(shape):
+        if len(block) == 2 and len(shape) > 2:
+            # a 2-D block on a conv weight applies to the (O, I) axes
+            block = block + (1,) * (len(shape) - 2)
+        else:
+            raise ConfigError(f"{name}: block {block} has {len(block)} dims but the weight {shape} has {len(shape)}")
+    for b, s in zip(block, shape):
+        if b < 1 or s % b != 0:
+            raise ConfigError(f"{name}: block {block} does not tile the weight shape {shape}")
+    return block
+
+
+def block_grid(weight_shape: Sequence[int], block: Sequence[int]) -> tuple[int, ...]:
+    """The number of blocks along each dimension."""
+    return tuple(int(s) // int(b) for s, b in zip(weight_shape, block))
+
+
+def granularity_label(granularity: "Granularity | str | Sequence[int]") -> str:
+    """A short label for reports: the enum value, or ``block:1x4`` for a custom block."""
+    if isinstance(granularity, Granularity):
+        return granularity.value
+    if isinstance(granularity, str):
+        return Granularity.parse(granularity).value
+    return "block:" + "x".join(str(int(b)) for b in granularity)

@@ -1,0 +1,211 @@
+"""Mask selection: which blocks to prune, per layer or with one global threshold.
+
+Counting. ``sparsity`` is the fraction of *blocks* to prune in a layer; the
+count is ``k = round(sparsity * n_blocks)`` with Python's ``round`` (half to
+even), exactly as ``torch.nn.utils.prune``. On a regular block grid this is
+also the fraction of weights.
+
+Tie rule. The ranking inside a layer uses the raw block norm (sum |w| for l1,
+the L2 norm for l2; see :mod:`.saliency`) and exactly the ``torch.topk`` call
+that ``torch.nn.utils.prune`` makes, so masks are bit-for-bit torch's:
+
+* element blocks: ``topk(saliency, k, largest=False)`` picks the pruned
+  blocks (as ``l1_unstructured``);
+* larger blocks: ``topk(saliency, n - k, largest=True)`` picks the kept ones
+  (as ``ln_structured``).
+
+Whatever the ties, exactly ``k`` blocks are pruned, every pruned block has a
+saliency <= every kept block, and among blocks of *equal* saliency at the
+threshold the choice is ``torch.topk``'s (deterministic for a given input on a
+given build, but not a documented index order).
+
+Global mode ranks all blocks of all chosen layers together by the normalised
+saliency (mean |w| or RMS, independent of block size). With element blocks it
+is ``topk`` over the concatenation, as ``torch.nn.utils.prune.global_unstructured``
+with ``L1Unstructured``. With larger blocks the global sparsity is a fraction of
+*weights*: blocks are pruned in ascending saliency (ties: earlier layer, then
+lower flat index first) while the pruned weight count stays <= round(s * N).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+
+from ..errors import ConfigError
+from ..granularity import Granularity, block_grid, block_shape, granularity_label
+from ..layers import LayerRef, compressible_layers
+from ..layerspec import LayerSpec, parse_layer_spec, sparsity_value
+from .maskset import MaskSet
+from .saliency import block_saliency, check_norm, expand_block_mask
+
+GranularityLike = Union[Granularity, str, Sequence[int]]
+SparsityLike = Union[float, str, Mapping, LayerSpec]
+
+
+@dataclass(frozen=True)
+class BlockedLayer:
+    """A compressible weight with the block shape it will be pruned in."""
+
+    ref: LayerRef
+    block: tuple[int, ...]
+    label: str
+
+    @property
+    def name(self) -> str:
+        return self.ref.tensor_name
+
+
+def prune_count(sparsity: float, n_blocks: int) -> int:
+    """How many of ``n_blocks`` blocks a ``sparsity`` prunes: ``round(sparsity * n)``."""
+    if not 0.0 <= float(sparsity) <= 1.0:
+        raise ConfigError(f"sparsity {sparsity} is outside [0, 1]")
+    return round(float(sparsity) * n_blocks)
+
+
+def layer_mask(
+    weight: torch.Tensor,
+    sparsity: float,
+    block: Sequence[int] = (),
+    norm: str = "l1",
+) -> torch.Tensor:
+    """The keep-mask (``torch.bool``, weight's shape) pruning ``sparsity`` of the blocks.
+
+    ``block=()`` means element granularity. See the module docstring for the
+    count and the tie rule.
+    """
+    check_norm(norm)
+    block = tuple(block) or (1,) * weight.dim()
+    sal = block_saliency(weight, block, norm, normalized=False)
+    flat = sal.reshape(-1)
+    n = flat.numel()
+    k = prune_count(sparsity, n)
+    grid_mask = torch.ones(n, dtype=torch.bool, device=weight.device)
+    if k:
+        if all(b == 1 for b in block):
+            grid_mask[torch.topk(flat, k, largest=False).indices] = False
+        else:
+            grid_mask.fill_(False)
+            grid_mask[torch.topk(flat, n - k, largest=True).indices] = True
+    return expand_block_mask(grid_mask.reshape(sal.shape), block)
+
+
+def blocked_layers(
+    model: torch.nn.Module,
+    granularity: GranularityLike = Granularity.ELEMENT,
+    fc_granularity: GranularityLike | None = None,
+    layers: Iterable[str] | None = None,
+) -> list[BlockedLayer]:
+    """The compressible weights of ``model`` (or the named subset) with their block shapes.
+
+    ``granularity`` applies to every layer, ``fc_granularity`` (if given)
+    overrides it for Linear layers. Names may be tensor or module names.
+    """
+    refs = compressible_layers(model)
+    if layers is not None:
+        wanted = set(layers)
+        known = {r.tensor_name for r in refs} | {r.module_name for r in refs}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise ConfigError(f"no compressible layer named {unknown[0]!r}; known: {', '.join(r.tensor_name for r in refs)}")
+        refs = [r for r in refs if r.tensor_name in wanted or r.module_name in wanted]
+    out = []
+    for ref in refs:
+        g = fc_granularity if (ref.kind == "fc" and fc_granularity is not None) else granularity
+        block = block_shape(g, tuple(ref.weight.shape), ref.tensor_name)
+        out.append(BlockedLayer(ref, block, granularity_label(g)))
+    return out
+
+
+def _check_spec_names(spec: LayerSpec, refs: list[LayerRef]) -> None:
+    known = {r.tensor_name for r in refs} | {r.module_name for r in refs}
+    for name in sorted(spec.names()):
+        if name not in known:
+            raise ConfigError(f"--sparsity names {name!r}, which is not a compressible layer of this model")
+
+
+def layerwise_masks(
+    model: torch.nn.Module,
+    sparsity: SparsityLike,
+    granularity: GranularityLike = Granularity.ELEMENT,
+    *,
+    fc_granularity: GranularityLike | None = None,
+    norm: str = "l1",
+    layers: Iterable[str] | None = None,
+) -> MaskSet:
+    """One target sparsity per layer (a number, ``"conv=0.6,fc=0.92"``, a mapping or a LayerSpec).
+
+    Layers the spec gives no value for are left without a mask.
+    """
+    spec = parse_layer_spec(sparsity, sparsity_value, "--sparsity")
+    chosen = blocked_layers(model, granularity, fc_granularity, layers)
+    _check_spec_names(spec, compressible_layers(model))
+    masks, labels, blocks = {}, {}, {}
+    for layer in chosen:
+        s = spec.lookup(layer.name, layer.ref.kind)
+        if s is None:
+            continue
+        masks[layer.name] = layer_mask(layer.ref.weight, s, layer.block, norm)
+        labels[layer.name] = layer.label
+        blocks[layer.name] = layer.block
+    return MaskSet(masks, labels, blocks)
+
+
+def global_masks(
+    model: torch.nn.Module,
+    sparsity: float,
+    granularity: GranularityLike = Granularity.ELEMENT,
+    *,
+    fc_granularity: GranularityLike | None = None,
+    norm: str = "l1",
+    layers: Iterable[str] | None = None,
+) -> MaskSet:
+    """One saliency threshold across layers, pruning ``sparsity`` of all their weights."""
+    s = sparsity_value(str(sparsity)) if not isinstance(sparsity, float) else float(sparsity)
+    if not 0.0 <= s < 1.0:
+        raise ConfigError(f"--sparsity: global sparsity {s} is outside [0, 1)")
+    check_norm(norm)
+    chosen = blocked_layers(model, granularity, fc_granularity, layers)
+    if not chosen:
+        raise ConfigError("global pruning: the model has no compressible layers to prune")
+    sals = [block_saliency(layer.ref.weight, layer.block, norm).reshape(-1) for layer in chosen]
+    sizes = [_prod(layer.block) for layer in chosen]
+    flat = torch.cat([t.to(torch.float64) if t.dtype == torch.float64 else t for t in sals])
+    n = flat.numel()
+    keep = torch.ones(n, dtype=torch.bool, device=flat.device)
+    if all(size == 1 for size in sizes):
+        k = prune_count(s, n)
+        if k:
+            keep[torch.topk(flat, k, largest=False).indices] = False
+    else:
+        weights_per_block = torch.cat(
+            [torch.full((t.numel(),), size, dtype=torch.int64, device=flat.device) for t, size in zip(sals, sizes)]
+        )
+        budget = round(s * int(weights_per_block.sum()))
+        order = torch.sort(flat, stable=True).indices
+        cum = torch.cumsum(weights_per_block[order], 0)
+        n_pruned = int(torch.searchsorted(cum, torch.tensor(budget, device=cum.device), right=True))
+        keep[order[:n_pruned]] = False
+    masks, labels, blocks = {}, {}, {}
+    start = 0
+    for layer, sal in zip(chosen, sals):
+        part = keep[start : start + sal.numel()]
+        start += sal.numel()
+        grid = block_grid(tuple(layer.ref.weight.shape), layer.block)
+        masks[layer.name] = expand_block_mask(part.reshape(grid), layer.block)
+        labels[layer.name] = layer.label
+        blocks[layer.name] = layer.block
+    return MaskSet(masks, labels, blocks)
+
+
+def _prod(values: Sequence[int]) -> int:
+    out = 1
+    for v in values:
+        out *= int(v)
+    return out
+
+
+__all__ = ["BlockedLayer", "blocked_layers", "global_masks", "layer_mask", "layerwise_masks", "prune_count"]
