@@ -19,37 +19,35 @@ BAD_END = 3  # the block ends before its recorded end
 
 @njit(cache=True, parallel=True, nogil=True)
 def block_histograms(symbols, block):
-    """Per-block symbol counts, shape (n_blocks, 256)."""
+    """Per-block symbol counts, shape (n_blocks, 256); four sub-histograms break store chains."""
     n = symbols.size
     nblocks = (n + block - 1) // block
     hist = np.zeros((nblocks, 256), np.int64)
     for k in prange(nblocks):
         s0 = k * block
         s1 = min(n, s0 + block)
-        for i in range(s0, s1):
-            hist[k, symbols[i]] += 1
+        sub = np.zeros((4, 256), np.int64)
+        i = s0
+        while i + 4 <= s1:
+            sub[0, symbols[i]] += 1
+            sub[1, symbols[i + 1]] += 1
+            sub[2, symbols[i + 2]] += 1
+            sub[3, symbols[i + 3]] += 1
+            i += 4
+        while i < s1:
+            sub[0, symbols[i]] += 1
+            i += 1
+        for s in range(256):
+            hist[k, s] = sub[0, s] + sub[1, s] + sub[2, s] + sub[3, s]
     return hist
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def block_bit_counts(symbols, lengths, block):
-    """Number of code bits of each block of ``block`` symbols."""
-    n = symbols.size
-    nblocks = (n + block - 1) // block
-    out = np.zeros(nblocks, np.int64)
-    for k in prange(nblocks):
-        s0 = k * block
-        s1 = min(n, s0 + block)
-        t = 0
-        for i in range(s0, s1):
-            t += lengths[symbols[i]]
-        out[k] = t
-    return out
+def encode_blocks(symbols, codes, block, byte_starts, out):
+    """Write each block's codewords LSB-first at ``byte_starts[k]``.
 
-
-@njit(cache=True, parallel=True, nogil=True)
-def encode_blocks(symbols, codes, lengths, block, byte_starts, out):
-    """Write each block's codewords (``codes`` already bit-reversed) LSB-first at ``byte_starts[k]``."""
+    ``codes[s]`` is ``reversed_code << 4 | length`` (the code already bit-reversed).
+    """
     n = symbols.size
     nblocks = (n + block - 1) // block
     for k in prange(nblocks):
@@ -59,9 +57,9 @@ def encode_blocks(symbols, codes, lengths, block, byte_starts, out):
         buf = np.uint64(0)
         cnt = np.uint64(0)
         for i in range(s0, s1):
-            s = symbols[i]
-            buf |= np.uint64(codes[s]) << cnt
-            cnt += np.uint64(lengths[s])
+            e = np.uint64(codes[symbols[i]])
+            buf |= (e >> np.uint64(4)) << cnt
+            cnt += e & np.uint64(15)
             if cnt >= np.uint64(32):
                 out[p] = np.uint8(buf & np.uint64(0xFF))
                 out[p + 1] = np.uint8((buf >> np.uint64(8)) & np.uint64(0xFF))
@@ -94,71 +92,127 @@ def _load64(data, p):
     )
 
 
+# Decoding. Two tables:
+#  multi[p] (uint32), p = the next MULTI_BITS stream bits: up to 3 symbols whose codes fit
+#    entirely in those bits: s0 | s1 << 8 | s2 << 16 | count << 24 | total_length << 26;
+#    count 0 = the first code is longer than MULTI_BITS (or invalid): use the single table.
+#  single[p] (uint16), p = the next single_bits (= longest code) bits: symbol << 4 | length,
+#    length 0 = no codeword.
+# A round is one refill (>= 56 valid bits) and 4 lookups of at most 14 bits each, so it
+# emits at most 12 symbols. Four blocks are decoded interleaved to overlap the latency
+# of their lookup chains.
+
+ROUND = 12
+
+
+@njit(cache=True, inline="always")
+def _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i):
+    buf |= _load64(data, pos) << np.uint64(cnt)
+    pos += (63 - cnt) >> 3
+    cnt |= 56
+    bad = False
+    for _ in range(4):
+        e = multi[buf & mmask]
+        c = (e >> 24) & 3
+        if c == 0:
+            e2 = single[buf & smask]
+            ln = np.int64(e2 & 15)
+            out[i] = e2 >> 4
+            i += 1
+            bad |= ln == 0
+        else:
+            ln = np.int64(e >> 26)
+            out[i] = e & 255
+            out[i + 1] = (e >> 8) & 255
+            out[i + 2] = (e >> 16) & 255
+            i += np.int64(c)
+        buf >>= np.uint64(ln)
+        cnt -= ln
+    return buf, cnt, pos, i, bad
+
+
 @njit(cache=True, parallel=True, nogil=True)
-def decode_blocks(data, byte_starts, table, table_bits, n, block, out, status):
+def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, n, block, out, status):
     """Decode ``n`` symbols from independent blocks into ``out``.
 
     ``data`` is the bit data padded with at least 16 zero bytes; block ``k``
-    occupies bytes ``byte_starts[k] .. byte_starts[k+1]``. ``table`` maps the
-    next ``table_bits`` stream bits (LSB-first) to ``symbol << 4 | length``
-    (length 0 = no codeword). ``status[k]`` receives one of the codes above.
-    Four symbols are decoded per 56-bit refill, so ``table_bits <= 14``.
+    occupies bytes ``byte_starts[k] .. byte_starts[k+1]``. ``status[k]``
+    receives OK, BAD_CODE, OVERRUN or BAD_END. Codes are at most 14 bits.
     """
     nblocks = byte_starts.size - 1
-    mask = np.uint64((1 << table_bits) - 1)
-    for k in prange(nblocks):
-        s0 = k * block
-        s1 = min(n, s0 + block)
-        pos = byte_starts[k]
-        end_bits = byte_starts[k + 1] * 8
-        buf = np.uint64(0)
-        cnt = 0
-        i = s0
-        st = OK
-        while i < s1:
-            # the consumed bit position is pos * 8 - cnt; it never passes the block end
-            if pos * 8 - cnt > end_bits:
-                st = OVERRUN
-                break
-            buf |= _load64(data, pos) << np.uint64(cnt)
-            pos += (63 - cnt) >> 3
-            cnt |= 56
-            if i + 4 <= s1:
-                e0 = table[buf & mask]
-                l0 = e0 & 15
-                buf >>= np.uint64(l0)
-                e1 = table[buf & mask]
-                l1 = e1 & 15
-                buf >>= np.uint64(l1)
-                e2 = table[buf & mask]
-                l2 = e2 & 15
-                buf >>= np.uint64(l2)
-                e3 = table[buf & mask]
-                l3 = e3 & 15
-                buf >>= np.uint64(l3)
-                cnt -= l0 + l1 + l2 + l3
-                out[i] = e0 >> 4
-                out[i + 1] = e1 >> 4
-                out[i + 2] = e2 >> 4
-                out[i + 3] = e3 >> 4
-                i += 4
-                if l0 == 0 or l1 == 0 or l2 == 0 or l3 == 0:
-                    st = BAD_CODE
+    mmask = np.uint64((1 << multi_bits) - 1)
+    smask = np.uint64((1 << single_bits) - 1)
+    ngroups = (nblocks + 3) // 4
+    for g in prange(ngroups):
+        k0 = g * 4
+        kn = min(4, nblocks - k0)
+        bufs = np.zeros(4, np.uint64)
+        cnts = np.zeros(4, np.int64)
+        poss = np.zeros(4, np.int64)
+        idx = np.zeros(4, np.int64)
+        ends = np.zeros(4, np.int64)
+        sts = np.zeros(4, np.int64)
+        for j in range(kn):
+            poss[j] = byte_starts[k0 + j]
+            idx[j] = (k0 + j) * block
+            ends[j] = min(n, (k0 + j + 1) * block)
+        if kn == 4:
+            b0, c0, p0, i0, e0 = np.uint64(0), 0, poss[0], idx[0], ends[0]
+            b1, c1, p1, i1, e1 = np.uint64(0), 0, poss[1], idx[1], ends[1]
+            b2, c2, p2, i2, e2 = np.uint64(0), 0, poss[2], idx[2], ends[2]
+            b3, c3, p3, i3, e3 = np.uint64(0), 0, poss[3], idx[3], ends[3]
+            lim0 = byte_starts[k0 + 1] * 8
+            lim1 = byte_starts[k0 + 2] * 8
+            lim2 = byte_starts[k0 + 3] * 8
+            lim3 = byte_starts[k0 + 4] * 8
+            while i0 + ROUND <= e0 and i1 + ROUND <= e1 and i2 + ROUND <= e2 and i3 + ROUND <= e3:
+                if p0 * 8 - c0 > lim0 or p1 * 8 - c1 > lim1 or p2 * 8 - c2 > lim2 or p3 * 8 - c3 > lim3:
                     break
-            else:
-                e0 = table[buf & mask]
-                l0 = e0 & 15
-                buf >>= np.uint64(l0)
-                cnt -= l0
-                out[i] = e0 >> 4
+                b0, c0, p0, i0, x0 = _round(data, out, multi, mmask, single, smask, b0, c0, p0, i0)
+                b1, c1, p1, i1, x1 = _round(data, out, multi, mmask, single, smask, b1, c1, p1, i1)
+                b2, c2, p2, i2, x2 = _round(data, out, multi, mmask, single, smask, b2, c2, p2, i2)
+                b3, c3, p3, i3, x3 = _round(data, out, multi, mmask, single, smask, b3, c3, p3, i3)
+                if x0 or x1 or x2 or x3:
+                    sts[0] = BAD_CODE if x0 else OK
+                    sts[1] = BAD_CODE if x1 else OK
+                    sts[2] = BAD_CODE if x2 else OK
+                    sts[3] = BAD_CODE if x3 else OK
+                    break
+            bufs[0], cnts[0], poss[0], idx[0] = b0, c0, p0, i0
+            bufs[1], cnts[1], poss[1], idx[1] = b1, c1, p1, i1
+            bufs[2], cnts[2], poss[2], idx[2] = b2, c2, p2, i2
+            bufs[3], cnts[3], poss[3], idx[3] = b3, c3, p3, i3
+        for j in range(kn):
+            k = k0 + j
+            st = sts[j]
+            buf, cnt, pos, i, s1 = bufs[j], cnts[j], poss[j], idx[j], ends[j]
+            end_bits = byte_starts[k + 1] * 8
+            while st == OK and i + ROUND <= s1:
+                if pos * 8 - cnt > end_bits:
+                    st = OVERRUN
+                    break
+                buf, cnt, pos, i, bad = _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i)
+                if bad:
+                    st = BAD_CODE
+            while st == OK and i < s1:
+                if pos * 8 - cnt > end_bits:
+                    st = OVERRUN
+                    break
+                buf |= _load64(data, pos) << np.uint64(cnt)
+                pos += (63 - cnt) >> 3
+                cnt |= 56
+                e = single[buf & smask]
+                ln = np.int64(e & 15)
+                out[i] = e >> 4
+                buf >>= np.uint64(ln)
+                cnt -= ln
                 i += 1
-                if l0 == 0:
+                if ln == 0:
                     st = BAD_CODE
-                    break
-        if st == OK:
-            consumed = pos * 8 - cnt
-            if consumed > end_bits:
-                st = OVERRUN
-            elif (consumed + 7) // 8 != byte_starts[k + 1]:
-                st = BAD_END
-        status[k] = st
+            if st == OK:
+                consumed = pos * 8 - cnt
+                if consumed > end_bits:
+                    st = OVERRUN
+                elif (consumed + 7) // 8 != byte_starts[k + 1]:
+                    st = BAD_END
+            status[k] = st

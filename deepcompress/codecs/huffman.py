@@ -38,7 +38,16 @@ MAX_CODE_LENGTH = 14
 BLOCK_SYMBOLS = 1 << 16
 MIN_BLOCK_SYMBOLS = 1 << 8
 MAX_BLOCK_SYMBOLS = 1 << 24
+MULTI_BITS = 12
 _PAD = 16
+
+
+def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> np.ndarray:
+    """Counts of the 256 byte values in each block of ``block_symbols`` symbols, shape (n_blocks, 256)."""
+    from . import _kernels
+
+    sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+    return _kernels.block_histograms(sym, block_symbols)
 
 
 def histogram(symbols: np.ndarray) -> np.ndarray:
@@ -46,9 +55,7 @@ def histogram(symbols: np.ndarray) -> np.ndarray:
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     if sym.size < (1 << 16):
         return np.bincount(sym, minlength=256).astype(np.int64)
-    from . import _kernels
-
-    return _kernels.block_histograms(sym, BLOCK_SYMBOLS).sum(axis=0)
+    return block_counts(sym).sum(axis=0)
 
 
 def code_lengths(freqs: np.ndarray, max_length: int = MAX_CODE_LENGTH) -> np.ndarray:
@@ -153,22 +160,37 @@ def n_blocks(n_symbols: int, block_symbols: int) -> int:
     return (int(n_symbols) + block_symbols - 1) // block_symbols
 
 
-def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> bytes:
-    """Huffman-code uint8 ``symbols`` with the canonical code of ``lengths`` (layout above)."""
+def _block_bits(lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    lens = np.zeros(256, dtype=np.int64)
+    lens[: lengths.size] = lengths
+    if np.any(counts[:, lens == 0]):
+        raise CodecError("huffman: a symbol in the stream has no code")
+    return counts @ lens
+
+
+def encoded_size(lengths: np.ndarray, counts: np.ndarray) -> int:
+    """The exact byte length :func:`encode` produces, from per-block counts (:func:`block_counts`)."""
+    if counts.shape[0] == 0:
+        return 0
+    bits = _block_bits(lengths, counts)
+    return 4 * (bits.size - 1) + int(((bits + 7) // 8).sum())
+
+
+def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
+           *, counts: np.ndarray | None = None) -> bytes:
+    """Huffman-code uint8 ``symbols`` with the canonical code of ``lengths`` (layout above).
+
+    ``counts`` may pass the stream's :func:`block_counts` if already computed.
+    """
     from . import _kernels
 
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
-    n = sym.size
-    if n == 0:
+    if sym.size == 0:
         return b""
-    lens = np.zeros(256, dtype=np.uint8)
-    lens[: lengths.size] = lengths
-    if np.any(lens[np.flatnonzero(histogram(sym))] == 0):
-        raise CodecError("huffman: a symbol in the stream has no code")
-    codes = np.zeros(256, dtype=np.uint32)
-    codes[: lengths.size] = _reverse_bits(canonical_codes(lengths), np.asarray(lengths))
-    bits = _kernels.block_bit_counts(sym, lens, block_symbols)
-    nbytes = (bits + 7) // 8
+    if counts is None:
+        counts = block_counts(sym, block_symbols)
+    lengths = np.asarray(lengths, dtype=np.uint8)
+    nbytes = (_block_bits(lengths, counts) + 7) // 8
     nb = nbytes.size
     head = 4 * (nb - 1)
     starts = np.empty(nb + 1, dtype=np.int64)
@@ -178,7 +200,9 @@ def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_
     out = np.empty(int(starts[-1]), dtype=np.uint8)
     if nb > 1:
         out[:head] = nbytes[:-1].astype("<u4").view(np.uint8)
-    _kernels.encode_blocks(sym, codes, lens, block_symbols, starts, out)
+    table = np.zeros(256, dtype=np.uint32)
+    table[: lengths.size] = (_reverse_bits(canonical_codes(lengths), lengths) << 4) | lengths
+    _kernels.encode_blocks(sym, table, block_symbols, starts, out)
     return out.tobytes()
 
 
@@ -192,6 +216,28 @@ def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
         ln = int(lengths[s])
         table[int(rev[s]) :: 1 << ln] = (s << 4) | ln
     return table, table_bits
+
+
+def multi_table(single: np.ndarray, single_bits: int) -> tuple[np.ndarray, int]:
+    """Table of up to 3 symbols per lookup of ``MULTI_BITS`` bits (entry layout in :mod:`_kernels`)."""
+    mbits = MULTI_BITS
+    smask = (1 << single_bits) - 1
+    q = np.arange(1 << mbits, dtype=np.int64)
+    rem = np.full(q.size, mbits, dtype=np.int64)
+    ok = np.ones(q.size, dtype=bool)
+    entry = np.zeros(q.size, dtype=np.int64)
+    count = np.zeros(q.size, dtype=np.int64)
+    total = np.zeros(q.size, dtype=np.int64)
+    for j in range(3):
+        e = single[q & smask].astype(np.int64)
+        ln = e & 15
+        ok &= (ln > 0) & (ln <= rem)
+        entry |= np.where(ok, e >> 4, 0) << (8 * j)
+        count += ok
+        total += np.where(ok, ln, 0)
+        q = np.where(ok, q >> ln, q)
+        rem = np.where(ok, rem - ln, rem)
+    return (entry | (count << 24) | (total << 26)).astype(np.uint32), mbits
 
 
 def decode(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
@@ -221,12 +267,14 @@ def decode(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, block_
         raise CodecError(f"{what}: block sizes do not fit {n_symbols} symbols of {lo}..{hi} bits")
     from . import _kernels
 
-    table, table_bits = decode_table(lengths)
+    single, single_bits = decode_table(lengths)
+    multi, multi_bits = multi_table(single, single_bits)
     padded = np.zeros(raw.size + _PAD, dtype=np.uint8)
     padded[: raw.size] = raw
     out = np.empty(n_symbols, dtype=np.uint8)
     status = np.zeros(nb, dtype=np.int8)
-    _kernels.decode_blocks(padded, starts, table, table_bits, n_symbols, block_symbols, out, status)
+    _kernels.decode_blocks(padded, starts, multi, multi_bits, single, single_bits, n_symbols, block_symbols,
+                           out, status)
     bad = np.flatnonzero(status)
     if bad.size:
         k = int(bad[0])

@@ -68,32 +68,45 @@ def _zstd_decompress(data: bytes | memoryview, expected: int, what: str) -> byte
     return out
 
 
+def cost(smeta: Mapping[str, Any]) -> int:
+    """What a stream costs in the file: its bytes plus its ``code_lengths`` string, if any."""
+    return int(smeta["nbytes"]) + len(smeta.get("code_lengths", ""))
+
+
 def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) -> tuple[dict[str, Any], bytes]:
     """Encode uint8 symbols (< 2**symbol_bits) with the smallest codec; return (stream meta, bytes).
 
-    ``zstd=False`` leaves zstd out of the candidates (used to keep searches cheap).
+    Raw and Huffman sizes are computed exactly before encoding, so only the
+    winner is materialised. ``zstd=False`` leaves zstd out (keeps searches cheap).
     """
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     n = int(sym.size)
-    counts = huffman.histogram(sym)
+    block_counts = huffman.block_counts(sym, huffman.BLOCK_SYMBOLS)
+    counts = block_counts.sum(axis=0)
     if n and int(np.flatnonzero(counts)[-1]) >> symbol_bits:
         raise CodecError(f"symbol {int(np.flatnonzero(counts)[-1])} does not fit in {symbol_bits} bits")
     base = {"n_symbols": n, "symbol_bits": int(symbol_bits), "entropy_bits": entropy_bits(counts)}
-    candidates: list[tuple[int, dict[str, Any], bytes]] = []
-    raw = bitpack.pack_bits(sym, symbol_bits)
-    candidates.append((len(raw), {"codec": "raw"}, raw))
+    # (cost, params, bytes or None until materialised)
+    candidates: list[tuple[int, dict[str, Any], bytes | None]] = [
+        (bitpack.packed_size(n, symbol_bits), {"codec": "raw"}, None)
+    ]
+    lengths = None
     if n:
         lengths = huffman.code_lengths(counts[: 1 << symbol_bits])
         hexlen = huffman.lengths_to_hex(lengths)
         lower = (int((counts[: lengths.size] * lengths).sum()) + 7) // 8
         if lower + len(hexlen) < candidates[0][0]:  # otherwise raw wins anyway
-            data = huffman.encode(sym, lengths, huffman.BLOCK_SYMBOLS)
+            size = huffman.encoded_size(lengths, block_counts)
             params = {"codec": "huffman", "code_lengths": hexlen, "block_symbols": huffman.BLOCK_SYMBOLS}
-            candidates.append((len(data) + len(hexlen), params, data))
+            candidates.append((size + len(hexlen), params, None))
         if zstd:
             data = _zstd_compress(sym.tobytes(), ZSTD_LEVEL)
             candidates.append((len(data), {"codec": "zstd", "level": ZSTD_LEVEL}, data))
-    cost, params, data = min(candidates, key=lambda c: c[0])  # min keeps the first of equal costs
+    _, params, data = min(candidates, key=lambda c: c[0])  # min keeps the first of equal costs
+    if params["codec"] == "raw":
+        data = bitpack.pack_bits(sym, symbol_bits)
+    elif params["codec"] == "huffman":
+        data = huffman.encode(sym, lengths, params["block_symbols"], counts=block_counts)
     return {**params, **base, "nbytes": len(data)}, data
 
 

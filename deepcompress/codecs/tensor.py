@@ -1,40 +1,290 @@
-"""Tensor-level codec API (stub with the final signatures; implementation follows)."""
+"""Tensor-level codec API: encode one weight tensor into meta + streams, and decode it back exactly.
+
+Three kinds (see ``docs/codecs.md`` for the byte-level description):
+
+* ``quantized``: pruned and weight-shared. Streams ``index`` (codebook index
+  of every kept weight, ``bits`` bits) and ``gap`` (relative block indices).
+* ``float``: pruned, not quantized. Streams ``values`` (float32 of every kept
+  weight) and ``gap``.
+* ``dense``: stored exactly in its own dtype. Stream ``data``.
+
+The ``gap`` stream is absent when every block is kept (then ``index_bits`` is null).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from ..errors import CodecError
+from . import relindex
+from . import streams as codec
 from .encoded import EncodedTensor
+from .meta import DENSE_DTYPES, label, validate_meta
+
+# during the automatic gap-width search, zstd-19 is tried only on streams this short
+ZSTD_SEARCH_SYMBOLS = 1 << 20
+
+__all__ = [
+    "encode_quantized", "encode_float", "encode_dense",
+    "decode_tensor", "decode_mask", "decode_labels", "validate_meta",
+]
+
+
+# ---------------------------------------------------------------- encoding
+
+def _check_block(name: str, shape: tuple[int, ...], block: Sequence[int]) -> tuple[int, ...]:
+    try:
+        blk = tuple(int(b) for b in block)
+    except (TypeError, ValueError):
+        raise CodecError(f"tensor {name!r}: block {block!r} is not a sequence of ints") from None
+    if len(blk) != len(shape) or any(b < 1 or s % b for s, b in zip(shape, blk)):
+        raise CodecError(f"tensor {name!r}: block {blk} does not tile the shape {shape}")
+    return blk
+
+
+def _check_index_bits(name: str, index_bits: int | None) -> None:
+    if index_bits is not None and (
+        isinstance(index_bits, bool) or not isinstance(index_bits, (int, np.integer))
+        or not relindex.MIN_INDEX_BITS <= index_bits <= relindex.MAX_INDEX_BITS
+    ):
+        raise CodecError(f"tensor {name!r}: index_bits {index_bits!r} is not in 1..8")
+
+
+def _encode_gap(kept: np.ndarray, index_bits: int | None) -> tuple[int, dict[str, Any], bytes, int]:
+    """(index_bits, stream meta, bytes, n_fillers) of the gap stream; automatic width if None.
+
+    Automatic: every width 1..8 is coded with the smallest of raw and Huffman, and
+    with zstd-19 too when the stream has at most ZSTD_SEARCH_SYMBOLS symbols; the
+    smallest cost wins (ties: the smaller width). If zstd was skipped for the
+    winner, it is then tried on the winner's stream.
+    """
+    widths = [int(index_bits)] if index_bits is not None else list(range(1, 9))
+    best = None
+    for b in widths:
+        sym, n_fill = relindex.encode_gaps(kept, b)
+        smeta, data = codec.encode_symbols(sym, b, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS)
+        cost = codec.cost(smeta)
+        if best is None or cost < best[0]:
+            best = (cost, b, smeta, data, n_fill, sym)
+    _, b, smeta, data, n_fill, sym = best
+    if sym.size > ZSTD_SEARCH_SYMBOLS:
+        smeta, data = codec.encode_symbols(sym, b, zstd=True)
+    return b, smeta, data, n_fill
+
+
+def _sparse_meta(name: str, kind: str, shape: tuple[int, ...], granularity: str, block: tuple[int, ...],
+                 n_blocks: int, kept: np.ndarray, gap: tuple | None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "shape": list(shape),
+        "dtype": "float32",
+        "granularity": str(granularity),
+        "block": list(block),
+        "bits": None,
+        "codebook": None,
+        "index_bits": None if gap is None else gap[0],
+        "n_weights": math.prod(shape),
+        "n_nonzero": int(kept.size) * math.prod(block),
+        "n_blocks": n_blocks,
+        "n_kept_blocks": int(kept.size),
+        "n_fillers": 0 if gap is None else gap[3],
+        "streams": {},
+    }
+
+
+def _positions(name: str, mask: np.ndarray, block: tuple[int, ...], index_bits: int | None):
+    kept = relindex.kept_blocks(mask, block, name)
+    n_blocks = math.prod(relindex.grid_shape(mask.shape, block))
+    gap = None if kept.size == n_blocks else _encode_gap(kept, index_bits)
+    return kept, n_blocks, gap
 
 
 def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, granularity: str,
                      block: tuple[int, ...], bits: int, index_bits: int | None = None) -> EncodedTensor:
-    raise NotImplementedError
+    """Encode a pruned, weight-shared tensor.
+
+    ``labels`` has the weight's shape: -1 = pruned, ``0..len(codebook)-1`` =
+    shared-weight index. ``codebook`` holds at most ``2**bits`` finite float32
+    values. ``index_bits`` forces the gap field width (1..8); None picks the
+    smallest. Raises CodecError naming the tensor on any bad input.
+    """
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise CodecError(f"tensor {name!r}: labels must be integers, not {labels.dtype}")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
+        raise CodecError(f"tensor {name!r}: bits {bits!r} is not in 1..8")
+    cb = np.asarray(codebook)
+    if cb.ndim != 1 or not (np.issubdtype(cb.dtype, np.floating) or np.issubdtype(cb.dtype, np.integer)):
+        raise CodecError(f"tensor {name!r}: the codebook must be a 1-D array of numbers")
+    cb = cb.astype(np.float32)
+    if cb.size > 1 << bits:
+        raise CodecError(f"tensor {name!r}: codebook of {cb.size} values does not fit {bits} bits")
+    if not np.all(np.isfinite(cb)):
+        raise CodecError(f"tensor {name!r}: the codebook has non-finite values")
+    if labels.size and (int(labels.min()) < -1 or int(labels.max()) >= cb.size):
+        raise CodecError(f"tensor {name!r}: labels span {int(labels.min())}..{int(labels.max())}, "
+                         f"expected -1..{cb.size - 1}")
+    _check_index_bits(name, index_bits)
+    shape = tuple(int(s) for s in labels.shape)
+    blk = _check_block(name, shape, block)
+    kept, n_blocks, gap = _positions(name, labels >= 0, blk, index_bits)
+    sym = relindex.to_blocks(labels, blk)[kept].astype(np.uint8).ravel()
+    imeta, idata = codec.encode_symbols(sym, int(bits))
+    meta = _sparse_meta(name, "quantized", shape, granularity, blk, n_blocks, kept, gap)
+    meta["bits"] = int(bits)
+    meta["codebook"] = [float(v) for v in cb]
+    meta["streams"]["index"] = imeta
+    data = {"index": idata}
+    if gap is not None:
+        meta["streams"]["gap"] = gap[1]
+        data["gap"] = gap[2]
+    return EncodedTensor(meta=meta, streams=data)
 
 
 def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularity: str,
                  block: tuple[int, ...], index_bits: int | None = None) -> EncodedTensor:
-    raise NotImplementedError
+    """Encode a pruned tensor whose kept weights stay float32 (values at pruned positions are ignored)."""
+    weights = np.asarray(weights)
+    mask = np.asarray(mask)
+    if not (np.issubdtype(weights.dtype, np.floating) or np.issubdtype(weights.dtype, np.integer)):
+        raise CodecError(f"tensor {name!r}: weights must be numbers, not {weights.dtype}")
+    if mask.dtype != np.bool_ or mask.shape != weights.shape:
+        raise CodecError(f"tensor {name!r}: mask must be bool of shape {weights.shape}, "
+                         f"not {mask.dtype} {mask.shape}")
+    _check_index_bits(name, index_bits)
+    shape = tuple(int(s) for s in weights.shape)
+    blk = _check_block(name, shape, block)
+    kept, n_blocks, gap = _positions(name, mask, blk, index_bits)
+    vals = relindex.to_blocks(weights.astype(np.float32), blk)[kept].ravel()
+    vmeta, vdata = codec.encode_items(vals.astype("<f4"))
+    meta = _sparse_meta(name, "float", shape, granularity, blk, n_blocks, kept, gap)
+    meta["streams"]["values"] = vmeta
+    data = {"values": vdata}
+    if gap is not None:
+        meta["streams"]["gap"] = gap[1]
+        data["gap"] = gap[2]
+    return EncodedTensor(meta=meta, streams=data)
 
 
 def encode_dense(name: str, array: np.ndarray) -> EncodedTensor:
-    raise NotImplementedError
+    """Encode a small dense array exactly in its own dtype (raw or zstd, the smaller)."""
+    arr = np.asarray(array)
+    if arr.dtype.name not in DENSE_DTYPES:
+        raise CodecError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored; use one of {', '.join(DENSE_DTYPES)}")
+    shape = tuple(int(s) for s in arr.shape)
+    n = math.prod(shape)
+    dmeta, ddata = codec.encode_items(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
+    meta = {
+        "name": name, "kind": "dense", "shape": list(shape), "dtype": arr.dtype.name,
+        "granularity": "dense", "block": [1] * len(shape), "bits": None, "codebook": None,
+        "index_bits": None, "n_weights": n, "n_nonzero": n, "n_blocks": n, "n_kept_blocks": n,
+        "n_fillers": 0, "streams": {"data": dmeta},
+    }
+    return EncodedTensor(meta=meta, streams={"data": ddata})
 
 
-def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *, max_elements: int = 2**31) -> np.ndarray:
-    raise NotImplementedError
+# ---------------------------------------------------------------- decoding
+
+def _views(meta: Any, stream_data: Any) -> dict[str, memoryview]:
+    if not isinstance(stream_data, Mapping):
+        raise CodecError(f"{label(meta)}: streams must be a mapping of name to bytes")
+    out = {}
+    for key, value in stream_data.items():
+        try:
+            mv = memoryview(value)
+            out[key] = mv if mv.format == "B" and mv.ndim == 1 else mv.cast("B")
+        except (TypeError, ValueError):
+            raise CodecError(f"{label(meta)}: stream {key!r} is not a contiguous byte buffer") from None
+    return out
 
 
-def decode_mask(meta: Mapping, streams: Mapping[str, bytes | memoryview], *, max_elements: int = 2**31) -> np.ndarray:
-    raise NotImplementedError
+def _checked(meta: Mapping, stream_data: Mapping, max_elements: int) -> dict[str, memoryview]:
+    views = _views(meta, stream_data)
+    validate_meta(meta, {k: v.nbytes for k, v in views.items()}, max_elements=max_elements)
+    return views
+
+
+def _kept(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray | None:
+    """Kept block indices, or None when every block is kept."""
+    if meta["index_bits"] is None:
+        return None
+    who = label(meta)
+    sym = codec.decode_symbols(meta["streams"]["gap"], views["gap"], what=f"{who} stream 'gap'")
+    kept = relindex.decode_gaps(sym, meta["index_bits"], meta["n_blocks"], meta["n_kept_blocks"],
+                                what=f"{who} stream 'gap'")
+    n_fill = sym.size - kept.size
+    if n_fill != meta["n_fillers"]:
+        raise CodecError(f"{who}: {n_fill} fillers in the gap stream, meta says {meta['n_fillers']}")
+    return kept
+
+
+def _scatter(meta: Mapping, kept: np.ndarray | None, values: np.ndarray, fill: Any) -> np.ndarray:
+    """Place the kept blocks' values (C order) into a fresh array of the tensor's shape."""
+    shape, block = meta["shape"], meta["block"]
+    bsize = math.prod(block)
+    if kept is None:
+        blocks = values.reshape(meta["n_blocks"], bsize)
+    else:
+        blocks = np.full((meta["n_blocks"], bsize), fill, dtype=values.dtype)
+        blocks[kept] = values.reshape(-1, bsize)
+    return relindex.from_blocks(blocks, shape, block)
+
+
+def _quantized_symbols(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray:
+    who = label(meta)
+    sym = codec.decode_symbols(meta["streams"]["index"], views["index"], what=f"{who} stream 'index'")
+    if sym.size and int(sym.max()) >= len(meta["codebook"]):
+        raise CodecError(f"{who}: shared-weight index {int(sym.max())} is outside the codebook "
+                         f"of {len(meta['codebook'])}")
+    return sym
+
+
+def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
+                  max_elements: int = 2**31) -> np.ndarray:
+    """Decode exactly: float32 (pruned = +0.0) for quantized/float, the original dtype for dense."""
+    views = _checked(meta, streams, max_elements)
+    return _decode_checked(meta, views)
+
+
+def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray:
+    who = label(meta)
+    kind = meta["kind"]
+    if kind == "dense":
+        arr = codec.decode_items(meta["streams"]["data"], views["data"], np.dtype(meta["dtype"]),
+                              what=f"{who} stream 'data'")
+        return arr.reshape(meta["shape"])
+    kept = _kept(meta, views)
+    if kind == "quantized":
+        cb = np.array(meta["codebook"], dtype=np.float32)
+        values = cb[_quantized_symbols(meta, views)]
+    else:
+        values = codec.decode_items(meta["streams"]["values"], views["values"], np.dtype(np.float32),
+                                 what=f"{who} stream 'values'")
+    return _scatter(meta, kept, values, 0.0)
+
+
+def decode_mask(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
+                max_elements: int = 2**31) -> np.ndarray:
+    """The bool mask (True = kept) of a tensor; all True for dense. Decodes only the gap stream."""
+    views = _checked(meta, streams, max_elements)
+    if meta["kind"] == "dense":
+        return np.ones(meta["shape"], dtype=bool)
+    kept = _kept(meta, views)
+    ones = np.ones(meta["n_kept_blocks"] * math.prod(meta["block"]), dtype=bool)
+    return _scatter(meta, kept, ones, False)
 
 
 def decode_labels(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
                   max_elements: int = 2**31) -> tuple[np.ndarray, np.ndarray]:
-    raise NotImplementedError
-
-
-def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_elements: int = 2**31) -> None:
-    raise NotImplementedError
+    """(labels int16 with -1 for pruned, codebook float32) of a ``quantized`` tensor."""
+    views = _checked(meta, streams, max_elements)
+    if meta["kind"] != "quantized":
+        raise CodecError(f"{label(meta)}: kind {meta['kind']!r} has no labels")
+    kept = _kept(meta, views)
+    sym = _quantized_symbols(meta, views).astype(np.int16)
+    return _scatter(meta, kept, sym, -1), np.array(meta["codebook"], dtype=np.float32)

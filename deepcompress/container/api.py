@@ -111,6 +111,20 @@ class DczFile:
         self.validate_meta(name, max_elements=max_elements)
         return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements)
 
+    def decode_mask(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
+        """Tensor ``name``'s bool mask (True = kept) without decoding its values."""
+        from ..codecs.tensor import decode_mask
+
+        self.validate_meta(name, max_elements=max_elements)
+        return decode_mask(self._entry(name).meta, self.streams(name), max_elements=max_elements)
+
+    def decode_labels(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[np.ndarray, np.ndarray]:
+        """(labels with -1 = pruned, codebook) of quantized tensor ``name``."""
+        from ..codecs.tensor import decode_labels
+
+        self.validate_meta(name, max_elements=max_elements)
+        return decode_labels(self._entry(name).meta, self.streams(name), max_elements=max_elements)
+
     def decode_all(self, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, np.ndarray]:
         """Decode every tensor, in file order. All metas are validated before any decoding."""
         self.validate_all(max_elements=max_elements)

@@ -80,9 +80,8 @@ def version_text(major: int, minor: int) -> str:
 def newer_version_error(major: int, minor: int, why: str) -> UnsupportedVersionError:
     """The one error a reader gives for anything it is too old to read."""
     return UnsupportedVersionError(
-        f"{why}: file made by a newer version of deepcompress (format "
-        f"{version_text(major, minor)}); this is deepcompress format "
-        f"{version_text(FORMAT_MAJOR, FORMAT_MINOR)}; upgrade"
+        f"{why}: made by a newer version of deepcompress (format {version_text(major, minor)}); "
+        f"upgrade (this release reads format {version_text(FORMAT_MAJOR, FORMAT_MINOR)})"
     )
 
 

@@ -11,13 +11,13 @@ def broadcast_recurrence(cost: np.ndarray, fifo_depth: int, latency: int):  # pr
     """See :func:`deepcompress.eie.cycles.broadcast_recurrence_numpy` for the recurrence."""
     n_act, n_pes = cost.shape
     bcast = np.zeros(n_act, dtype=np.int64)
-    start = np.zeros((n_act, n_pes), dtype=np.int64)
+    done = np.zeros((n_act, n_pes), dtype=np.int64)
     finish = np.zeros(n_pes, dtype=np.int64)
     t_prev = -1
     for k in range(n_act):
         t = t_prev + 1
         if k >= fifo_depth:
-            row = start[k - fifo_depth]
+            row = done[k - fifo_depth]
             for p in range(n_pes):
                 if row[p] > t:
                     t = row[p]
@@ -27,7 +27,8 @@ def broadcast_recurrence(cost: np.ndarray, fifo_depth: int, latency: int):  # pr
             s = finish[p]
             if ready > s:
                 s = ready
-            start[k, p] = s
-            finish[p] = s + cost[k, p]
+            f = s + cost[k, p]
+            done[k, p] = f
+            finish[p] = f
         t_prev = t
     return bcast, finish

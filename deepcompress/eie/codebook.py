@@ -61,13 +61,11 @@ def lloyd_1d(values: np.ndarray, k: int, *, counts: np.ndarray | None = None, ma
 def cluster_weights(values: np.ndarray, k: int) -> SharedWeights:
     """Cluster non-zero weight values into at most ``k`` shared values (linear-init Lloyd).
 
-    Uses ``deepcompress.quantize.kmeans.kmeans_1d`` when that module is present, so the
-    whole project shares one k-means; otherwise the local :func:`lloyd_1d`.
+    Uses the project's ``deepcompress.quantize.kmeans.kmeans_1d``; :func:`lloyd_1d` is only
+    for the weighted re-quantization of a codebook, which needs per-value counts.
     """
-    try:
-        from deepcompress.quantize.kmeans import kmeans_1d  # type: ignore[import-not-found]
-    except ImportError:
-        return lloyd_1d(values, k)
+    from deepcompress.quantize.kmeans import kmeans_1d
+
     res = kmeans_1d(np.asarray(values, dtype=np.float32).ravel(), k, init="linear")
     return SharedWeights(
         centroids=np.asarray(res.centroids, dtype=np.float64), labels=np.asarray(res.labels, dtype=np.int64)

@@ -6,23 +6,27 @@ this; the fast path below is its closed form):
 * The central unit holds the non-zero activations in index order (leading non-zero
   detection). In each cycle it broadcasts the next one into **every** PE's FIFO, unless some
   FIFO already holds ``fifo_depth`` activations (then it stalls that cycle).
-* A PE may pop an activation ``latency`` cycles (default 1) after its broadcast. It then
-  spends ``cost = max(entries, min_column_cycles)`` cycles on it: one cycle per entry of its
-  slice of that column, padding entries included. With ``min_column_cycles = 0`` (default)
-  a PE with nothing in the column pops it without spending a cycle, as in the paper's
-  walk-through ("PE1 has no non-zeros in column 2, so it does no work"). Within a cycle a
-  PE pops before the central unit checks the FIFOs.
+* An activation stays in its PE's FIFO until the PE has *finished* it: the head of the
+  queue is the activation being worked on. So depth 1 means lock-step broadcasting (the
+  next activation waits until every PE is done with the current one), which is what makes
+  the paper's "at FIFO size = 1, around half of the total cycles are idle" possible.
+* A PE may start an activation ``latency`` cycles (default and minimum 1) after its
+  broadcast. It then spends ``cost = max(entries, min_column_cycles)`` cycles on it: one
+  cycle per entry of its slice of that column, padding entries included. With
+  ``min_column_cycles = 0`` (default) a PE with nothing in the column drops it without
+  spending a cycle, as in the paper's walk-through ("PE1 has no non-zeros in column 2, so
+  it does no work"). Within a cycle, PEs retire finished activations before the central
+  unit checks the FIFOs.
 * The layer ends when every PE has finished its last activation.
 
 Closed form, for broadcast ``k`` (0-based), PE ``p``, FIFO depth ``D``, latency ``L``:
-``B[k] = max(B[k-1] + 1, max_p S[p, k-D])`` (a slot frees when activation ``k-D`` is
-popped), ``S[p, k] = max(F[p, k-1], B[k] + L)``, ``F[p, k] = S[p, k] + cost[k, p]``, and the
-layer takes ``T = max_p F[p, K-1]`` cycles.
+``B[k] = max(B[k-1] + 1, max_p F[p, k-D])`` (a slot frees when activation ``k-D`` is
+finished), ``S[p, k] = max(F[p, k-1], B[k] + L)``, ``F[p, k] = S[p, k] + cost[k, p]``, and
+the layer takes ``T = max_p F[p, K-1]`` cycles.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,8 +54,8 @@ class CycleConfig:
             raise ConfigError(f"FIFO depth must be >= 1, got {self.fifo_depth}")
         if not self.clock_mhz > 0:
             raise ConfigError(f"clock must be > 0 MHz, got {self.clock_mhz}")
-        if self.latency < 0:
-            raise ConfigError(f"broadcast latency must be >= 0, got {self.latency}")
+        if self.latency < 1:
+            raise ConfigError(f"broadcast latency must be >= 1 cycle, got {self.latency}")
         if self.min_column_cycles < 0:
             raise ConfigError(f"min_column_cycles must be >= 0, got {self.min_column_cycles}")
 
@@ -122,16 +126,17 @@ def broadcast_recurrence_numpy(cost: np.ndarray, fifo_depth: int, latency: int =
     """
     n_act, n_pes = cost.shape
     bcast = np.zeros(n_act, dtype=np.int64)
-    start = np.zeros((n_act, n_pes), dtype=np.int64)
+    done = np.zeros((n_act, n_pes), dtype=np.int64)
     finish = np.zeros(n_pes, dtype=np.int64)
     t_prev = -1
     for k in range(n_act):
         t = t_prev + 1
         if k >= fifo_depth:
-            t = max(t, int(start[k - fifo_depth].max()))
+            t = max(t, int(done[k - fifo_depth].max()))
         bcast[k] = t
-        np.maximum(finish, t + latency, out=start[k])
-        np.add(start[k], cost[k], out=finish)
+        np.maximum(finish, t + latency, out=done[k])
+        done[k] += cost[k]
+        finish[:] = done[k]
         t_prev = t
     return bcast, finish
 
@@ -141,6 +146,8 @@ def broadcast_recurrence(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Broadcast cycles and PE finish cycles; ``engine`` is ``"numba"``, ``"numpy"`` or ``"auto"``."""
     cost = np.ascontiguousarray(cost, dtype=np.int64)
+    if latency < 1 or fifo_depth < 1:
+        raise ConfigError(f"need latency >= 1 and FIFO depth >= 1, got {latency} and {fifo_depth}")
     if engine not in ("auto", "numba", "numpy"):
         raise ConfigError(f"cycle engine must be auto, numba or numpy, got {engine!r}")
     if engine != "numpy":
@@ -217,5 +224,4 @@ __all__ = [
     "broadcast_recurrence_numpy",
     "cost_matrix",
     "theoretical_cycles",
-    "math",
 ]

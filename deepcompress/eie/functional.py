@@ -50,7 +50,7 @@ def spmv_float(layout: EIELayout, activations: np.ndarray, *, relu: bool = True)
     active = nonzero_activations(a)
     entry, k = broadcast_entries(layout, active)
     prod = layout.codebook[layout.weights[entry]].astype(np.float64) * a[active][k].astype(np.float64)
-    out = np.bincount(layout.entry_row[entry], weights=prod, minlength=layout.n_rows)
+    out = np.bincount(layout.entry_row[entry], weights=prod, minlength=layout.n_rows).astype(np.float64)
     if relu:
         np.maximum(out, 0.0, out=out)
     return out.astype(np.float32)

@@ -1,0 +1,71 @@
+"""What a running pipeline knows besides its state: data, seed, work folder, logging."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class RunContext:
+    """Data spec, seed, cache folder, resume flag and the log sink of one run."""
+
+    data_spec: str | None = None
+    seed: int = 0
+    work_dir: Path | None = None
+    resume: bool = False
+    progress: bool = True
+    log: Callable[[str], None] = _stderr
+    train_fn: Callable[..., Any] | None = None  # custom (model, loader, cfg, optimizer, ...) trainer (Python API)
+    eval_fn: Callable[[Any], dict[str, float]] | None = None
+    loaders_fn: Callable[[], tuple[Any, Any]] | None = None
+    stage_key: str = ""
+    stage_index: int = 0
+    _loaders: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def has_data(self) -> bool:
+        return self.data_spec is not None or self.loaders_fn is not None
+
+    def loaders(self, batch_size: int = 128) -> tuple[Any, Any]:
+        """``(train_loader, test_loader)`` for the run's data (cached per batch size)."""
+        if batch_size not in self._loaders:
+            if self.loaders_fn is not None:
+                self._loaders[batch_size] = self.loaders_fn()
+            else:
+                from ..data import load_dataset
+
+                train, test, _ = load_dataset(str(self.data_spec), batch_size=batch_size, seed=self.seed)
+                self._loaders[batch_size] = (train, test)
+        return self._loaders[batch_size]
+
+    def evaluate(self, model: Any) -> dict[str, float] | None:
+        """Test metrics of ``model`` when data is known, else None."""
+        if self.eval_fn is not None:
+            return dict(self.eval_fn(model))
+        if not self.has_data:
+            return None
+        from ..training import evaluate
+
+        return evaluate(model, self.loaders()[1])
+
+    def stage_seed(self) -> int:
+        """A seed for the current stage that depends only on the run seed and the stage position."""
+        digest = hashlib.sha256(f"{self.seed}/{self.stage_index}".encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+
+    def stage_dir(self) -> Path | None:
+        """The cache folder of the running stage (epoch checkpoints live here)."""
+        if self.work_dir is None:
+            return None
+        path = self.work_dir / self.stage_key[:20]
+        path.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,122 @@
+"""Recipes: a stage graph written in TOML (schema in docs/recipes.md).
+
+.. code-block:: toml
+
+    seed = 0                 # optional
+    data = "mnist"           # optional; --data overrides it
+
+    [[stage]]
+    type = "prune"
+    sparsity = "conv=0.7,fc=0.92"
+    granularity = "kernel"
+
+    [[stage]]
+    type = "retrain"
+    epochs = 4
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .stages import EncodeConfig, FinetuneConfig, PruneConfig, QuantizeConfig, RetrainConfig, StageConfig, stage_from_json
+
+RECIPE_KEYS = {"stage", "seed", "data", "description", "name"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named stage graph with optional seed and data defaults."""
+
+    stages: tuple[StageConfig, ...]
+    seed: int | None = None
+    data: str | None = None
+    name: str | None = None
+    description: str | None = None
+
+    def to_json(self, *, data: str | None, seed: int) -> dict[str, Any]:
+        """The recipe as stored in a ``.dcz`` header, with every default filled in."""
+        return {
+            "name": self.name,
+            "data": data,
+            "seed": seed,
+            "stages": [s.to_json() for s in self.stages],
+        }
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a TOML recipe."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"recipe {p} does not exist")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"recipe {p} is not valid TOML: {exc}") from None
+    return recipe_from_mapping(data, str(p))
+
+
+def recipe_from_mapping(data: Mapping[str, Any], source: str = "recipe") -> Recipe:
+    unknown = sorted(set(data) - RECIPE_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; known: {', '.join(sorted(RECIPE_KEYS))}")
+    raw_stages = data.get("stage")
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise ConfigError(f"{source}: needs at least one [[stage]] table")
+    stages = []
+    for i, table in enumerate(raw_stages, start=1):
+        try:
+            stages.append(stage_from_json(table))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: stage {i}: {exc}") from None
+        except TypeError as exc:
+            raise ConfigError(f"{source}: stage {i}: {exc}") from None
+    seed = data.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ConfigError(f"{source}: seed must be a whole number")
+    return Recipe(tuple(stages), seed=seed, data=data.get("data"), name=data.get("name"),
+                  description=data.get("description"))
+
+
+def default_recipe(
+    *,
+    has_data: bool,
+    sparsity: str | None = None,
+    granularity: str = "element",
+    fc_granularity: str = "element",
+    block: str | None = None,
+    bits: str | None = None,
+    retrain_epochs: int = 4,
+    finetune_epochs: int = 2,
+    schedule: str = "oneshot",
+    index_bits: str = "auto",
+    lr: float = 0.01,
+) -> Recipe:
+    """The graph the ``compress`` flags build: prune -> retrain -> quantize -> fine-tune -> encode.
+
+    Without data the retraining stages are left out (data-free compression), and
+    the default sparsity is milder.
+    """
+    if sparsity is None:
+        sparsity = "conv=0.7,fc=0.92" if has_data else "conv=0.5,fc=0.7"
+    prune = PruneConfig(
+        sparsity=sparsity, granularity=granularity, fc_granularity=fc_granularity, block=block,
+        schedule=schedule if has_data else "oneshot", lr=lr,
+    )
+    stages: list[StageConfig] = [prune]
+    if has_data and retrain_epochs > 0:
+        stages.append(RetrainConfig(epochs=retrain_epochs, lr=lr))
+    stages.append(QuantizeConfig(bits=bits or "conv=8,fc=5"))
+    if has_data and finetune_epochs > 0:
+        stages.append(FinetuneConfig(epochs=finetune_epochs))
+    stages.append(EncodeConfig(index_bits=index_bits))
+    return Recipe(tuple(stages), name="default")
+
+
+def stage_types(stages: Sequence[StageConfig]) -> list[str]:
+    return [s.TYPE for s in stages]

@@ -1,0 +1,162 @@
+"""Per-layer weight sharing (Deep Compression §3): k-means codebooks for Conv/Linear weights.
+
+Each selected layer's kept (non-pruned) weights are clustered by 1-D k-means
+(:func:`~deepcompress.quantize.kmeans.kmeans_1d`) into at most ``2**bits``
+shared values. There is no sharing across layers. Pruned positions stay exactly
+zero and carry label ``-1``: they are outside the codebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..layers import LayerRef, compressible_layers
+from ..layerspec import LayerSpec, bits_value, parse_layer_spec
+from .kmeans import kmeans_1d
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+#: The paper's bit widths: 256 shared weights per conv layer, 32 per fc layer.
+DEFAULT_BITS = {"conv": 8, "fc": 5}
+PRUNED = -1
+
+
+@dataclass(frozen=True, eq=False)
+class Codebook:
+    """One layer's shared weights: ``weight = centroids[labels]``, 0 where ``labels == -1``.
+
+    ``centroids`` is float32 of shape ``(k,)`` with ``k <= 2**bits``; ``labels``
+    has the weight's shape (int16; -1 marks a pruned position).
+    """
+
+    tensor_name: str
+    centroids: np.ndarray
+    labels: np.ndarray
+    bits: int
+    init: str
+
+    @property
+    def k(self) -> int:
+        """Number of shared values."""
+        return int(self.centroids.size)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Boolean array: True where the weight is kept (in the codebook)."""
+        return self.labels != PRUNED
+
+    def weights(self) -> np.ndarray:
+        """The dense float32 weight this codebook stands for."""
+        table = np.append(self.centroids.astype(np.float32), np.float32(0.0))
+        return table[np.where(self.labels == PRUNED, self.k, self.labels)]
+
+
+def _module_name(name: str) -> str:
+    return name[: -len(".weight")] if name.endswith(".weight") else name
+
+
+def select_layers(model: "torch.nn.Module", layers: Iterable[str] | None) -> list[LayerRef]:
+    """The compressible layers named in ``layers`` (module or tensor names), or all of them."""
+    refs = compressible_layers(model)
+    if layers is None:
+        return refs
+    wanted = [str(n) for n in layers]
+    by_name = {r.tensor_name: r for r in refs} | {r.module_name: r for r in refs}
+    unknown = [n for n in wanted if n not in by_name and _module_name(n) not in by_name]
+    if unknown:
+        raise ConfigError(
+            f"unknown layer(s) {', '.join(unknown)}; compressible layers: {', '.join(r.module_name for r in refs)}"
+        )
+    chosen = {by_name.get(n, by_name.get(_module_name(n))).tensor_name for n in wanted}
+    return [r for r in refs if r.tensor_name in chosen]
+
+
+def _check_spec_names(spec: LayerSpec, refs: list[LayerRef]) -> None:
+    known = {r.tensor_name for r in refs} | {r.module_name for r in refs}
+    unknown = sorted(spec.names() - known)
+    if unknown:
+        raise ConfigError(f"--bits names unknown layer(s) {', '.join(unknown)}")
+
+
+def kept_mask(name: str, shape: tuple[int, ...], masks: Mapping[str, "torch.Tensor"] | None) -> np.ndarray | None:
+    """The boolean keep-mask of tensor ``name`` as numpy (None: dense), checked against ``shape``."""
+    if masks is None or name not in masks:
+        return None
+    mask = masks[name]
+    arr = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
+    if arr.dtype != np.bool_:
+        raise ConfigError(f"mask for {name} must be boolean, got {arr.dtype}")
+    if tuple(arr.shape) != tuple(shape):
+        raise ConfigError(f"mask for {name} has shape {tuple(arr.shape)}, weight has {tuple(shape)}")
+    return arr
+
+
+def cluster_weight(
+    name: str, weight: np.ndarray, bits: int, *, mask: np.ndarray | None = None, init: str = "linear", seed: int = 0
+) -> Codebook:
+    """The codebook of one weight array: its kept values clustered into at most ``2**bits`` centroids."""
+    weight = np.asarray(weight, dtype=np.float32)
+    labels = np.full(weight.shape, PRUNED, dtype=np.int16)
+    kept = weight if mask is None else weight[mask]
+    if kept.size == 0:
+        centroids = np.zeros(0, dtype=np.float32)
+    else:
+        result = kmeans_1d(kept.reshape(-1), 2**bits, init=init, seed=seed)
+        centroids = result.centroids.astype(np.float32)
+        if mask is None:
+            labels[...] = result.labels.reshape(weight.shape)
+        else:
+            labels[mask] = result.labels
+    return Codebook(tensor_name=name, centroids=centroids, labels=labels, bits=int(bits), init=str(init))
+
+
+def bits_for(spec: LayerSpec[int], ref: LayerRef) -> int:
+    """The bit width of ``ref``: from ``spec``, else the paper's default for its kind."""
+    value = spec.lookup(ref.tensor_name, ref.kind)
+    return DEFAULT_BITS[ref.kind] if value is None else int(value)
+
+
+def share_weights(
+    model: "torch.nn.Module",
+    bits: "LayerSpec[int] | str | int | Mapping" = "conv=8,fc=5",
+    *,
+    masks: Mapping[str, "torch.Tensor"] | None = None,
+    init: str = "linear",
+    layers: Iterable[str] | None = None,
+    seed: int = 0,
+) -> dict[str, Codebook]:
+    """Share the weights of each selected layer of ``model`` in place; return the codebooks.
+
+    ``bits`` is a per-layer spec (``"conv=8,fc=5"``, ``6``, ``"fc=4,features.0=8"``);
+    a layer the spec does not cover gets the paper's default (conv 8, fc 5).
+    ``masks`` maps tensor names to boolean keep-masks (True = kept); layers absent
+    from it are dense and shared too. Pruned positions are set to exactly 0.
+    ``layers`` restricts the layers (module or tensor names; default: all Conv
+    and Linear weights). ``init`` is a :func:`kmeans_1d` init name.
+    """
+    import torch
+
+    spec = parse_layer_spec(bits, bits_value, "--bits")
+    refs = compressible_layers(model)
+    _check_spec_names(spec, refs)
+    if masks is not None:
+        known = {r.tensor_name for r in refs}
+        stray = sorted(set(masks) - known)
+        if stray:
+            raise ConfigError(f"masks name tensors that are not Conv/Linear weights: {', '.join(stray)}")
+    codebooks: dict[str, Codebook] = {}
+    for ref in select_layers(model, layers):
+        param = ref.module.weight
+        weight = param.detach().to(device="cpu", dtype=torch.float32).numpy()
+        mask = kept_mask(ref.tensor_name, tuple(weight.shape), masks)
+        book = cluster_weight(ref.tensor_name, weight, bits_for(spec, ref), mask=mask, init=init, seed=seed)
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(book.weights()).to(dtype=param.dtype, device=param.device))
+        codebooks[ref.tensor_name] = book
+    return codebooks

@@ -1,0 +1,165 @@
+"""Sample tensors and a test-side assembler of ``.dcz`` files, shared by the tests.
+
+:func:`assemble` builds a file from its parts with every checksum right, written
+from docs/format.md independently of the writer, so tests can craft hostile
+headers that pass the checksums and reach the deeper checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from deepcompress.codecs.encoded import EncodedTensor
+from deepcompress.container import writer
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+GOLDEN_TOOL_VERSION = "0.0.0+golden"
+MAGIC = b"\x89DCZ\r\n\x1a\n"
+
+
+@contextlib.contextmanager
+def pinned_tool_version() -> Iterator[None]:
+    """Write headers with a fixed tool version, so golden files survive version bumps."""
+    with mock.patch.object(writer, "tool_version", lambda: GOLDEN_TOOL_VERSION):
+        yield
+
+
+def synthetic_tensors() -> list[EncodedTensor]:
+    """A few tensors with arbitrary (not codec-valid) meta and stream bytes."""
+    return [
+        EncodedTensor(
+            {"name": "fc1.weight", "kind": "quantized", "shape": [4, 5], "bits": 2, "index_bits": 3,
+             "n_weights": 20, "n_nonzero": 7, "n_fillers": 1, "granularity": "element",
+             "streams": {"gap": {"codec": "raw"}, "index": {"codec": "raw"}}},
+            {"index": bytes([1, 2, 3, 0]), "gap": bytes([0x21, 0x43, 0x05])},
+        ),
+        EncodedTensor(
+            {"name": "fc1.bias", "kind": "dense", "shape": [4], "dtype": "float32",
+             "streams": {"data": {"codec": "raw"}}},
+            {"data": struct.pack("<4f", 0.5, -1.0, 2.25, 0.0)},
+        ),
+        EncodedTensor({"name": "empty", "kind": "dense", "shape": [0]}, {"data": b""}),
+    ]
+
+
+SYNTHETIC_ARCH = {"name": "tiny", "kwargs": {"width": 4}}
+SYNTHETIC_RECIPE = {"prune": {"sparsity": 0.65}, "quantize": {"bits": 2}}
+SYNTHETIC_METRICS = {"error_pct": 1.5}
+
+
+def synthetic_bytes() -> bytes:
+    """A small (a few hundred bytes) valid file."""
+    with pinned_tool_version():
+        return writer.dumps_dcz(synthetic_tensors(), arch=SYNTHETIC_ARCH, recipe=SYNTHETIC_RECIPE,
+                                metrics=SYNTHETIC_METRICS)
+
+
+def crc(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def split(file: bytes) -> tuple[dict[str, Any], bytes]:
+    """(header object, data area) of a valid file."""
+    (h_len,) = struct.unpack_from("<Q", file, 16)
+    header = json.loads(file[32 : 32 + h_len])
+    start = 32 + -(-h_len // 8) * 8
+    return header, file[start:-8]
+
+
+def assemble(
+    header: dict[str, Any] | bytes,
+    data: bytes,
+    *,
+    major: int = 1,
+    minor: int = 0,
+    header_length: int | None = None,
+    header_pad: bytes | None = None,
+) -> bytes:
+    """A file with correct checksums from a header (object or raw bytes) and a data area."""
+    raw = header if isinstance(header, bytes) else json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    ident = MAGIC + struct.pack("<HH", major, minor)
+    ident += struct.pack("<I", crc(ident))
+    h_len = len(raw) if header_length is None else header_length
+    body = struct.pack("<QI", h_len, crc(raw))
+    pad = bytes(-len(raw) % 8) if header_pad is None else header_pad
+    out = ident + body + struct.pack("<I", crc(body)) + raw + pad + data + b"DCZ."
+    return out + struct.pack("<I", crc(out))
+
+
+def real_samples() -> tuple[list[EncodedTensor], dict[str, Any]]:
+    """Tensors encoded by the real codecs from seeded data, and the arrays they hold.
+
+    Covers every kind: a quantized element-wise layer, a quantized kernel-wise
+    conv layer, a float layer, and dense tensors.
+    """
+    import numpy as np
+
+    from deepcompress.codecs import tensor as ct
+
+    rng = np.random.default_rng(20261123)
+    tensors: list[EncodedTensor] = []
+    arrays: dict[str, Any] = {}
+
+    # fc: 16 x 24, element-wise, 2-bit codebook, ~20% kept
+    codebook = np.array([-0.5, -0.125, 0.125, 0.5], dtype=np.float32)
+    labels = rng.integers(0, 4, size=(16, 24))
+    mask = rng.random((16, 24)) < 0.2
+    arrays["fc.weight"] = np.where(mask, codebook[labels], 0).astype(np.float32)
+    tensors.append(_encode_quantized(ct, "fc.weight", labels, mask, codebook, "element", (1, 1), 2, 3))
+
+    # conv: 4 x 3 x 3 x 3, kernel-wise, 3-bit codebook
+    codebook8 = np.linspace(-1, 1, 8).astype(np.float32)
+    labels = rng.integers(0, 8, size=(4, 3, 3, 3))
+    kmask = np.repeat(np.repeat((rng.random((4, 3)) < 0.5)[:, :, None, None], 3, 2), 3, 3)
+    arrays["conv.weight"] = np.where(kmask, codebook8[labels], 0).astype(np.float32)
+    tensors.append(_encode_quantized(ct, "conv.weight", labels, kmask, codebook8, "kernel", (1, 1, 3, 3), 3, 2))
+
+    # float: 6 x 10, element-wise, unquantized values
+    weights = rng.standard_normal((6, 10)).astype(np.float32)
+    fmask = rng.random((6, 10)) < 0.3
+    arrays["head.weight"] = np.where(fmask, weights, 0).astype(np.float32)
+    tensors.append(ct.encode_float("head.weight", arrays["head.weight"], fmask, granularity="element",
+                                   block=(1, 1), index_bits=4))
+
+    # big fc: 64 x 96, element-wise, 5-bit codebook, ~10% kept, skewed labels (so Huffman pays)
+    codebook32 = np.linspace(-0.3, 0.3, 32).astype(np.float32)
+    labels = np.clip(np.round(rng.normal(16, 4, size=(64, 96))), 0, 31).astype(np.int64)
+    bmask = rng.random((64, 96)) < 0.1
+    arrays["big.weight"] = np.where(bmask, codebook32[labels], 0).astype(np.float32)
+    tensors.append(_encode_quantized(ct, "big.weight", labels, bmask, codebook32, "element", (1, 1), 5, None))
+
+    for name, shape in (("fc.bias", (16,)), ("bn.running_var", (4,))):
+        arrays[name] = rng.standard_normal(shape).astype(np.float32)
+        tensors.append(ct.encode_dense(name, arrays[name]))
+    arrays["bn.ones"] = np.ones(64, dtype=np.float32)  # compressible: zstd wins
+    tensors.append(ct.encode_dense("bn.ones", arrays["bn.ones"]))
+    arrays["bn.num_batches_tracked"] = np.array(7, dtype=np.int64)
+    tensors.append(ct.encode_dense("bn.num_batches_tracked", arrays["bn.num_batches_tracked"]))
+    return tensors, arrays
+
+
+def _encode_quantized(ct: Any, name: str, labels: Any, mask: Any, codebook: Any, granularity: str,
+                      block: tuple[int, ...], bits: int, index_bits: int) -> EncodedTensor:
+    import numpy as np
+
+    full = np.where(mask, labels, -1)
+    return ct.encode_quantized(name, full, codebook, granularity=granularity, block=block, bits=bits,
+                               index_bits=index_bits)
+
+
+REAL_ARCH = {"import": "tests.container.fake:Net", "kwargs": {"width": 16}}
+REAL_RECIPE = {"prune": {"sparsity": {"conv": 0.5, "fc": 0.8}}, "quantize": {"bits": {"conv": 3, "fc": 2}}}
+REAL_METRICS = {"top1_error_pct": 2.5, "baseline_top1_error_pct": 2.4}
+
+
+def real_bytes() -> bytes:
+    tensors, _ = real_samples()
+    with pinned_tool_version():
+        return writer.dumps_dcz(tensors, arch=REAL_ARCH, recipe=REAL_RECIPE, metrics=REAL_METRICS)

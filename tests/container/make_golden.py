@@ -1,0 +1,35 @@
+"""Regenerate the golden ``.dcz`` files in tests/container/golden/ (deterministically).
+
+    cd /work/main && PYTHONPATH=. /work/venv/bin/python tests/container/make_golden.py
+
+Writes ``synthetic.dcz`` (container only: arbitrary stream bytes) and
+``codecs.dcz`` (tensors of every kind encoded by deepcompress.codecs from seeded
+data). Headers carry a pinned tool version so the files change only when the
+format or the codecs change. Rerun it after a deliberate change of either, and
+review the diff of ``git diff --stat tests/container/golden``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dcz_samples import GOLDEN_DIR, real_bytes, synthetic_bytes  # noqa: E402
+
+from deepcompress.atomic import write_bytes_atomic  # noqa: E402
+
+GOLDEN_FILES = {"synthetic.dcz": synthetic_bytes, "codecs.dcz": real_bytes}
+
+
+def main() -> None:
+    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+    for name, build in GOLDEN_FILES.items():
+        data = build()
+        write_bytes_atomic(GOLDEN_DIR / name, data)
+        print(f"{GOLDEN_DIR / name}: {len(data)} bytes")
+
+
+if __name__ == "__main__":
+    main()

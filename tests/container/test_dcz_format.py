@@ -1,0 +1,60 @@
+"""The format's public constants and its byte layout, decoded independently of the reader."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+from dcz_samples import synthetic_bytes
+
+from deepcompress.container import FORMAT_MAJOR, FORMAT_MINOR, KNOWN_FEATURES, MAGIC, MAX_HEADER_BYTES
+from deepcompress.container import format as fmt
+
+
+def test_pinned_constants():
+    """These values are the format: changing one breaks every file already written."""
+    assert MAGIC == bytes([0x89, 0x44, 0x43, 0x5A, 0x0D, 0x0A, 0x1A, 0x0A])
+    assert (FORMAT_MAJOR, FORMAT_MINOR) == (1, 0)
+    assert fmt.PREAMBLE_SIZE == 32 and fmt.TRAILER_SIZE == 8 and fmt.ALIGNMENT == 8
+    assert fmt.END_MARKER == b"DCZ."
+    assert MAX_HEADER_BYTES == 64 * 2**20
+    assert KNOWN_FEATURES == frozenset()
+
+
+def test_layout_matches_the_spec():
+    """Walk a file field by field as docs/format.md describes it."""
+    data = synthetic_bytes()
+    assert data[:8] == MAGIC
+    major, minor, id_crc = struct.unpack_from("<HHI", data, 8)
+    assert (major, minor) == (1, 0)
+    assert id_crc == zlib.crc32(data[:12])
+    h_len, h_crc, pre_crc = struct.unpack_from("<QII", data, 16)
+    assert pre_crc == zlib.crc32(data[16:28])
+    raw = data[32 : 32 + h_len]
+    assert h_crc == zlib.crc32(raw)
+    # canonical JSON: sorted keys, no spaces, ASCII
+    header = json.loads(raw)
+    assert raw == json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    data_start = 32 + -(-h_len // 8) * 8
+    assert data[32 + h_len : data_start] == bytes(data_start - 32 - h_len)
+    assert len(data) == data_start + header["data_length"] + 8
+    assert data[-8:-4] == b"DCZ."
+    assert struct.unpack_from("<I", data, len(data) - 4)[0] == zlib.crc32(data[:-4])
+    cursor = 0
+    for record in header["tensors"]:
+        names = list(record["sections"])
+        assert names == sorted(names)
+        for name in names:
+            sec = record["sections"][name]
+            assert sec["offset"] % 8 == 0 and sec["offset"] == -(-cursor // 8) * 8
+            body = data[data_start + sec["offset"] : data_start + sec["offset"] + sec["length"]]
+            assert zlib.crc32(body) == sec["crc32"]
+            cursor = sec["offset"] + sec["length"]
+    assert -(-cursor // 8) * 8 == header["data_length"]
+    assert header["required_features"] == []
+    assert header["tool"]["name"] == "deepcompress"
+
+
+def test_align():
+    assert [fmt.align(n) for n in (0, 1, 7, 8, 9, 16)] == [0, 8, 8, 8, 16, 16]

@@ -1,0 +1,118 @@
+"""Golden files: a fresh write equals the stored bytes literally, and the stored files read back.
+
+If a deliberate format or codec change breaks these, regenerate with
+``PYTHONPATH=. python tests/container/make_golden.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dcz_samples import (
+    GOLDEN_DIR, GOLDEN_TOOL_VERSION, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, real_bytes,
+    real_samples, synthetic_bytes, synthetic_tensors,
+)
+
+from deepcompress.container import read_dcz
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_synthetic_golden_bytes():
+    assert synthetic_bytes() == (GOLDEN_DIR / "synthetic.dcz").read_bytes()
+
+
+def test_codecs_golden_bytes():
+    assert real_bytes() == (GOLDEN_DIR / "codecs.dcz").read_bytes()
+
+
+def test_synthetic_golden_reads_back():
+    f = read_dcz(GOLDEN_DIR / "synthetic.dcz")
+    assert f.tool_version == GOLDEN_TOOL_VERSION and f.arch == SYNTHETIC_ARCH
+    for tensor in synthetic_tensors():
+        assert f.meta(tensor.name) == tensor.meta
+        assert {k: bytes(v) for k, v in f.streams(tensor.name).items()} == dict(tensor.streams)
+
+
+def test_codecs_golden_decodes_to_the_source_arrays():
+    f = read_dcz(GOLDEN_DIR / "codecs.dcz")
+    tensors, arrays = real_samples()
+    assert f.tensor_names == list(arrays) == [t.name for t in tensors]
+    assert (f.arch, f.recipe, f.metrics) == (REAL_ARCH, REAL_RECIPE, REAL_METRICS)
+    decoded = f.decode_all()
+    for name, expected in arrays.items():
+        assert decoded[name].dtype == expected.dtype and decoded[name].shape == expected.shape
+        assert np.array_equal(decoded[name], expected), name
+    codecs = {s["codec"] for name in f.tensor_names for s in f.meta(name)["streams"].values()}
+    assert codecs == {"raw", "huffman", "zstd"}, "the golden file should exercise every codec"
+
+
+@pytest.mark.parametrize("seed", ["0", "12345"])
+def test_bytes_do_not_depend_on_hash_seed(seed):
+    """Determinism across processes: no set or hash order leaks into the file."""
+    code = "import sys; sys.path.insert(0, 'tests/container'); import dcz_samples as s; " \
+           "sys.stdout.buffer.write(s.real_bytes() + s.synthetic_bytes())"
+    env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, check=True).stdout
+    assert out == real_bytes() + synthetic_bytes()
+
+
+def test_masks_and_labels_of_the_golden():
+    f = read_dcz(GOLDEN_DIR / "codecs.dcz")
+    _, arrays = real_samples()
+    mask = f.decode_mask("conv.weight")
+    assert mask.dtype == bool and mask.shape == (4, 3, 3, 3)
+    assert np.array_equal(mask.all(axis=(2, 3)), mask.any(axis=(2, 3))), "kernel granularity keeps whole kernels"
+    labels, codebook = f.decode_labels("fc.weight")
+    assert np.array_equal(np.where(labels >= 0, codebook[labels], 0), arrays["fc.weight"])
+    assert np.array_equal(f.decode_mask("fc.weight"), labels >= 0)
+
+
+def _with_meta(edit) -> bytes:
+    import copy
+
+    from dcz_samples import assemble, split
+
+    header, data = split((GOLDEN_DIR / "codecs.dcz").read_bytes())
+    header = copy.deepcopy(header)
+    edit(header["tensors"][3])  # big.weight
+    return assemble(header, data)
+
+
+def test_lying_meta_is_refused_before_allocation():
+    """A meta claiming 2**31 weights over a few hundred stream bytes fails validation, allocating nothing big."""
+    import tracemalloc
+
+    from deepcompress.errors import CodecError
+
+    def huge(record):
+        m = record["meta"]
+        m.update(shape=[2**16, 2**15], n_weights=2**31, n_blocks=2**31)
+
+    f = read_dcz(_with_meta(huge))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CodecError, match="big.weight"):
+            f.decode("big.weight")
+        with pytest.raises(CodecError, match="big.weight"):
+            f.decode_all()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_sections_must_match_the_meta_streams():
+    """A section the codec meta does not declare (or lacks) is refused before decoding."""
+    from deepcompress.errors import CodecError
+
+    def drop_gap(record):
+        del record["meta"]["streams"]["gap"]
+
+    with pytest.raises(CodecError, match="big.weight"):
+        read_dcz(_with_meta(drop_gap)).decode("big.weight")

@@ -1,0 +1,324 @@
+"""The reader against hostile files: each rule of docs/format.md rejects its attack
+with the right error class and a one-line message that names the place and the numbers."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import pickle
+import struct
+import zipfile
+
+import pytest
+from dcz_samples import assemble, split, synthetic_bytes
+
+from deepcompress.codecs.encoded import EncodedTensor
+from deepcompress.container import MAX_HEADER_BYTES, dumps_dcz, read_dcz
+from deepcompress.container.api import UnknownTensorError
+from deepcompress.errors import ChecksumError, ContainerError, InputFileError, UnsupportedVersionError
+
+
+def _reject(data: bytes, cls: type[Exception] = ContainerError, match: str = "") -> ContainerError:
+    with pytest.raises(cls, match=match) as info:
+        read_dcz(data)
+    message = str(info.value)
+    assert message and "\n" not in message and len(message) < 400
+    return info.value
+
+
+@pytest.fixture()
+def parts():
+    header, data = split(synthetic_bytes())
+    return header, data
+
+
+def test_assembler_matches_writer(parts):
+    """The test-side assembler is a faithful second implementation (so crafted files differ only where meant)."""
+    assert assemble(*parts) == synthetic_bytes()
+
+
+# --- preamble ------------------------------------------------------------------------------------
+
+
+def test_bad_magic_and_lookalikes():
+    good = synthetic_bytes()
+    _reject(b"PK\x03\x04" + good[4:], match="zip archive")
+    _reject(b"\x80\x04" + good[2:], match="pickle")
+    _reject(b'{"a": 1}' + good[8:], match="JSON")
+    # text-mode damage: CRLF turned into LF
+    _reject(good.replace(b"\r\n", b"\n", 1), match="text-mode")
+    _reject(good[:5], match="too short")
+    _reject(b"", match="too short")
+
+
+def test_newer_major_version_is_refused(parts):
+    err = _reject(assemble(*parts, major=2, minor=3), UnsupportedVersionError, "major version")
+    assert "made by a newer version of deepcompress (format 2.3)" in str(err) and "upgrade" in str(err)
+
+
+def test_older_major_version_is_refused(parts):
+    _reject(assemble(*parts, major=0, minor=9), UnsupportedVersionError, "format 0.9 is not supported")
+
+
+def test_newer_minor_version_is_read(parts):
+    """Minor versions only add optional things: a 1.7 file without unknown required features reads."""
+    header, data = parts
+    header = dict(header, some_future_optional_field={"x": 1})
+    f = read_dcz(assemble(header, data, minor=7))
+    assert f.format_version == (1, 7) and f.tensor_names == ["fc1.weight", "fc1.bias", "empty"]
+
+
+def test_unknown_required_feature(parts):
+    header, data = parts
+    header["required_features"] = ["sparse-ans-v2"]
+    err = _reject(assemble(header, data, minor=4), UnsupportedVersionError, "'sparse-ans-v2'")
+    assert "newer version of deepcompress (format 1.4); upgrade" in str(err)
+
+
+def test_oversized_declared_header(parts):
+    header, data = parts
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    _reject(assemble(raw, data, header_length=MAX_HEADER_BYTES + 1), match=f"exceeds the {MAX_HEADER_BYTES}")
+    _reject(assemble(raw, data, header_length=2**64 - 1), match="exceeds")
+
+
+def test_header_length_past_eof(parts):
+    header, data = parts
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    total = len(assemble(raw, data))
+    _reject(assemble(raw, data, header_length=total), match=f"runs past the end of the file \\({total} bytes\\)")
+
+
+def test_header_length_shorter_than_header(parts):
+    header, data = parts
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    _reject(assemble(raw, data, header_length=len(raw) - 8), ChecksumError, "header")
+
+
+# --- header JSON ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (b'{"a":1,"a":2}', "duplicate JSON key 'a'"),
+        (b'{"tensors":[{"meta":{"name":"x","name":"y"}}]}', "duplicate JSON key 'name'"),
+        (b'{"x":NaN}', "constant NaN"),
+        (b'{"x":-Infinity}', "constant -Infinity"),
+        (b'{"x":1e999}', "overflows"),
+        (b'{"x":' + b"9" * 5000 + b"}", "invalid JSON"),
+        (b"[" * 100000 + b"]" * 100000, "invalid JSON|nested deeper"),
+        (b'{"a":' * 70 + b"1" + b"}" * 70, "nested deeper than 64"),
+        (b"[1,2]", "top level is a JSON list"),
+        (b'{"a":1', "invalid JSON at byte"),
+        (b'{"a":"\xff"}', "invalid UTF-8 at byte 6"),
+        (b'\xef\xbb\xbf{"a":1}', "invalid JSON"),
+    ],
+)
+def test_hostile_json(raw, match):
+    _reject(assemble(raw, b""), ContainerError, match)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda h: h.pop("tool"), "'tool' must be an object"),
+        (lambda h: h.update(required_features="x"), "list of strings"),
+        (lambda h: h.update(recipe=[1]), "'recipe' must be an object or null"),
+        (lambda h: h.update(arch={"name": "a", "import": "m:C"}), "exactly one of"),
+        (lambda h: h.update(arch={"import": "__import__('os').system('x')"}), "package.module:Class"),
+        (lambda h: h.update(tensors={}), "'tensors' must be a list"),
+        (lambda h: h["tensors"].append(5), "tensor #3 is not an object"),
+        (lambda h: h["tensors"][0].pop("sections"), "tensor #0 needs objects"),
+        (lambda h: h["tensors"][1]["meta"].update(name=""), "tensor #1 has no valid name"),
+        (lambda h: h["tensors"][1]["meta"].update(name="fc1.weight"), "duplicate tensor name 'fc1.weight'"),
+        (lambda h: h.update(data_length=-8), "'data_length' must be a non-negative multiple of 8"),
+        (lambda h: h.update(data_length=True), "'data_length'"),
+        (lambda h: h.update(data_length=12.0), "'data_length'"),
+    ],
+)
+def test_bad_header_fields(parts, edit, match):
+    header, data = copy.deepcopy(parts)
+    edit(header)
+    _reject(assemble(header, data), ContainerError, match)
+
+
+# --- sections and sizes ---------------------------------------------------------------------------
+
+
+def _sec(header, tensor=0, stream="index"):
+    return header["tensors"][tensor]["sections"][stream]
+
+
+def test_overlapping_sections(parts):
+    header, data = parts
+    _sec(header)["offset"] = 0  # "gap" is first at 0..3, "index" should start at 8
+    _reject(assemble(header, data), match="'fc1.weight' stream 'index': offset 0 overlaps the previous section")
+
+
+def test_out_of_order_sections(parts):
+    header, data = parts
+    _sec(header, 0, "gap")["offset"], _sec(header)["offset"] = _sec(header)["offset"], _sec(header, 0, "gap")["offset"]
+    _reject(assemble(header, data), match="stream 'gap': offset 8 leaves a hole")
+
+
+def test_gapped_sections(parts):
+    header, data = parts
+    header["data_length"] += 8
+    for t in range(1, 3):
+        for sec in header["tensors"][t]["sections"].values():
+            sec["offset"] += 8
+    _reject(assemble(header, data + bytes(8)), match="'fc1.bias' stream 'data': offset 24 leaves a hole .*expected 16")
+
+
+def test_data_area_longer_than_sections(parts):
+    header, data = parts
+    header["data_length"] += 8
+    _reject(assemble(header, data + bytes(8)), match="data area is 40 bytes but its sections end at 32")
+
+
+@pytest.mark.parametrize("value", [-1, 2**64, 2**70, 1.5, True, None, "8"])
+@pytest.mark.parametrize("field", ["offset", "length", "crc32"])
+def test_negative_huge_or_mistyped_sizes(parts, field, value):
+    header, data = parts
+    _sec(header)[field] = value
+    _reject(assemble(header, data), match=f"stream 'index': {field} .* is not an integer in 0..")
+
+
+def test_section_past_data_area(parts):
+    header, data = parts
+    _sec(header, 2, "data")["length"] = 9
+    _reject(assemble(header, data), match="'empty' stream 'data': bytes 32..41 run past the data area \\(32 bytes\\)")
+
+
+def test_section_record_shape(parts):
+    header, data = parts
+    _sec(header)["extra"] = 1
+    _reject(assemble(header, data), match="exactly offset, length, crc32")
+
+
+def test_bad_stream_name_in_header(parts):
+    header, data = parts
+    header["tensors"][2]["sections"] = {"d\u00e4ta": header["tensors"][2]["sections"]["data"]}
+    _reject(assemble(header, data), match="invalid stream name")
+
+
+def test_wrong_section_checksum(parts):
+    header, data = parts
+    _sec(header)["crc32"] ^= 1
+    _reject(assemble(header, data), ChecksumError, "'fc1.weight' stream 'index' \\(bytes ")
+
+
+def test_non_zero_padding(parts):
+    header, data = parts
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    assert len(raw) % 8, "the sample header must need padding"
+    _reject(assemble(raw, data, header_pad=b"\x01" + bytes(-len(raw) % 8 - 1)), match="header padding")
+    bad = bytearray(data)
+    bad[3] = 7  # padding after "gap" (3 bytes) before "index"
+    _reject(assemble(header, bytes(bad)), match="padding before offset 8 is not zero")
+    header, data = split(dumps_dcz([EncodedTensor({"name": "w"}, {"data": b"abc"})]))
+    assert len(data) == 8
+    _reject(assemble(header, data[:3] + b"\x00\x00\x00\x00\x01"), match="padding after the last section")
+
+
+def test_extra_trailing_bytes():
+    _reject(synthetic_bytes() + b"\x00", match="file has extra bytes")
+    _reject(synthetic_bytes() + bytes(8), match="file has extra bytes")
+
+
+def test_truncated_file():
+    good = synthetic_bytes()
+    _reject(good[:-1], match="file truncated")
+
+
+def test_file_checksum_and_end_marker():
+    good = bytearray(synthetic_bytes())
+    good[-1] ^= 0x80
+    _reject(bytes(good), ChecksumError, "whole file")
+    good[-1] ^= 0x80
+    good[-6] ^= 1
+    _reject(bytes(good), ContainerError, "end marker")
+
+
+# --- polyglots --------------------------------------------------------------------------------------
+
+
+class _Boom:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def _zip_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", b"payload")
+    return buf.getvalue()
+
+
+def test_polyglots_are_rejected_and_nothing_runs(tmp_path):
+    """A zip or a pickle glued to a valid file is refused, and the pickle is never loaded."""
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps(_Boom(marker))
+    good = synthetic_bytes()
+    _reject(good + _zip_bytes(), match="extra bytes")
+    _reject(good + evil, match="extra bytes")
+    _reject(_zip_bytes() + good, match="bad magic 504b0304")
+    _reject(evil + good, match="pickle")
+    assert not marker.exists()
+
+
+# --- files and lookups --------------------------------------------------------------------------------
+
+
+def test_path_errors(tmp_path):
+    with pytest.raises(InputFileError, match="does not exist"):
+        read_dcz(tmp_path / "nope.dcz")
+    with pytest.raises(InputFileError, match="is a directory"):
+        read_dcz(tmp_path)
+    (tmp_path / "empty.dcz").write_bytes(b"")
+    with pytest.raises(InputFileError, match="is empty"):
+        read_dcz(tmp_path / "empty.dcz")
+
+
+def test_read_from_path_equals_bytes(tmp_path):
+    path = tmp_path / "s.dcz"
+    path.write_bytes(synthetic_bytes())
+    a, b = read_dcz(path), read_dcz(str(path))
+    c = read_dcz(synthetic_bytes())
+    assert a.header == b.header == c.header and a.file_bytes == c.file_bytes == len(synthetic_bytes())
+
+
+def test_accessors():
+    f = read_dcz(synthetic_bytes())
+    assert f.tensor_names == ["fc1.weight", "fc1.bias", "empty"]
+    assert f.arch == {"name": "tiny", "kwargs": {"width": 4}}
+    assert f.recipe["prune"] == {"sparsity": 0.65} and f.metrics == {"error_pct": 1.5} and f.extra is None
+    assert {k: bytes(v) for k, v in f.streams("fc1.weight").items()} == {
+        "gap": bytes([0x21, 0x43, 0x05]), "index": bytes([1, 2, 3, 0])}
+    assert list(f.streams("fc1.weight")) == ["gap", "index"]
+    assert f.stream_sizes("fc1.bias") == {"data": 16}
+    meta = f.meta("fc1.weight")
+    meta["bits"] = 99
+    assert f.meta("fc1.weight")["bits"] == 2, "meta() returns a copy"
+    with pytest.raises(UnknownTensorError, match="no tensor 'nope' .*fc1.weight, fc1.bias, empty"):
+        f.meta("nope")
+    with pytest.raises(KeyError):
+        f.streams("nope")
+
+
+def test_verify_false_defers_section_checks(parts):
+    """Without verify the header is trusted but a stream's checksum is checked when it is first used."""
+    header, data = parts
+    bad = bytearray(data)
+    bad[8] ^= 1  # first byte of fc1.weight "index"
+    damaged = assemble(header, bytes(bad))
+    _reject(damaged, ChecksumError, "'fc1.weight' stream 'index'")
+    f = read_dcz(damaged, verify=False)
+    assert bytes(f.streams("fc1.bias")["data"]) == data[16:32]
+    with pytest.raises(ChecksumError, match="'fc1.weight' stream 'index'"):
+        f.streams("fc1.weight")
