@@ -7,8 +7,10 @@ Streams (built here, seeded):
   gap8 the same with 8-bit fields
 
 Per stream it prints the empirical entropy, the Huffman and zstd-19 sizes in bits per symbol,
-their ratio, and throughputs in M symbols/s measured in this run: Huffman encode (histogram +
-code lengths + coding) and decode on numba's 2 threads and on 1 thread, and zstd-19 decode.
+their ratio, and throughputs in M symbols/s measured in this run, back to back per round:
+Huffman encode (histogram + code lengths + coding) and decode, and zstd-19 decode; once as
+wall clock with numba's threads, once single-threaded as CPU time of the calling thread.
+Then a whole layer goes through the tensor API and is compared with zstd-19 on its streams.
 
 Run: cd /work/main && PYTHONPATH=. OPENBLAS_NUM_THREADS=1 /work/venv/bin/python benchmarks/bench_codecs.py
 """
@@ -63,46 +65,34 @@ def gap_stream(n_kept: int, density: float, index_bits: int, rng: np.random.Gene
     return sym
 
 
-def timeit(fn, repeat: int) -> float:
-    times = []
+def paired(fns: dict, repeat: int, clock) -> dict:
+    """Median seconds of each function, timed back to back in every round (fair under shared load)."""
+    times = {k: [] for k in fns}
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t = clock()
+            fn()
+            times[k].append(clock() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def huffman_encode(sym: np.ndarray) -> tuple[bytes, np.ndarray]:
-    lengths = huffman.code_lengths(huffman.histogram(sym))
-    return huffman.encode(sym, lengths), lengths
+    """Full encode: histogram, length-limited code, coding."""
+    counts = huffman.block_counts(sym)
+    lengths = huffman.code_lengths(counts.sum(axis=0))
+    return huffman.encode(sym, lengths, counts=counts), lengths
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--symbols", type=int, default=4_000_000, help="kept weights per stream")
-    ap.add_argument("--repeat", type=int, default=7)
-    args = ap.parse_args()
+def bench_streams(streams: dict, repeat: int) -> None:
     import numba
 
-    rng = np.random.default_rng(2016)
-    w = kept_normal_weights(args.symbols, 0.09, rng)
-    streams = {
-        "q5": kmeans_labels(w, 32),
-        "q8": kmeans_labels(w, 256),
-        "gap4": gap_stream(args.symbols, 0.09, 4, rng),
-        "gap8": gap_stream(args.symbols, 0.09, 8, rng),
-    }
     zc = zstandard.ZstdCompressor(level=19)
     zd = zstandard.ZstdDecompressor()
-    # warm the numba caches
-    data, lengths = huffman_encode(streams["q5"][:100_000])
-    huffman.decode(data, 100_000, lengths)
-
     threads = numba.get_num_threads()
-    head = (f"{'stream':6} {'n':>9} {'H bits':>7} {'huff':>7} {'+%':>6} {'zstd19':>7} {'huff/zstd':>9} "
-            f"{'enc':>6} {'dec':>6} {'dec1t':>6} {'zstd dec':>8} {'dec/zstd':>8} {'enc/dec':>7}")
-    print(f"numba threads: {threads}; throughputs in M symbols/s, median of {args.repeat}")
-    print(head)
+    print(f"## Streams: sizes; wall-clock throughput with {threads} numba threads (zstd is single-threaded)")
+    print(f"{'stream':6} {'n':>9} {'H':>6} {'huff':>6} {'+%H':>6} {'zstd19':>6} {'huff/zstd':>9} "
+          f"{'enc':>5} {'dec':>5} {'zdec':>5} {'dec/zstd':>8} {'enc/dec':>7}")
+    single = []
     for name, sym in streams.items():
         n = sym.size
         h = entropy_bits(huffman.histogram(sym)) / n
@@ -112,16 +102,78 @@ def main() -> None:
         zdata = zc.compress(sym.tobytes())
         assert zd.decompress(zdata) == sym.tobytes()
         zbits = len(zdata) * 8 / n
-        t_enc = timeit(lambda: huffman_encode(sym), args.repeat)
-        t_dec = timeit(lambda: huffman.decode(data, n, lengths), args.repeat)
+        fns = {"enc": lambda: huffman_encode(sym), "dec": lambda: huffman.decode(data, n, lengths),
+               "zdec": lambda: zd.decompress(zdata)}
+        t = paired(fns, repeat, time.perf_counter)
+        enc, dec, zdec = (n / t[k] / 1e6 for k in ("enc", "dec", "zdec"))
+        print(f"{name:6} {n:9d} {h:6.3f} {hbits:6.3f} {100 * (hbits / h - 1):+5.2f}% {zbits:6.3f} "
+              f"{hbits / zbits:9.4f} {enc:5.0f} {dec:5.0f} {zdec:5.0f} {dec / zdec:8.2f} {enc / dec:7.2f}")
         numba.set_num_threads(1)
-        t_dec1 = timeit(lambda: huffman.decode(data, n, lengths), args.repeat)
+        for clock in (time.perf_counter, time.thread_time):
+            t = paired(fns, repeat, clock)
+            single.append((clock.__name__, name, *(n / t[k] / 1e6 for k in ("enc", "dec", "zdec"))))
         numba.set_num_threads(threads)
-        t_zd = timeit(lambda: zd.decompress(zdata), args.repeat)
-        enc, dec, dec1, zdec = (n / t / 1e6 for t in (t_enc, t_dec, t_dec1, t_zd))
-        print(f"{name:6} {n:9d} {h:7.3f} {hbits:7.3f} {100 * (hbits / h - 1):+5.2f}% {zbits:7.3f} "
-              f"{hbits / zbits:9.4f} {enc:6.0f} {dec:6.0f} {dec1:6.0f} {zdec:8.0f} {dec / zdec:8.2f} "
-              f"{enc / dec:7.2f}")
+    for clock, title in (("perf_counter", "wall clock"),
+                         ("thread_time", "CPU time of the calling thread (insensitive to other processes)")):
+        print()
+        print(f"## Streams: 1 numba thread, {title}")
+        print(f"{'stream':6} {'enc':>5} {'dec':>5} {'zdec':>5} {'dec/zstd':>8} {'enc/dec':>7}")
+        for c, name, enc, dec, zdec in single:
+            if c == clock:
+                print(f"{name:6} {enc:5.0f} {dec:5.0f} {zdec:5.0f} {dec / zdec:8.2f} {enc / dec:7.2f}")
+
+
+def bench_tensor(rng: np.random.Generator) -> None:
+    """A whole fc layer (2048 x 4096, 9% kept, 5-bit k-means) through the tensor API."""
+    from deepcompress.codecs.tensor import decode_tensor, encode_quantized
+
+    shape = (2048, 4096)
+    w = rng.standard_normal(shape).astype(np.float32)
+    mask = np.abs(w) > np.quantile(np.abs(w), 0.91)
+    labels = np.full(shape, -1, dtype=np.int16)
+    labels[mask] = kmeans_labels(w[mask], 32)
+    codebook = np.linspace(-1, 1, 32, dtype=np.float32)
+    t = time.perf_counter()
+    et = encode_quantized("fc", labels, codebook, granularity="element", block=(1, 1), bits=5)
+    t_enc = time.perf_counter() - t
+    t = time.perf_counter()
+    decode_tensor(et.meta, et.streams)
+    t_dec = time.perf_counter() - t
+    meta = et.meta
+    ours = sum(s["nbytes"] + len(s.get("code_lengths", "")) for s in meta["streams"].values())
+    kept = np.flatnonzero(mask.ravel())
+    gaps, _ = relindex.encode_gaps(kept, meta["index_bits"])
+    zc = zstandard.ZstdCompressor(level=19)
+    zsize = len(zc.compress(labels.ravel()[kept].astype(np.uint8).tobytes())) + len(zc.compress(gaps.tobytes()))
+    print()
+    print(f"## Tensor {shape}, {kept.size} kept weights, 5 bits")
+    print(f"index_bits {meta['index_bits']} (auto), fillers {meta['n_fillers']}, codecs "
+          + ", ".join(f"{k}={v['codec']}" for k, v in meta["streams"].items()))
+    print(f"streams {ours} bytes = {8 * ours / kept.size:.3f} bits per kept weight; "
+          f"zstd-19 on the same symbol streams {zsize} bytes; ratio {ours / zsize:.4f}")
+    print(f"encode_quantized {t_enc:.2f} s, decode_tensor {t_dec:.3f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--symbols", type=int, default=4_000_000, help="kept weights per stream")
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(2016)
+    w = kept_normal_weights(args.symbols, 0.09, rng)
+    streams = {
+        "q5": kmeans_labels(w, 32),
+        "q8": kmeans_labels(w, 256),
+        "gap4": gap_stream(args.symbols, 0.09, 4, rng),
+        "gap8": gap_stream(args.symbols, 0.09, 8, rng),
+    }
+    data, lengths = huffman_encode(streams["q5"][:100_000])  # compile / load the numba cache
+    huffman.decode(data, 100_000, lengths)
+    print(f"throughputs in M symbols/s, median of {args.repeat}; sizes in bits per symbol")
+    print()
+    bench_streams(streams, args.repeat)
+    bench_tensor(rng)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,35 @@ def pe_sweep(seed: int) -> dict:
     return {"cycles": cycles, "pad": pad, "lb": lb, "ratio_geo": geo}
 
 
+def row_skew_sensitivity(seed: int) -> None:
+    """Not a fit: how much non-uniform row densities (real pruned layers) move the simulated time."""
+    print("\n## Sensitivity: rows of unequal density (not used for Table IV)\n")
+    print("Each row's density is the layer's density times a Gamma(shape) factor of mean 1 "
+          "(smaller shape = more skew), same expected number of weights; seed 0.\n")
+    print("| Layer | uniform (µs) | Gamma shape 4 (µs) | Gamma shape 1 (µs) | paper actual |")
+    print("|---|---|---|---|---|")
+    for spec in [s for s in TABLE_III if s.name in ("Alex-8", "VGG-6", "NT-LSTM")]:
+        active = nonzero_activations(random_activations(spec.n_in, spec.act_density, seed=seed + 1000))
+        times = []
+        for shape in (None, 4.0, 1.0):
+            rng = np.random.default_rng(seed)
+            if shape is None:
+                dens = np.full(spec.n_out, spec.weight_density)
+            else:
+                dens = np.minimum(spec.weight_density * rng.gamma(shape, 1.0 / shape, spec.n_out), 1.0)
+            rows_l, cols_l = [], []
+            for i, d in enumerate(dens):
+                c = np.flatnonzero(rng.random(spec.n_in) < d)
+                rows_l.append(np.full(c.size, i))
+                cols_l.append(c)
+            rows, cols = np.concatenate(rows_l), np.concatenate(cols_l)
+            codes = rng.integers(1, 16, rows.size)
+            cb = np.concatenate(([0.0], np.linspace(-1, 1, 16)[np.linspace(-1, 1, 16) != 0][:15])).astype(np.float32)
+            layout = build_layout((spec.n_out, spec.n_in), rows, cols, codes, cb, n_pes=64)
+            times.append(simulate_active(layout, active, CycleConfig()).time_us)
+        print(f"| {spec.name} | {times[0]:.1f} | {times[1]:.1f} | {times[2]:.1f} | {spec.actual_us} |")
+
+
 def speed(repeats: int) -> None:
     spec = TABLE_III[0]
     t0 = time.perf_counter()
@@ -253,6 +282,7 @@ def main() -> None:
     table_iv(list(range(args.seeds)))
     fifo = fifo_sweep(0)
     pes = pe_sweep(0)
+    row_skew_sensitivity(0)
     speed(args.repeats)
     if not args.no_plots:
         plots(fifo, pes)

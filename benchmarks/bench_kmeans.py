@@ -40,7 +40,7 @@ def best_time(fn, repeats: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2, help="runs of ours (best time kept)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of ours (best time kept)")
     parser.add_argument("--sk-repeats", type=int, default=1, help="runs of sklearn (best time kept)")
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     args = parser.parse_args()
@@ -77,6 +77,15 @@ def main() -> None:
             f"| {res.inertia:.6g} | {t_sk / t_ours:.1f}x | {res.inertia / sk_inertia:.4f} |",
             flush=True,
         )
+
+    print("\n## Sorting 3.4M float32 weights (the largest O(N) step)\n")
+    from deepcompress.quantize.sorting import sort_values
+
+    w = pruned_weights(3_400_000)
+    sort_values(w[: 1 << 18])  # compile / load the numba kernel first
+    t_np, _ = best_time(lambda: np.sort(w), args.repeats + 1)
+    t_rx, _ = best_time(lambda: sort_values(w), args.repeats + 1)
+    print(f"np.sort {t_np:.3f} s, radix sort (numba) {t_rx:.3f} s, ratio {t_np / t_rx:.1f}x")
 
     print("\n## Lloyd (linear init) against the optimal 1-D k-means (dynamic programming)\n")
     print("| N | k | Lloyd s | Lloyd inertia | optimal s | optimal inertia | Lloyd / optimal |")

@@ -25,6 +25,7 @@ class CompressResult:
     dense_bytes: int
     history: list[dict[str, Any]] = field(default_factory=list)
     recipe: dict[str, Any] = field(default_factory=dict)
+    timings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def compression_ratio(self) -> float:
@@ -48,6 +49,7 @@ class CompressResult:
             "baseline": self.baseline,
             "final": self.final,
             "history": self.history,
+            "timings": self.timings,
         }
 
 
@@ -91,7 +93,7 @@ def compress_model(
         extra={"tool": f"deepcompress {__version__}"},
     )
     _verify_exact(read_dcz(output), state.model)
-    return CompressResult(Path(output), int(written), dense, state.history, recipe_json)
+    return CompressResult(Path(output), int(written), dense, state.history, recipe_json, list(ctx.timings))
 
 
 def _verify_exact(dcz: Any, model: Any) -> None:

@@ -27,16 +27,17 @@ def block_histograms(symbols, block):
         s0 = k * block
         s1 = min(n, s0 + block)
         sub = np.zeros((4, 256), np.int64)
-        i = s0
-        while i + 4 <= s1:
+        i = np.uint64(s0)
+        end = np.uint64(s1)
+        while i + np.uint64(4) <= end:
             sub[0, symbols[i]] += 1
-            sub[1, symbols[i + 1]] += 1
-            sub[2, symbols[i + 2]] += 1
-            sub[3, symbols[i + 3]] += 1
-            i += 4
-        while i < s1:
+            sub[1, symbols[i + np.uint64(1)]] += 1
+            sub[2, symbols[i + np.uint64(2)]] += 1
+            sub[3, symbols[i + np.uint64(3)]] += 1
+            i += np.uint64(4)
+        while i < end:
             sub[0, symbols[i]] += 1
-            i += 1
+            i += np.uint64(1)
         for s in range(256):
             hist[k, s] = sub[0, s] + sub[1, s] + sub[2, s] + sub[3, s]
     return hist
@@ -53,24 +54,33 @@ def encode_blocks(symbols, codes, block, byte_starts, out):
     for k in prange(nblocks):
         s0 = k * block
         s1 = min(n, s0 + block)
-        p = byte_starts[k]
+        p = np.uint64(byte_starts[k])
         buf = np.uint64(0)
         cnt = np.uint64(0)
-        for i in range(s0, s1):
+        # unsigned indices: numba then emits no negative-index wraparound code
+        i = np.uint64(s0)
+        end = np.uint64(s1)
+        while i < end:
+            # two codes (<= 28 bits) per flush check: cnt stays < 32 + 28
             e = np.uint64(codes[symbols[i]])
             buf |= (e >> np.uint64(4)) << cnt
             cnt += e & np.uint64(15)
+            if i + np.uint64(1) < end:
+                e = np.uint64(codes[symbols[i + np.uint64(1)]])
+                buf |= (e >> np.uint64(4)) << cnt
+                cnt += e & np.uint64(15)
+            i += np.uint64(2)
             if cnt >= np.uint64(32):
                 out[p] = np.uint8(buf & np.uint64(0xFF))
-                out[p + 1] = np.uint8((buf >> np.uint64(8)) & np.uint64(0xFF))
-                out[p + 2] = np.uint8((buf >> np.uint64(16)) & np.uint64(0xFF))
-                out[p + 3] = np.uint8((buf >> np.uint64(24)) & np.uint64(0xFF))
-                p += 4
+                out[p + np.uint64(1)] = np.uint8((buf >> np.uint64(8)) & np.uint64(0xFF))
+                out[p + np.uint64(2)] = np.uint8((buf >> np.uint64(16)) & np.uint64(0xFF))
+                out[p + np.uint64(3)] = np.uint8((buf >> np.uint64(24)) & np.uint64(0xFF))
+                p += np.uint64(4)
                 buf >>= np.uint64(32)
                 cnt -= np.uint64(32)
         while cnt > np.uint64(0):
             out[p] = np.uint8(buf & np.uint64(0xFF))
-            p += 1
+            p += np.uint64(1)
             buf >>= np.uint64(8)
             if cnt >= np.uint64(8):
                 cnt -= np.uint64(8)
@@ -80,15 +90,16 @@ def encode_blocks(symbols, codes, block, byte_starts, out):
 
 @njit(cache=True, inline="always")
 def _load64(data, p):
+    p = np.uint64(p)
     return (
         np.uint64(data[p])
-        | (np.uint64(data[p + 1]) << np.uint64(8))
-        | (np.uint64(data[p + 2]) << np.uint64(16))
-        | (np.uint64(data[p + 3]) << np.uint64(24))
-        | (np.uint64(data[p + 4]) << np.uint64(32))
-        | (np.uint64(data[p + 5]) << np.uint64(40))
-        | (np.uint64(data[p + 6]) << np.uint64(48))
-        | (np.uint64(data[p + 7]) << np.uint64(56))
+        | (np.uint64(data[p + np.uint64(1)]) << np.uint64(8))
+        | (np.uint64(data[p + np.uint64(2)]) << np.uint64(16))
+        | (np.uint64(data[p + np.uint64(3)]) << np.uint64(24))
+        | (np.uint64(data[p + np.uint64(4)]) << np.uint64(32))
+        | (np.uint64(data[p + np.uint64(5)]) << np.uint64(40))
+        | (np.uint64(data[p + np.uint64(6)]) << np.uint64(48))
+        | (np.uint64(data[p + np.uint64(7)]) << np.uint64(56))
     )
 
 
@@ -107,7 +118,7 @@ ROUND = 12
 
 @njit(cache=True, inline="always")
 def _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i):
-    buf |= _load64(data, pos) << np.uint64(cnt)
+    buf |= _load64(data, np.uint64(pos)) << np.uint64(cnt)
     pos += (63 - cnt) >> 3
     cnt |= 56
     bad = False
@@ -117,14 +128,15 @@ def _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i):
         if c == 0:
             e2 = single[buf & smask]
             ln = np.int64(e2 & 15)
-            out[i] = e2 >> 4
+            out[np.uint64(i)] = e2 >> 4
             i += 1
             bad |= ln == 0
         else:
             ln = np.int64(e >> 26)
-            out[i] = e & 255
-            out[i + 1] = (e >> 8) & 255
-            out[i + 2] = (e >> 16) & 255
+            u = np.uint64(i)
+            out[u] = e & 255
+            out[u + np.uint64(1)] = (e >> 8) & 255
+            out[u + np.uint64(2)] = (e >> 16) & 255
             i += np.int64(c)
         buf >>= np.uint64(ln)
         cnt -= ln
@@ -203,7 +215,7 @@ def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, n, 
                 cnt |= 56
                 e = single[buf & smask]
                 ln = np.int64(e & 15)
-                out[i] = e >> 4
+                out[np.uint64(i)] = e >> 4
                 buf >>= np.uint64(ln)
                 cnt -= ln
                 i += 1

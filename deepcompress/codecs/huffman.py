@@ -1,8 +1,9 @@
 """Length-limited canonical Huffman coding of uint8 symbol streams, in independent blocks.
 
 Code lengths
-    Optimal lengths under a maximum of :data:`MAX_CODE_LENGTH` bits, computed by
-    package-merge (ties broken by symbol value, so the result is deterministic).
+    Optimal lengths under a maximum of :data:`MAX_CODE_LENGTH` bits: a plain
+    Huffman code when it respects the limit, else package-merge (both with
+    deterministic tie-breaking).
     A stream with one distinct symbol gives it length 1; an empty stream has no
     codes. Only the lengths are stored, as a string of hex digits (one per
     symbol 0, 1, 2, ...; trailing zeros dropped), see :func:`lengths_to_hex`.
@@ -58,8 +59,33 @@ def histogram(symbols: np.ndarray) -> np.ndarray:
     return block_counts(sym).sum(axis=0)
 
 
+def _huffman_lengths(freqs: np.ndarray, used: list[int]) -> np.ndarray:
+    """Unconstrained Huffman code lengths (heap construction, ties by creation order)."""
+    heap = [(int(freqs[s]), s) for s in used]
+    heapq.heapify(heap)
+    parent: dict[int, int] = {}
+    nid = 256
+    while len(heap) > 1:
+        w1, a = heapq.heappop(heap)
+        w2, b = heapq.heappop(heap)
+        parent[a] = parent[b] = nid
+        heapq.heappush(heap, (w1 + w2, nid))
+        nid += 1
+    lengths = np.zeros(freqs.size, dtype=np.int64)
+    depth: dict[int, int] = {heap[0][1]: 0}
+    for child in sorted(parent, key=lambda c: -parent[c]):  # parents are created after their children
+        depth[child] = depth[parent[child]] + 1
+    for s in used:
+        lengths[s] = depth[s]
+    return lengths
+
+
 def code_lengths(freqs: np.ndarray, max_length: int = MAX_CODE_LENGTH) -> np.ndarray:
-    """Optimal code lengths (uint8, one per symbol) with no code longer than ``max_length``."""
+    """Optimal code lengths (uint8, one per symbol) with no code longer than ``max_length``.
+
+    A plain Huffman code is used when it respects the limit (it is then optimal);
+    otherwise package-merge finds the optimal limited lengths.
+    """
     freqs = np.asarray(freqs, dtype=np.int64)
     lengths = np.zeros(freqs.size, dtype=np.uint8)
     used = [int(s) for s in np.flatnonzero(freqs > 0)]
@@ -70,22 +96,40 @@ def code_lengths(freqs: np.ndarray, max_length: int = MAX_CODE_LENGTH) -> np.nda
         return lengths
     if len(used) > (1 << max_length):
         raise CodecError(f"huffman: {len(used)} symbols cannot have codes of at most {max_length} bits")
-    # package-merge: a leaf is an int symbol, a package is a pair of items
-    leaves = sorted((int(freqs[s]), s, s) for s in used)
-    items = leaves
+    plain = _huffman_lengths(freqs, used)
+    if int(plain.max()) <= max_length:
+        return plain.astype(np.uint8)
+    return _package_merge(freqs, used, max_length)
+
+
+def _package_merge(freqs: np.ndarray, used: list[int], max_length: int) -> np.ndarray:
+    """Optimal lengths under ``max_length`` (package-merge, leaves sorted by (count, symbol)).
+
+    List 0 is the sorted leaves; list j merges the leaves with the packages made of
+    consecutive pairs of list j-1 (a leaf goes first on a tie). The first 2n-2
+    items of the last list are selected; going down, the selected leaves are a
+    prefix of the sorted leaves (each adds 1 to its symbol's length) and the k
+    selected packages select the first 2k items of the list below.
+    """
+    order = sorted(used, key=lambda s: (int(freqs[s]), s))
+    n = len(order)
+    leaf_w = freqs[order].astype(np.int64)
+    items = leaf_w
+    is_package = [np.zeros(n, dtype=bool)]
     for _ in range(max_length - 1):
-        packages = [
-            (items[i][0] + items[i + 1][0], -1, (items[i][2], items[i + 1][2]))
-            for i in range(0, len(items) - 1, 2)
-        ]
-        items = list(heapq.merge(leaves, packages, key=lambda it: it[0]))
-    stack = [it[2] for it in items[: 2 * len(used) - 2]]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, tuple):
-            stack.extend(node)
-        else:
-            lengths[node] += 1
+        pairs = items[0 : 2 * (items.size // 2) : 2] + items[1 : 2 * (items.size // 2) : 2]
+        merged = np.concatenate([leaf_w, pairs])
+        idx = np.argsort(merged, kind="stable")
+        items = merged[idx]
+        is_package.append(idx >= n)
+    count = np.zeros(n, dtype=np.int64)
+    m = 2 * n - 2
+    for flags in reversed(is_package):
+        n_pkg = int(np.count_nonzero(flags[:m]))
+        count[: m - n_pkg] += 1
+        m = 2 * n_pkg
+    lengths = np.zeros(freqs.size, dtype=np.uint8)
+    lengths[order] = count
     return lengths
 
 
@@ -105,11 +149,16 @@ def canonical_codes(lengths: np.ndarray) -> np.ndarray:
 
 
 def _reverse_bits(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    out = np.zeros(codes.size, dtype=np.uint32)
-    for s in np.flatnonzero(lengths > 0).tolist():
-        c, ln = int(codes[s]), int(lengths[s])
-        out[s] = int(format(c, f"0{ln}b")[::-1], 2)
-    return out
+    """Reverse the low ``lengths[i]`` bits of ``codes[i]`` (vectorised)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = np.zeros(codes.size, dtype=np.int64)
+    for j in range(int(lengths.max(initial=0))):
+        out |= ((codes >> j) & 1) << np.maximum(lengths - 1 - j, 0)
+    return np.where(lengths > 0, out, 0).astype(np.uint32)
+
+
+_REV8 = np.array([int(f"{v:08b}"[::-1], 2) for v in range(256)], dtype=np.int64)
 
 
 def check_lengths(lengths: np.ndarray, n_symbols: int, what: str) -> None:
@@ -207,15 +256,23 @@ def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_
 
 
 def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
-    """The lookup table (uint16 ``symbol << 4 | length``) indexed by the next ``table_bits`` bits."""
+    """The lookup table (uint16 ``symbol << 4 | length``) indexed by the next ``table_bits`` bits.
+
+    In MSB-first order the canonical code of the k-th symbol (by length, then
+    value) covers ``2**(table_bits - length)`` consecutive entries, so the table
+    is a repeat of the sorted symbols read through a bit-reversed index.
+    """
     lengths = np.asarray(lengths, dtype=np.int64)
     table_bits = max(1, int(lengths.max(initial=0)))
-    table = np.zeros(1 << table_bits, dtype=np.uint16)
-    rev = _reverse_bits(canonical_codes(lengths), lengths)
-    for s in np.flatnonzero(lengths > 0).tolist():
-        ln = int(lengths[s])
-        table[int(rev[s]) :: 1 << ln] = (s << 4) | ln
-    return table, table_bits
+    syms = np.flatnonzero(lengths > 0)
+    syms = syms[np.lexsort((syms, lengths[syms]))]
+    entries = ((syms << 4) | lengths[syms]).astype(np.uint16)
+    msb = np.zeros(1 << table_bits, dtype=np.uint16)
+    filled = np.repeat(entries, 1 << (table_bits - lengths[syms]))
+    msb[: filled.size] = filled  # an incomplete code (one symbol) leaves zeros = no codeword
+    idx = np.arange(1 << table_bits, dtype=np.int64)
+    rev = (_REV8[idx & 255] << 8 | _REV8[idx >> 8]) >> (16 - table_bits)
+    return msb[rev], table_bits
 
 
 def multi_table(single: np.ndarray, single_bits: int) -> tuple[np.ndarray, int]:

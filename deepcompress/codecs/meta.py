@@ -88,8 +88,10 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
     n_weights = math.prod(shape)
     if n_weights > max_elements:
         raise CodecError(f"{who}: shape {shape} has {n_weights} elements, more than the limit {max_elements}")
-    if not isinstance(block, list) or len(block) != len(shape) or not all(_int(b) and b >= 1 for b in block):
-        raise CodecError(f"{who}: block must be a list of {len(shape)} ints >= 1")
+    if not isinstance(block, list) or len(block) != len(shape) or not all(
+        _int(b) and 1 <= b <= max(1, s) for b, s in zip(block, shape)
+    ):
+        raise CodecError(f"{who}: block must be a list of {len(shape)} ints in 1..max(1, shape[d])")
     if any(s % b for s, b in zip(shape, block)):
         raise CodecError(f"{who}: block {block} does not tile shape {shape}")
     n_blocks = math.prod(relindex.grid_shape(shape, block))

@@ -26,7 +26,7 @@ from .encoded import EncodedTensor
 from .meta import DENSE_DTYPES, label, validate_meta
 
 # during the automatic gap-width search, zstd-19 is tried only on streams this short
-ZSTD_SEARCH_SYMBOLS = 1 << 20
+ZSTD_SEARCH_SYMBOLS = 1 << 18
 
 __all__ = [
     "encode_quantized", "encode_float", "encode_dense",
@@ -66,12 +66,12 @@ def _encode_gap(kept: np.ndarray, index_bits: int | None) -> tuple[int, dict[str
     best = None
     for b in widths:
         sym, n_fill = relindex.encode_gaps(kept, b)
-        smeta, data = codec.encode_symbols(sym, b, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS)
+        smeta, data = codec.encode_symbols(sym, b, zstd=len(widths) == 1 or sym.size <= ZSTD_SEARCH_SYMBOLS)
         cost = codec.cost(smeta)
         if best is None or cost < best[0]:
             best = (cost, b, smeta, data, n_fill, sym)
     _, b, smeta, data, n_fill, sym = best
-    if sym.size > ZSTD_SEARCH_SYMBOLS:
+    if len(widths) > 1 and sym.size > ZSTD_SEARCH_SYMBOLS:
         smeta, data = codec.encode_symbols(sym, b, zstd=True)
     return b, smeta, data, n_fill
 
@@ -256,7 +256,9 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarra
     kind = meta["kind"]
     if kind == "dense":
         arr = codec.decode_items(meta["streams"]["data"], views["data"], np.dtype(meta["dtype"]),
-                              what=f"{who} stream 'data'")
+                                 what=f"{who} stream 'data'")
+        if arr.dtype == np.bool_ and arr.size and int(arr.view(np.uint8).max()) > 1:
+            raise CodecError(f"{who}: stream 'data' holds a bool byte other than 0 or 1")
         return arr.reshape(meta["shape"])
     kept = _kept(meta, views)
     if kind == "quantized":

@@ -8,6 +8,7 @@ is decoded or its meta is validated.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import stat
 from pathlib import Path
@@ -126,8 +127,18 @@ class DczFile:
         return decode_labels(self._entry(name).meta, self.streams(name), max_elements=max_elements)
 
     def decode_all(self, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, np.ndarray]:
-        """Decode every tensor, in file order. All metas are validated before any decoding."""
+        """Decode every tensor, in file order.
+
+        All metas are validated before any decoding, and ``max_elements`` caps the
+        elements of all tensors together as well as of each one.
+        """
         self.validate_all(max_elements=max_elements)
+        total = sum(math.prod(self._entry(name).meta["shape"]) for name in self.tensor_names)
+        if total > max_elements:
+            raise ContainerError(
+                f"the file's {len(self.tensor_names)} tensors hold {total} elements in all, "
+                f"more than the limit {max_elements}"
+            )
         return {name: self.decode(name, max_elements=max_elements) for name in self.tensor_names}
 
 
@@ -142,11 +153,15 @@ def read_dcz(source: str | os.PathLike[str] | bytes, *, verify: bool = True) -> 
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
+        layout = parse_container(memoryview(data), verify=verify)
     elif isinstance(source, (str, os.PathLike)):
         data = _read_path(Path(source))
+        try:
+            layout = parse_container(memoryview(data), verify=verify)
+        except ContainerError as exc:  # same class, with the file named in front
+            raise type(exc)(f"{os.fspath(source)}: {exc}") from None
     else:
         raise TypeError(f"read_dcz: expected a path or bytes, got a {type(source).__name__}")
-    layout = parse_container(memoryview(data), verify=verify)
     return DczFile(data, layout, verified=verify)
 
 

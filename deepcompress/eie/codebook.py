@@ -26,43 +26,11 @@ class SharedWeights:
     labels: np.ndarray  # int64, same length as the clustered values
 
 
-def lloyd_1d(values: np.ndarray, k: int, *, counts: np.ndarray | None = None, max_iter: int = 300) -> SharedWeights:
-    """Weighted 1-D k-means (Lloyd) with linear initialisation over ``[min, max]``.
-
-    Works on the sorted values with prefix sums, so each iteration costs ``O(k log n)``.
-    Empty clusters are dropped, so fewer than ``k`` centroids may come back. ``counts``
-    weights each value (used when clustering a codebook by how often each entry is used).
-    """
-    x = np.asarray(values, dtype=np.float64).ravel()
-    if x.size == 0:
-        raise ConfigError("k-means: no values to cluster")
-    if k < 1:
-        raise ConfigError(f"k-means: k must be >= 1, got {k}")
-    w = np.ones_like(x) if counts is None else np.asarray(counts, dtype=np.float64).ravel()
-    order = np.argsort(x, kind="stable")
-    xs, ws = x[order], w[order]
-    cw = np.concatenate(([0.0], np.cumsum(ws)))
-    cwx = np.concatenate(([0.0], np.cumsum(ws * xs)))
-    lo, hi = float(xs[0]), float(xs[-1])
-    cents = np.linspace(lo, hi, k) if k > 1 else np.array([(cwx[-1] / cw[-1])])
-    for _ in range(max_iter):
-        bounds = np.searchsorted(xs, (cents[:-1] + cents[1:]) / 2.0, side="right")
-        edges = np.concatenate(([0], bounds, [xs.size]))
-        mass = cw[edges[1:]] - cw[edges[:-1]]
-        keep = mass > 0
-        new = (cwx[edges[1:]] - cwx[edges[:-1]])[keep] / mass[keep]
-        if new.size == cents.size and np.array_equal(new, cents):
-            break
-        cents = new
-    labels = np.searchsorted((cents[:-1] + cents[1:]) / 2.0, x, side="right").astype(np.int64)
-    return SharedWeights(centroids=cents, labels=labels)
-
-
 def cluster_weights(values: np.ndarray, k: int) -> SharedWeights:
     """Cluster non-zero weight values into at most ``k`` shared values (linear-init Lloyd).
 
-    Uses the project's ``deepcompress.quantize.kmeans.kmeans_1d``; :func:`lloyd_1d` is only
-    for the weighted re-quantization of a codebook, which needs per-value counts.
+    Uses the project's ``deepcompress.quantize.kmeans.kmeans_1d`` (linear init, empty
+    clusters relocated).
     """
     from deepcompress.quantize.kmeans import kmeans_1d
 
@@ -108,11 +76,16 @@ def fit_codebook(
         log.info("%s: %d shared weights do not fit %d bits; widening virtual weights to %d bits",
                  name, values.size, weight_bits, bits)
         return fit_codebook(codebook, usage, bits, policy, name)
-    counts = np.bincount(inverse, weights=np.asarray(usage, dtype=np.float64).ravel()[used], minlength=values.size)
-    shared = lloyd_1d(values, capacity, counts=counts)
+    # Re-cluster the layer's actual weights: every used value repeated by its usage count.
+    counts = np.asarray(usage, dtype=np.int64).ravel()[used]
+    per_value = np.bincount(inverse, weights=counts, minlength=values.size).astype(np.int64)
+    weights = np.repeat(values, per_value)
+    shared = cluster_weights(weights, capacity)
+    first = np.concatenate(([0], np.cumsum(per_value)[:-1]))  # one representative per value
+    value_label = shared.labels[first]
     log.info("%s: re-quantized %d shared weights to %d (%d-bit virtual weights, code 0 = zero)",
              name, values.size, shared.centroids.size, weight_bits)
-    code_of_entry[used] = shared.labels[inverse] + 1
+    code_of_entry[used] = value_label[inverse] + 1
     table = np.zeros(1 << weight_bits, dtype=np.float32)
     table[1 : shared.centroids.size + 1] = shared.centroids
     return table, code_of_entry, weight_bits

@@ -29,6 +29,7 @@ class RunContext:
     loaders_fn: Callable[[], tuple[Any, Any]] | None = None
     stage_key: str = ""
     stage_index: int = 0
+    timings: list[dict[str, Any]] = field(default_factory=list)
     _loaders: dict[int, tuple[Any, Any]] = field(default_factory=dict)
 
     @property

@@ -45,6 +45,8 @@ def run_pipeline(
 ) -> PipelineState:
     """Validate ``stages`` and run them on ``model``; returns the final state."""
     validate(stages, has_data=ctx.has_data)
+    for stage in stages:
+        stage.preflight(model)
     keys = chain_keys(f"{input_key}|{ctx.data_spec}|{ctx.seed}", stages)
     state = PipelineState(model=model, arch=arch)
     start = 0
@@ -68,7 +70,9 @@ def run_pipeline(
         ctx.log(f"stage {i + 1}/{len(stages)}: {stage.TYPE}")
         t0 = time.perf_counter()
         state = run_stage(stage, state, ctx)
-        record: dict[str, Any] = {"stage": stage.TYPE, "seconds": round(time.perf_counter() - t0, 3)}
+        # wall time goes to the context, not the state: the file must not depend on it
+        ctx.timings.append({"stage": stage.TYPE, "seconds": round(time.perf_counter() - t0, 3)})
+        record: dict[str, Any] = {"stage": stage.TYPE}
         if stage.TYPE != "encode":
             metrics = ctx.evaluate(state.model)
             if metrics is not None:

@@ -39,6 +39,9 @@ class StageConfig:
     def needs_data(self) -> bool:
         return self.NEEDS_DATA
 
+    def preflight(self, model: Any) -> None:
+        """Check the config against ``model`` before any stage runs (names, impossible blocks)."""
+
 
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
     if value not in choices:
@@ -76,6 +79,7 @@ class PruneConfig(StageConfig):
     steps: int = 3
     epochs_per_step: int = 1
     lr: float = 0.01
+    batch_size: int = 128
 
     def __post_init__(self) -> None:
         if self.sparsity != "auto":
@@ -100,6 +104,17 @@ class PruneConfig(StageConfig):
 
     def needs_data(self) -> bool:
         return self.schedule != "oneshot" and self.epochs_per_step > 0
+
+    def preflight(self, model: Any) -> None:
+        from ..pruning.masks import blocked_layers
+
+        if self.block is not None:
+            block = parse_block(self.block)
+            blocked_layers(model, block, block)
+        else:
+            blocked_layers(model, self.granularity, self.fc_granularity)
+        if self.sparsity != "auto" and self.scope == "layer":
+            _check_names(parse_layer_spec(self.sparsity, sparsity_value, "--sparsity").names(), model, "--sparsity")
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,9 @@ class QuantizeConfig(StageConfig):
     def __post_init__(self) -> None:
         parse_layer_spec(self.bits, bits_value, "--bits")
         _check_choice(self.init, INITS, "centroid init")
+
+    def preflight(self, model: Any) -> None:
+        _check_names(parse_layer_spec(self.bits, bits_value, "--bits").names(), model, "--bits")
 
 
 @dataclass(frozen=True)
@@ -188,6 +206,18 @@ class EncodeConfig(StageConfig):
     @property
     def index_bits_value(self) -> int | None:
         return None if self.index_bits == "auto" else int(self.index_bits)
+
+
+def _check_names(names: set[str], model: Any, what: str) -> None:
+    from ..layers import compressible_layers
+
+    refs = compressible_layers(model)
+    known = {r.tensor_name for r in refs} | {r.module_name for r in refs}
+    for name in sorted(names - known):
+        raise ConfigError(
+            f"{what} names {name!r}, which is not a conv or fc layer of this model; "
+            f"layers: {', '.join(r.module_name for r in refs)}"
+        )
 
 
 STAGE_TYPES: dict[str, type[StageConfig]] = {

@@ -69,6 +69,7 @@ class _Attached:
     handle: Any
     bits: int
     init: str
+    param_order: list[str]
 
 
 class SharedWeights:
@@ -103,6 +104,7 @@ class SharedWeights:
         for name, book in codebooks.items():
             module = refs[name].module
             old = module.weight
+            order = list(module._parameters)
             labels = torch.from_numpy(book.labels.astype(np.int64)).to(old.device)
             index = torch.where(labels == PRUNED, torch.full_like(labels, book.k), labels)
             del module._parameters["weight"]
@@ -113,7 +115,7 @@ class SharedWeights:
             with torch.no_grad():
                 module.weight = _shared_weight(module)
             handle = module.register_forward_pre_hook(_recompute_weight)
-            entries.append(_Attached(name, module, handle, book.bits, book.init))
+            entries.append(_Attached(name, module, handle, book.bits, book.init, order))
         return cls(entries)
 
     def _check(self) -> None:
@@ -166,6 +168,11 @@ class SharedWeights:
             del module._buffers[INDEX]
             module.__dict__.pop("weight", None)
             module.weight = torch.nn.Parameter(weight, requires_grad=centroids.requires_grad)
+            params = dict(module._parameters)  # put `weight` back in its place (state_dict order)
+            module._parameters.clear()
+            for key in e.param_order:
+                module._parameters[key] = params.pop(key)
+            module._parameters.update(params)
         self._attached = False
         return books
 

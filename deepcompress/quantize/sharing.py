@@ -98,21 +98,34 @@ def kept_mask(name: str, shape: tuple[int, ...], masks: Mapping[str, "torch.Tens
 
 
 def cluster_weight(
-    name: str, weight: np.ndarray, bits: int, *, mask: np.ndarray | None = None, init: str = "linear", seed: int = 0
+    name: str,
+    weight: np.ndarray,
+    bits: int,
+    *,
+    mask: np.ndarray | None = None,
+    init: str = "linear",
+    seed: int = 0,
+    relocate_empty: bool = True,
 ) -> Codebook:
-    """The codebook of one weight array: its kept values clustered into at most ``2**bits`` centroids."""
+    """The codebook of one weight array: its kept values clustered into at most ``2**bits`` centroids.
+
+    ``relocate_empty=False`` runs plain Lloyd (empty clusters stay where the
+    init put them and are dropped from the codebook).
+    """
     weight = np.asarray(weight, dtype=np.float32)
     labels = np.full(weight.shape, PRUNED, dtype=np.int16)
     kept = weight if mask is None else weight[mask]
     if kept.size == 0:
         centroids = np.zeros(0, dtype=np.float32)
     else:
-        result = kmeans_1d(kept.reshape(-1), 2**bits, init=init, seed=seed)
-        centroids = result.centroids.astype(np.float32)
+        result = kmeans_1d(kept.reshape(-1), 2**bits, init=init, seed=seed, relocate_empty=relocate_empty)
+        used = np.unique(result.labels)  # plain Lloyd may leave empty clusters: drop them
+        centroids = result.centroids[used].astype(np.float32)
+        new_labels = np.searchsorted(used, result.labels)
         if mask is None:
-            labels[...] = result.labels.reshape(weight.shape)
+            labels[...] = new_labels.reshape(weight.shape)
         else:
-            labels[mask] = result.labels
+            labels[mask] = new_labels
     return Codebook(tensor_name=name, centroids=centroids, labels=labels, bits=int(bits), init=str(init))
 
 
@@ -130,6 +143,7 @@ def share_weights(
     init: str = "linear",
     layers: Iterable[str] | None = None,
     seed: int = 0,
+    relocate_empty: bool = True,
 ) -> dict[str, Codebook]:
     """Share the weights of each selected layer of ``model`` in place; return the codebooks.
 
@@ -138,7 +152,8 @@ def share_weights(
     ``masks`` maps tensor names to boolean keep-masks (True = kept); layers absent
     from it are dense and shared too. Pruned positions are set to exactly 0.
     ``layers`` restricts the layers (module or tensor names; default: all Conv
-    and Linear weights). ``init`` is a :func:`kmeans_1d` init name.
+    and Linear weights). ``init`` is a :func:`kmeans_1d` init name;
+    ``relocate_empty=False`` gives plain Lloyd (as in the paper's init study).
     """
     import torch
 
@@ -155,7 +170,9 @@ def share_weights(
         param = ref.module.weight
         weight = param.detach().to(device="cpu", dtype=torch.float32).numpy()
         mask = kept_mask(ref.tensor_name, tuple(weight.shape), masks)
-        book = cluster_weight(ref.tensor_name, weight, bits_for(spec, ref), mask=mask, init=init, seed=seed)
+        book = cluster_weight(
+            ref.tensor_name, weight, bits_for(spec, ref), mask=mask, init=init, seed=seed, relocate_empty=relocate_empty
+        )
         with torch.no_grad():
             param.copy_(torch.from_numpy(book.weights()).to(dtype=param.dtype, device=param.device))
         codebooks[ref.tensor_name] = book

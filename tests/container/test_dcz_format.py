@@ -58,3 +58,18 @@ def test_layout_matches_the_spec():
 
 def test_align():
     assert [fmt.align(n) for n in (0, 1, 7, 8, 9, 16)] == [0, 8, 8, 8, 16, 16]
+
+
+def test_import_is_light():
+    """The container package imports neither torch nor numpy (the codecs load only to decode or validate)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys, deepcompress.container, deepcompress.container.summary; "
+            "print(sorted(m for m in ('torch', 'numpy', 'numba', 'zstandard') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(repo)),
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -85,26 +85,31 @@ def _with_meta(edit) -> bytes:
 
 
 def test_lying_meta_is_refused_before_allocation():
-    """A meta claiming 2**31 weights over a few hundred stream bytes fails validation, allocating nothing big."""
+    """A consistent meta claiming 2**32 weights (or more than the caller's cap) over a few hundred
+    stream bytes fails validation, allocating nothing big."""
     import tracemalloc
 
     from deepcompress.errors import CodecError
 
-    def huge(record):
-        m = record["meta"]
-        m.update(shape=[2**16, 2**15], n_weights=2**31, n_blocks=2**31)
+    def resize(rows, cols):
+        def edit(record):
+            record["meta"].update(shape=[rows, cols], n_weights=rows * cols, n_blocks=rows * cols)
+        return edit
 
-    f = read_dcz(_with_meta(huge))
+    huge = read_dcz(_with_meta(resize(2**16, 2**16)))
+    big = read_dcz(_with_meta(resize(2**10, 2**11)))
     tracemalloc.start()
     try:
+        with pytest.raises(CodecError, match="big.weight.*limit 2147483648"):
+            huge.decode("big.weight")
         with pytest.raises(CodecError, match="big.weight"):
-            f.decode("big.weight")
-        with pytest.raises(CodecError, match="big.weight"):
-            f.decode_all()
+            huge.decode_all()
+        with pytest.raises(CodecError, match="big.weight.*limit 1000000"):
+            big.decode_all(max_elements=10**6)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 2**20
+    assert peak < 16 * 2**20  # against 8 GiB for the declared tensor
 
 
 def test_sections_must_match_the_meta_streams():
@@ -116,3 +121,13 @@ def test_sections_must_match_the_meta_streams():
 
     with pytest.raises(CodecError, match="big.weight"):
         read_dcz(_with_meta(drop_gap)).decode("big.weight")
+
+
+def test_decode_all_caps_the_total():
+    f = read_dcz(GOLDEN_DIR / "codecs.dcz")
+    total = sum(int(np.prod(f.meta(n)["shape"])) for n in f.tensor_names)
+    assert len(f.decode_all(max_elements=total)) == len(f.tensor_names)
+    from deepcompress.errors import ContainerError
+
+    with pytest.raises(ContainerError, match=f"hold {total} elements in all, more than the limit {total - 1}"):
+        f.decode_all(max_elements=total - 1)

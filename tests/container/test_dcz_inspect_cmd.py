@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from dcz_samples import GOLDEN_DIR
 
 from deepcompress.cli.inspect_cmd import inspect_cmd
+from deepcompress.container import read_dcz
 from deepcompress.errors import ChecksumError, InputFileError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,10 +49,11 @@ def test_bad_paths_raise_input_file_error(tmp_path, kind):
 
 def test_corrupt_file_raises_container_error(tmp_path):
     data = bytearray(GOLDEN.read_bytes())
-    data[len(data) // 2] ^= 4
+    data[read_dcz(GOLDEN).sections("big.weight")[0].start + 5] ^= 4
     (tmp_path / "bad.dcz").write_bytes(bytes(data))
     result = CliRunner().invoke(inspect_cmd, [str(tmp_path / "bad.dcz")])
     assert isinstance(result.exception, ChecksumError)
+    assert str(result.exception).startswith(f"{tmp_path / 'bad.dcz'}: tensor 'big.weight' stream 'gap' (bytes ")
 
 
 def test_main_wrapper_prints_one_line(tmp_path):

@@ -7,7 +7,6 @@ import copy
 import io
 import json
 import pickle
-import struct
 import zipfile
 
 import pytest

@@ -110,3 +110,13 @@ def test_unvalidated_report_tolerates_odd_meta():
     assert layer["name"] == "fc1.weight" and layer["density"] == 7 / 20 and layer["index_bits_pqh"] == 24 / 7
     assert [t["name"] for t in s["dense_tensors"]] == ["fc1.bias", "empty"]
     assert "fc1.weight" in format_summary(s)
+
+
+def test_empty_file_report():
+    from deepcompress.container import dumps_dcz
+
+    f = read_dcz(dumps_dcz([]))
+    s = summarize(f)
+    assert s["layers"] == [] and s["dense_tensors"] == [] and s["overhead_bytes"] == s["file_bytes"] == f.file_bytes
+    assert s["compression_ratio"] == 0
+    assert "(no compressed layers)" in format_summary(s)

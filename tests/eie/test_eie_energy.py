@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from deepcompress.eie.energy import access_counts, power_model_uj

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepcompress.eie.codebook import fit_codebook, lloyd_1d
+from deepcompress.eie.codebook import fit_codebook
 from deepcompress.eie.layout import build_layout, layout_from_labels, layout_from_weights
 from deepcompress.errors import ConfigError, DataError
 
@@ -76,7 +76,9 @@ def test_padding_count_at_the_boundaries(gap: int, pads: int) -> None:
     index_bits=st.integers(1, 5),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_round_trip_and_invariants(rows: int, cols: int, density: float, n_pes: int, index_bits: int, seed: int) -> None:
+def test_round_trip_and_invariants(
+    rows: int, cols: int, density: float, n_pes: int, index_bits: int, seed: int
+) -> None:
     """Decoding the layout gives back the matrix; fields fit their bits; padding is v=0, z=max."""
     rng = np.random.default_rng(seed)
     cb = rng.uniform(0.1, 2.0, 15).astype(np.float32) * rng.choice([-1, 1], 15)
@@ -152,22 +154,6 @@ def test_layout_from_weights_shares_15_values() -> None:
     assert np.array_equal(dense != 0, w != 0)
     assert np.unique(dense[w != 0]).size <= 15
     assert np.abs(dense - w).max() < 0.5  # 15 centroids over a ~6-sigma range
-
-
-def test_lloyd_1d_matches_brute_force() -> None:
-    """The sorted-prefix-sum Lloyd gives the same centroids as a plain Lloyd loop."""
-    rng = np.random.default_rng(5)
-    x = np.concatenate([rng.normal(-1, 0.2, 300), rng.normal(1, 0.3, 200)])
-    res = lloyd_1d(x, 6)
-    c = np.linspace(x.min(), x.max(), 6)
-    for _ in range(300):
-        lab = np.abs(x[:, None] - c[None, :]).argmin(axis=1)
-        new = np.array([x[lab == i].mean() for i in range(c.size) if np.any(lab == i)])
-        if new.size == c.size and np.allclose(new, c, rtol=0, atol=0):
-            break
-        c = new
-    np.testing.assert_allclose(res.centroids, c, rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(res.labels, np.abs(x[:, None] - c[None, :]).argmin(axis=1))
 
 
 def test_bad_inputs_raise_library_errors() -> None:

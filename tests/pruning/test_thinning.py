@@ -187,3 +187,18 @@ def test_untraceable_model_is_a_model_error():
     model = Untraceable()
     with pytest.raises(ModelError):
         thin(model, layerwise_masks(model, 0.5, "filter"), torch.randn(2, 4))
+
+
+@pytest.mark.parametrize("arch", ["resnet_small", "vgg_small", "lenet5_digits"])
+def test_zoo_models_thin_exactly(arch):
+    """The lead's zoo models (residual + BN, VGG with BN, LeNet-5) thin without changing outputs."""
+    from deepcompress.models import build_model
+
+    torch.manual_seed(6)
+    kwargs = {"input_size": 8} if arch != "lenet5_digits" else {}
+    model = build_model(arch, **kwargs)
+    randomize_bn(model)
+    masks = layerwise_masks(model, "conv=0.5,fc=0.3", "filter")
+    before = _n_params(model)
+    thinned, record, _ = _check_equal(model, masks, (2, 1, 8, 8))
+    assert record.removed_channels > 0 and _n_params(thinned) < before

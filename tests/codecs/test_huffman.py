@@ -1,0 +1,152 @@
+"""Length-limited canonical Huffman: optimality, the limit, the canonical form, exact and safe decoding."""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepcompress.codecs import huffman
+from deepcompress.errors import CodecError
+
+
+def _huffman_cost(freqs) -> int:
+    """Total bits of an unconstrained Huffman code (textbook heap construction)."""
+    heap = [int(f) for f in freqs if f > 0]
+    if len(heap) < 2:
+        return sum(heap)
+    heapq.heapify(heap)
+    cost = 0
+    while len(heap) > 1:
+        a, b = heapq.heappop(heap), heapq.heappop(heap)
+        cost += a + b
+        heapq.heappush(heap, a + b)
+    return cost
+
+
+def _round_trip(sym: np.ndarray, block: int = huffman.BLOCK_SYMBOLS) -> bytes:
+    lengths = huffman.code_lengths(huffman.histogram(sym))
+    data = huffman.encode(sym, lengths, block)
+    assert len(data) == huffman.encoded_size(lengths, huffman.block_counts(sym, block))
+    assert np.array_equal(huffman.decode(data, sym.size, lengths, block), sym)
+    return data
+
+
+def test_canonical_codes_golden():
+    """Sorted by (length, symbol), codes count up and shift left when the length grows."""
+    lengths = np.array([2, 1, 3, 3], np.uint8)
+    codes = huffman.canonical_codes(lengths)
+    assert [format(int(c), f"0{int(l)}b") for c, l in zip(codes, lengths)] == ["10", "0", "110", "111"]
+    assert huffman.lengths_to_hex(np.array([2, 1, 3, 3, 0, 0], np.uint8)) == "2133"
+    assert huffman.lengths_to_hex(np.array([3, 0, 14, 0], np.uint8)) == "30e"
+
+
+def test_stream_golden_bytes():
+    """Codes are written first bit first into an LSB-first bit stream (like DEFLATE)."""
+    lengths = np.array([2, 1, 3, 3], np.uint8)  # codes 10, 0, 110, 111
+    sym = np.array([1, 0, 3], np.uint8)  # bits 0 | 1 0 | 1 1 1 -> stream bits 0,1,0,1,1,1
+    assert huffman.encode(sym, lengths) == bytes([0b00111010])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 10**6), min_size=2, max_size=256))
+def test_lengths_are_optimal_and_canonical_prefix_free(freqs):
+    freqs = np.array(freqs, np.int64)
+    lengths = huffman.code_lengths(freqs, max_length=30)
+    assert int((freqs * lengths).sum()) == _huffman_cost(freqs)
+    codes = huffman.canonical_codes(lengths)
+    words = sorted(format(int(c), f"0{int(l)}b") for c, l in zip(codes, lengths))
+    for a, b in zip(words, words[1:]):
+        assert not b.startswith(a)
+    assert sum(2.0 ** -int(v) for v in lengths) == 1.0
+
+
+def test_length_limit_respected_on_fibonacci_frequencies():
+    """Fibonacci counts force a maximally skewed tree (depth n-1) without the limit."""
+    fib = [1, 1]
+    while len(fib) < 40:
+        fib.append(fib[-1] + fib[-2])
+    freqs = np.array(fib, np.int64)
+    assert int(huffman.code_lengths(freqs, max_length=64).max()) == 39
+    lengths = huffman.code_lengths(freqs)
+    assert int(lengths.max()) == huffman.MAX_CODE_LENGTH
+    huffman.check_lengths(lengths, 1, "test")
+    sym = np.repeat(np.arange(40, dtype=np.uint8), np.minimum(fib, 5000))
+    _round_trip(np.random.default_rng(0).permutation(sym))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.05, 0.5, 1.0, 5.0]), st.integers(1, 256),
+       st.integers(0, 3000))
+def test_round_trip_skewed_and_uniform(seed, alpha, alphabet, n):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(alphabet, alpha))
+    sym = rng.choice(alphabet, size=n, p=p).astype(np.uint8)
+    _round_trip(sym, block=256)
+
+
+def test_multi_block_stream_and_entropy():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(32))
+    sym = rng.choice(32, size=300_000, p=p).astype(np.uint8)
+    data = _round_trip(sym)
+    h = huffman.histogram(sym)
+    q = h[h > 0] / sym.size
+    entropy = float(-(q * np.log2(q)).sum()) * sym.size
+    assert len(data) * 8 < 1.01 * entropy + 8 * 64
+
+
+def test_single_symbol_and_empty_streams():
+    sym = np.full(1000, 7, np.uint8)
+    lengths = huffman.code_lengths(huffman.histogram(sym))
+    assert int(lengths[7]) == 1 and int(lengths.sum()) == 1
+    data = _round_trip(sym)
+    assert len(data) == 125  # one bit per symbol
+    assert huffman.encode(np.zeros(0, np.uint8), np.zeros(256, np.uint8)) == b""
+    assert huffman.decode(b"", 0, np.zeros(4, np.uint8)).size == 0
+
+
+def test_bad_lengths_rejected():
+    with pytest.raises(CodecError):
+        huffman.check_lengths(np.array([1, 1, 1]), 3, "s")  # Kraft sum > 1
+    with pytest.raises(CodecError):
+        huffman.check_lengths(np.array([1, 2, 0]), 3, "s")  # incomplete code
+    with pytest.raises(CodecError):
+        huffman.check_lengths(np.array([2, 0]), 3, "s")  # single code not of length 1
+    with pytest.raises(CodecError):
+        huffman.check_lengths(np.array([0, 0]), 3, "s")  # no code but symbols
+    with pytest.raises(CodecError):
+        huffman.hex_to_lengths("1g", 4, "s")
+    with pytest.raises(CodecError):
+        huffman.hex_to_lengths("11111", 4, "s")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.data())
+def test_corrupt_streams_raise_codec_error_only(seed, data):
+    """Flipped, truncated or extended streams decode to something or raise CodecError."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 2000))
+    sym = rng.choice(16, size=n, p=rng.dirichlet(np.ones(16))).astype(np.uint8)
+    lengths = huffman.code_lengths(huffman.histogram(sym))
+    stream = bytearray(huffman.encode(sym, lengths, 256))
+    how = data.draw(st.sampled_from(["flip", "truncate", "extend", "count"]))
+    count = n
+    if how == "flip":
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(stream) - 1))
+            stream[i] ^= 1 << data.draw(st.integers(0, 7))
+    elif how == "truncate":
+        del stream[data.draw(st.integers(0, len(stream) - 1)):]
+    elif how == "extend":
+        stream += bytes(data.draw(st.binary(min_size=1, max_size=9)))
+    else:
+        count = data.draw(st.integers(0, 3 * n))
+    try:
+        out = huffman.decode(bytes(stream), count, lengths, 256)
+    except CodecError:
+        return
+    assert out.shape == (count,)

@@ -1,0 +1,222 @@
+"""Tensor API: bit-exact round trips for every granularity, bit width and gap width; edge cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepcompress.codecs.tensor import (
+    decode_labels, decode_mask, decode_tensor, encode_dense, encode_float, encode_quantized, validate_meta,
+)
+from deepcompress.errors import CodecError
+from deepcompress.granularity import block_shape, block_grid
+
+CONV_GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
+FC_GRANULARITIES = ["element", "vector", "filter", "channel"]
+
+
+@st.composite
+def layouts(draw):
+    """(shape, granularity label, block) on conv and fc shapes, including custom 2-D blocks."""
+    if draw(st.booleans()):
+        shape = (draw(st.integers(1, 6)), draw(st.integers(1, 5)), draw(st.sampled_from([1, 3])),
+                 draw(st.sampled_from([1, 2, 3])))
+        gran = draw(st.sampled_from(CONV_GRANULARITIES))
+        return shape, gran, block_shape(gran, shape)
+    shape = (draw(st.integers(1, 12)), 4 * draw(st.integers(1, 8)))
+    if draw(st.booleans()):
+        block = (draw(st.sampled_from([d for d in (1, 2, 3) if shape[0] % d == 0])),
+                 draw(st.sampled_from([1, 2, 4])))
+        return shape, "block:" + "x".join(map(str, block)), block
+    gran = draw(st.sampled_from(FC_GRANULARITIES))
+    return shape, gran, block_shape(gran, shape)
+
+
+def block_mask(rng, shape, block, density):
+    keep = rng.random(block_grid(shape, block)) < density
+    for axis, b in enumerate(block):
+        keep = np.repeat(keep, b, axis=axis)
+    return keep
+
+
+def check_quantized(labels, codebook, gran, block, bits, index_bits):
+    et = encode_quantized("layer.weight", labels, codebook, granularity=gran, block=block, bits=bits,
+                          index_bits=index_bits)
+    meta = json.loads(json.dumps(et.meta))  # what the container stores
+    mask = labels >= 0
+    expected = np.where(mask, codebook.astype(np.float32)[np.maximum(labels, 0)], np.float32(0))
+    out = decode_tensor(meta, et.streams)
+    assert out.dtype == np.float32 and out.shape == labels.shape
+    assert np.array_equal(out.view(np.uint32), expected.view(np.uint32))
+    assert np.array_equal(decode_mask(meta, et.streams), mask)
+    lab, cb = decode_labels(meta, et.streams)
+    assert np.array_equal(lab, labels) and np.array_equal(cb.view(np.uint32), codebook.view(np.uint32))
+    assert meta["n_nonzero"] == int(mask.sum()) and meta["n_weights"] == labels.size
+    if index_bits is not None and "gap" in meta["streams"]:
+        assert meta["index_bits"] == index_bits
+    return meta
+
+
+@settings(max_examples=80, deadline=None)
+@given(layouts(), st.integers(1, 8), st.sampled_from([None, 1, 2, 3, 4, 5, 6, 7, 8]),
+       st.floats(0.0, 1.0), st.integers(0, 2**32 - 1))
+def test_quantized_round_trip(layout, bits, index_bits, density, seed):
+    shape, gran, block = layout
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, (1 << bits) + 1))
+    codebook = rng.normal(size=k).astype(np.float32)
+    mask = block_mask(rng, shape, block, density)
+    labels = np.where(mask, rng.integers(0, k, size=shape), -1)
+    check_quantized(labels, codebook, gran, block, bits, index_bits)
+
+
+@settings(max_examples=40, deadline=None)
+@given(layouts(), st.sampled_from([None, 1, 4, 8]), st.floats(0.0, 1.0), st.integers(0, 2**32 - 1))
+def test_float_round_trip(layout, index_bits, density, seed):
+    shape, gran, block = layout
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=shape).astype(np.float32)
+    w.flat[0] = -0.0
+    mask = block_mask(rng, shape, block, density)
+    et = encode_float("f", w, mask, granularity=gran, block=block, index_bits=index_bits)
+    out = decode_tensor(et.meta, et.streams)
+    assert np.array_equal(out.view(np.uint32), np.where(mask, w, np.float32(0)).view(np.uint32))
+    assert np.array_equal(decode_mask(et.meta, et.streams), mask)
+
+
+@pytest.mark.parametrize("index_bits", [None, 1, 2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("bits", [1, 5, 8])
+def test_gaps_at_and_past_the_field_maximum(bits, index_bits):
+    """Kept weights separated by E-1, E, E+1 and 2E pruned weights, E = 2**b - 1."""
+    b = index_bits or 4
+    e = (1 << b) - 1
+    pos, positions = 0, []
+    for gap in (e - 1, e, e + 1, 2 * e, 0, e):
+        pos += gap
+        positions.append(pos)
+        pos += 1
+    labels = np.full(pos + 3, -1)
+    labels[positions] = np.arange(len(positions)) % (1 << bits)
+    meta = check_quantized(labels.reshape(1, -1), np.linspace(-1, 1, 1 << bits, dtype=np.float32),
+                           "element", (1, 1), bits, index_bits)
+    if index_bits is not None:
+        assert meta["n_fillers"] == sum(g // e for g in (e - 1, e, e + 1, 2 * e, 0, e))
+
+
+@pytest.mark.parametrize("gran", CONV_GRANULARITIES)
+def test_edge_cases_on_conv(gran):
+    shape = (4, 3, 3, 3)
+    block = block_shape(gran, shape)
+    cb = np.array([-0.5, 0.0, 0.25, -0.0], np.float32)
+    none = np.full(shape, -1)
+    meta = check_quantized(none, cb, gran, block, 2, None)  # all pruned
+    assert meta["n_kept_blocks"] == 0 and meta["streams"]["index"]["nbytes"] == 0
+    full = np.random.default_rng(0).integers(0, 4, size=shape)
+    meta = check_quantized(full, cb, gran, block, 2, None)  # fully dense: no gap stream
+    assert "gap" not in meta["streams"] and meta["index_bits"] is None
+    rows = full.copy()
+    rows[1] = -1  # an empty output row / filter
+    if gran in ("element", "vector", "kernel", "filter"):
+        check_quantized(rows, cb, gran, block, 2, 3)
+    cols = full.copy()
+    cols[:, 2] = -1  # an empty input column / channel
+    if gran != "filter":
+        check_quantized(cols, cb, gran, block, 2, 3)
+
+
+def test_one_element_and_empty_tensors():
+    cb = np.array([1.5], np.float32)
+    for labels in (np.array([[0]]), np.array([[-1]]), np.array([0]), np.zeros((0, 4), int)):
+        check_quantized(labels, cb, "element", (1,) * labels.ndim, 1, None)
+    et = encode_float("w", np.array([2.0]), np.array([True]), granularity="element", block=(1,))
+    assert decode_tensor(et.meta, et.streams).tolist() == [2.0]
+
+
+def test_partly_kept_block_raises_naming_the_tensor():
+    labels = np.zeros((2, 8), int)
+    labels[0, 0] = -1
+    with pytest.raises(CodecError, match="fc2.weight"):
+        encode_quantized("fc2.weight", labels, np.zeros(2, np.float32), granularity="vector", block=(1, 4),
+                         bits=1)
+
+
+def test_bad_encode_inputs():
+    cb = np.zeros(4, np.float32)
+    lab = np.zeros((2, 2), int)
+    for kwargs in (dict(bits=1), dict(bits=9), dict(bits=2, index_bits=9), dict(bits=2, block=(3, 1))):
+        args = dict(granularity="element", block=(1, 1)) | kwargs
+        with pytest.raises(CodecError, match="w1"):
+            encode_quantized("w1", lab, cb, **args)
+    with pytest.raises(CodecError):
+        encode_quantized("w1", lab + 4, cb, granularity="element", block=(1, 1), bits=3)
+    with pytest.raises(CodecError):
+        encode_quantized("w1", lab, np.array([np.nan]), granularity="element", block=(1, 1), bits=3)
+    with pytest.raises(CodecError):
+        encode_dense("w", np.array(["a"]))
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(10, dtype=np.int64), np.ones((3, 4), np.float16), np.array(5.0), np.zeros((0, 3), np.float32),
+    np.array([True, False]), np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32),
+    np.array([1, -1], np.int8), np.array([np.nan, -0.0, np.inf], np.float64),
+])
+def test_dense_round_trip(array):
+    et = encode_dense("bn.running_var", array)
+    out = decode_tensor(json.loads(json.dumps(et.meta)), et.streams)
+    assert out.dtype == array.dtype and out.shape == array.shape and out.tobytes() == array.tobytes()
+    assert decode_mask(et.meta, et.streams).all()
+    with pytest.raises(CodecError):
+        decode_labels(et.meta, et.streams)
+
+
+def test_deterministic_and_meta_keys():
+    rng = np.random.default_rng(5)
+    labels = np.where(rng.random((32, 64)) < 0.1, rng.integers(0, 32, (32, 64)), -1)
+    cb = rng.normal(size=32).astype(np.float32)
+    a = encode_quantized("x", labels, cb, granularity="element", block=(1, 1), bits=5)
+    b = encode_quantized("x", labels.copy(), cb.copy(), granularity="element", block=(1, 1), bits=5)
+    assert a.meta == b.meta and dict(a.streams) == dict(b.streams)
+    assert json.dumps(a.meta, sort_keys=True) == json.dumps(b.meta, sort_keys=True)
+    for key in ("name", "kind", "shape", "dtype", "granularity", "block", "bits", "codebook", "index_bits",
+                "n_weights", "n_nonzero", "n_blocks", "n_kept_blocks", "n_fillers", "streams"):
+        assert key in a.meta
+    for smeta in a.meta["streams"].values():
+        assert {"codec", "n_symbols", "symbol_bits", "nbytes", "entropy_bits"} <= set(smeta)
+
+
+def test_auto_width_is_no_worse_than_any_forced_width():
+    rng = np.random.default_rng(6)
+    labels = np.where(rng.random((40, 100)) < 0.08, rng.integers(0, 8, (40, 100)), -1)
+    cb = np.arange(8, dtype=np.float32)
+
+    def gap_cost(index_bits):
+        m = encode_quantized("x", labels, cb, granularity="element", block=(1, 1), bits=3,
+                             index_bits=index_bits).meta
+        return m["streams"]["gap"]["nbytes"] + len(m["streams"]["gap"].get("code_lengths", ""))
+
+    assert gap_cost(None) <= min(gap_cost(b) for b in range(1, 9))
+
+
+def test_max_elements_rejects_before_allocation():
+    et = encode_dense("big", np.zeros(10, np.float32))
+    meta = dict(et.meta) | {"shape": [2**40], "n_weights": 2**40, "n_nonzero": 2**40, "n_blocks": 2**40,
+                             "n_kept_blocks": 2**40, "block": [1]}
+    with pytest.raises(CodecError, match="big"):
+        decode_tensor(meta, et.streams)
+    with pytest.raises(CodecError):
+        decode_tensor(et.meta, et.streams, max_elements=5)
+    validate_meta(et.meta, {"data": len(et.streams["data"])})
+
+
+def test_worked_example_of_the_docs():
+    """docs/codecs.md section 8, byte for byte."""
+    labels = np.full((3, 8), -1)
+    labels[0, 0], labels[0, 3], labels[2, 4], labels[2, 7] = 0, 3, 1, 2
+    cb = np.array([-0.5, -0.125, 0.125, 0.5], np.float32)
+    et = encode_quantized("fc.weight", labels, cb, granularity="element", block=(1, 1), bits=2, index_bits=3)
+    assert et.streams == {"index": bytes([0x9C]), "gap": bytes([0xD0, 0x2F, 0x01])}
+    assert et.meta["n_fillers"] == 2 and et.meta["streams"]["gap"]["n_symbols"] == 6

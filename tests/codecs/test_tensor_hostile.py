@@ -1,0 +1,146 @@
+"""Hostile meta and streams: decoding raises CodecError (a ContainerError) and nothing else, and never hangs."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepcompress.codecs.tensor import decode_labels, decode_mask, decode_tensor, encode_dense, encode_float, \
+    encode_quantized
+from deepcompress.errors import CodecError, ContainerError
+
+
+def _samples():
+    rng = np.random.default_rng(11)
+    skew = rng.dirichlet(np.full(32, 0.3))
+    shape = (300, 64)
+    mask = rng.random(shape) < 0.1
+    labels = np.where(mask, rng.choice(32, size=shape, p=skew), -1)
+    cb = np.sort(rng.normal(size=32)).astype(np.float32)
+    out = [
+        encode_quantized("q.huff", labels, cb, granularity="element", block=(1, 1), bits=5),
+        encode_quantized("q.raw", np.where(rng.random((8, 8)) < 0.5, rng.integers(0, 4, (8, 8)), -1),
+                         cb[:4], granularity="element", block=(1, 1), bits=2, index_bits=2),
+        encode_quantized("q.zstd", np.tile(rng.integers(-1, 4, 37), (64, 2)), cb[:4], granularity="element",
+                         block=(1, 1), bits=2),
+        encode_quantized("q.vector", np.repeat(np.where(rng.random((20, 4)) < 0.3, 1, -1), 4, axis=1), cb[:2],
+                         granularity="vector", block=(1, 4), bits=1),
+        encode_float("f", rng.normal(size=(16, 3, 3, 3)), rng.random((16, 1, 1, 1)).repeat(3, 1).repeat(3, 2)
+                     .repeat(3, 3) < 0.5, granularity="filter", block=(1, 3, 3, 3)),
+        encode_dense("d", rng.normal(size=50).astype(np.float16)),
+    ]
+    return [(json.loads(json.dumps(e.meta)), dict(e.streams)) for e in out]
+
+
+SAMPLES = _samples()
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=8,
+)
+
+
+def _decode_all(meta, streams):
+    for fn in (decode_tensor, decode_mask, decode_labels):
+        try:
+            out = fn(meta, streams, max_elements=1 << 22)
+        except CodecError as exc:
+            assert isinstance(exc, ContainerError)
+            assert "\n" not in str(exc)
+            continue
+        arrays = out if isinstance(out, tuple) else (out,)
+        assert all(isinstance(a, np.ndarray) for a in arrays)
+
+
+def test_samples_cover_every_codec():
+    codecs = {s["codec"] for meta, _ in SAMPLES for s in meta["streams"].values()}
+    assert codecs == {"raw", "huffman", "zstd"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(range(len(SAMPLES))), st.data())
+def test_mutated_meta(i, data):
+    meta, streams = copy.deepcopy(SAMPLES[i])
+    target = meta
+    if data.draw(st.booleans()):
+        target = meta["streams"][data.draw(st.sampled_from(sorted(meta["streams"])))]
+    key = data.draw(st.sampled_from(sorted(target)))
+    how = data.draw(st.sampled_from(["delete", "json", "nudge"]))
+    if how == "delete":
+        del target[key]
+    elif how == "json":
+        target[key] = data.draw(JSON)
+    else:
+        v = target[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float, list)):
+            target[key] = data.draw(JSON)
+        elif isinstance(v, list):
+            target[key] = v[:-1] if v and data.draw(st.booleans()) else v + [data.draw(st.integers(-3, 70))]
+        else:
+            target[key] = v + data.draw(st.sampled_from([-1, 1, 2**31, -2**40, 7]))
+    _decode_all(meta, streams)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(range(len(SAMPLES))), st.data())
+def test_mutated_streams(i, data):
+    meta, streams = copy.deepcopy(SAMPLES[i])
+    name = data.draw(st.sampled_from(sorted(streams)))
+    buf = bytearray(streams[name])
+    how = data.draw(st.sampled_from(["flip", "truncate", "extend", "replace", "rename", "drop"]))
+    if how == "flip" and buf:
+        for _ in range(data.draw(st.integers(1, 8))):
+            buf[data.draw(st.integers(0, len(buf) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    elif how == "truncate":
+        del buf[data.draw(st.integers(0, max(0, len(buf) - 1))):]
+    elif how == "extend":
+        buf += data.draw(st.binary(min_size=1, max_size=16))
+    elif how == "replace":
+        buf = bytearray(data.draw(st.binary(max_size=len(buf) + 8)))
+    streams[name] = bytes(buf)
+    if how == "rename":
+        streams["other"] = streams.pop(name)
+    elif how == "drop":
+        del streams[name]
+    # keep nbytes consistent half the time so the decoders, not only the size check, see the damage
+    if name in streams and name in meta["streams"] and data.draw(st.booleans()):
+        meta["streams"][name]["nbytes"] = len(streams[name])
+    _decode_all(meta, streams)
+
+
+@pytest.mark.parametrize("bad", [None, [], "x", {"streams": {}}, {"name": 3}])
+def test_garbage_meta(bad):
+    with pytest.raises(CodecError):
+        decode_tensor(bad, {})
+
+
+def test_non_buffer_streams():
+    meta, streams = copy.deepcopy(SAMPLES[-1])
+    with pytest.raises(CodecError):
+        decode_tensor(meta, {"data": 12345})
+    with pytest.raises(CodecError):
+        decode_tensor(meta, [("data", streams["data"])])
+
+
+def test_explicit_hostile_cases():
+    """Cases a random mutation rarely hits: a huge block on an empty axis, a bool byte of 2."""
+    et = encode_quantized("empty", np.zeros((0, 4), int), np.zeros(1, np.float32), granularity="element",
+                          block=(1, 1), bits=1)
+    meta = copy.deepcopy(et.meta) | {"block": [10**30, 1]}
+    with pytest.raises(CodecError, match="empty"):
+        decode_tensor(meta, et.streams)
+    eb = encode_dense("flags", np.array([True, False, True]))
+    assert eb.meta["streams"]["data"]["codec"] == "raw"
+    with pytest.raises(CodecError, match="flags"):
+        decode_tensor(eb.meta, {"data": b"\x01\x02\x00"})
+    eq = encode_quantized("q", np.array([[0, -1, 1]]), np.array([0.5, 1.0], np.float32), granularity="element",
+                          block=(1, 1), bits=1, index_bits=2)
+    for field, value in [("codebook", [0.1, 1.0]), ("codebook", [1e39, 1.0]), ("bits", 0), ("n_fillers", 1),
+                         ("shape", [1, 3.0]), ("index_bits", None), ("kind", "dense")]:
+        with pytest.raises(CodecError, match="'q'"):
+            decode_tensor(copy.deepcopy(eq.meta) | {field: value}, eq.streams)
