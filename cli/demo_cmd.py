@@ -18,7 +18,7 @@ def demo_recipe():
                         epochs_per_step=3, lr=0.02, batch_size=32),
             RetrainConfig(epochs=8, lr=0.02, batch_size=32),
             QuantizeConfig(bits="5"),
-            FinetuneConfig(epochs=3, lr=0.002, batch_size=32),
+            FinetuneConfig(epochs=3, batch_size=32),
             EncodeConfig(),
         ),
         name="demo",

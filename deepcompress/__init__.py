@@ -26,4 +26,11 @@ def load_state_dict(path):
     return _load_state_dict(path)
 
 
-__all__ += ["load", "load_state_dict"]
+def compress(model, output, **kwargs):
+    """Compress an ``nn.Module`` into a ``.dcz`` file (see :func:`deepcompress.compress.compress`)."""
+    from .compress import compress as _compress
+
+    return _compress(model, output, **kwargs)
+
+
+__all__ += ["load", "load_state_dict", "compress"]

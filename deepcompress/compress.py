@@ -97,14 +97,68 @@ def compress_model(
 
 
 def _verify_exact(dcz: Any, model: Any) -> None:
-    """The file must decode to exactly the weights the pipeline ended with."""
-    import numpy as np
-
+    """The file must decode to exactly the weights the pipeline ended with (byte for byte)."""
     decoded = dcz.decode_all()
     for name, tensor in model.state_dict().items():
         want = tensor.detach().cpu().numpy()
         got = decoded.get(name)
-        if got is None or got.shape != want.shape or not np.array_equal(
-            got.view(np.uint8) if got.dtype == want.dtype else got, want.view(np.uint8) if got.dtype == want.dtype else want
-        ):
+        same = got is not None and got.dtype == want.dtype and got.shape == want.shape
+        if not same or got.tobytes() != want.tobytes():  # tobytes() is C order for any layout
             raise PipelineError(f"encoder self-check failed: tensor {name} does not decode to the trained values")
+
+
+def compress(
+    model: Any,
+    output: str | os.PathLike[str],
+    *,
+    recipe: "Recipe | str | os.PathLike[str] | None" = None,
+    train_fn: Any = None,
+    eval_fn: Any = None,
+    data: str | None = None,
+    arch: dict[str, Any] | None = None,
+    seed: int = 0,
+    work_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    log: Any = None,
+    **flags: Any,
+) -> CompressResult:
+    """Compress any ``nn.Module`` from Python with your own training and evaluation.
+
+    ``train_fn(model, optimizer, epoch)`` trains one epoch with the optimizer it is
+    given (masks are enforced after each of its steps; return an optional dict of
+    stats). ``eval_fn(model)`` returns top-1 accuracy in [0, 1] (or a dict with
+    ``"top1"``). Alternatively give ``data`` (a dataset spec). ``recipe`` is a
+    :class:`Recipe`, a TOML path, or None for the default graph built from
+    ``flags`` (``sparsity``, ``granularity``, ``fc_granularity``, ``bits``,
+    ``retrain_epochs``, ``finetune_epochs``, ``schedule``, ``index_bits``...).
+    ``arch`` (``{"name"|"import": ..., "kwargs": {...}}``) lets ``deepcompress.load``
+    rebuild the model; without it, load with ``model=`` your own instance.
+
+    Layers other than Conv/Linear weights (BatchNorm, LSTM, attention
+    projections, embeddings) are stored dense and listed in the log with the
+    reason.
+    """
+    from .layers import compressible_layers, dense_reasons
+    from .pipeline.recipe import default_recipe, load_recipe
+
+    has_training = train_fn is not None or data is not None
+    if recipe is None:
+        plan = default_recipe(has_data=has_training, **flags)
+    elif isinstance(recipe, Recipe):
+        plan = recipe
+    else:
+        plan = load_recipe(recipe)
+    ctx = RunContext(data_spec=data, seed=seed, resume=resume, work_dir=Path(work_dir) if work_dir else None,
+                     train_fn=train_fn, eval_fn=eval_fn)
+    if log is not None:
+        ctx.log = log
+    names = ", ".join(r.tensor_name for r in compressible_layers(model)) or "none"
+    ctx.log(f"compressible layers: {names}")
+    for name, reason in dense_reasons(model).items():
+        ctx.log(f"left dense: {name} ({reason})")
+    key = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()
+    digest = hashlib.sha256(key.encode())
+    for tensor_name, tensor in model.state_dict().items():
+        digest.update(tensor_name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return compress_model(model, arch, plan, output, ctx, input_key=digest.hexdigest(), use_cache=work_dir is not None)

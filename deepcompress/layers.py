@@ -44,3 +44,32 @@ def compressible_layers(model: "torch.nn.Module") -> list[LayerRef]:
         tensor = f"{name}.weight" if name else "weight"
         refs.append(LayerRef(tensor_name=tensor, module_name=name, module=module, kind=kind))
     return refs
+
+
+def dense_reasons(model: "torch.nn.Module") -> dict[str, str]:
+    """Parameters that stay dense (stored exactly, uncompressed) and why."""
+    import torch.nn as nn
+
+    compressible = {ref.tensor_name for ref in compressible_layers(model)}
+    reasons: dict[str, str] = {}
+    owners = {}
+    for module_name, module in model.named_modules():
+        for pname, _ in module.named_parameters(recurse=False):
+            owners[f"{module_name}.{pname}" if module_name else pname] = module
+    for name, param in model.named_parameters():
+        if name in compressible:
+            continue
+        module = owners.get(name)
+        kind = type(module).__name__ if module is not None else "module"
+        if param.dim() <= 1:
+            reason = f"{kind} {name.rsplit('.', 1)[-1]}: 1-D, small"
+        elif isinstance(module, (nn.RNNBase,)):
+            reason = f"{kind} recurrent weight: only Conv/Linear weights are pruned and shared"
+        elif isinstance(module, nn.MultiheadAttention):
+            reason = f"{kind} packed in-projection: only Conv/Linear weights are pruned and shared"
+        elif isinstance(module, nn.Embedding):
+            reason = "Embedding table: only Conv/Linear weights are pruned and shared"
+        else:
+            reason = f"{kind} parameter: only Conv/Linear weights are pruned and shared"
+        reasons[name] = reason
+    return reasons

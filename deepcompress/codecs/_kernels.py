@@ -1,14 +1,17 @@
 """numba kernels for the block-parallel Huffman codec and the histogram.
 
 Imported lazily (only from inside functions of :mod:`huffman`), because it
-imports numba. Every kernel works on independent blocks of ``block`` symbols
-with ``prange``; the stream layout is described in :mod:`huffman`.
+imports numba. Every kernel works on a range of independent blocks of
+``block`` symbols (the stream layout is described in :mod:`huffman`) and
+releases the GIL, so :mod:`huffman` runs long streams as a few ranges on a
+small Python thread pool. (numba's ``prange`` with its default OpenMP layer
+spin-waits and ran 2-4x *slower* than one thread on a busy machine.)
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 # status codes written per block by the decoder
 OK = 0
@@ -17,59 +20,67 @@ OVERRUN = 2  # the block reads past its recorded end
 BAD_END = 3  # the block ends before its recorded end
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def block_histograms(symbols, block):
-    """Per-block symbol counts, shape (n_blocks, 256); four sub-histograms break store chains."""
+@njit(cache=True, nogil=True)
+def _histogram_block(symbols, block, k, hist):
+    """Counts of block ``k`` into ``hist[k]``; four sub-histograms break store-to-load chains."""
     n = symbols.size
-    nblocks = (n + block - 1) // block
-    hist = np.zeros((nblocks, 256), np.int64)
-    for k in prange(nblocks):
-        s0 = k * block
-        s1 = min(n, s0 + block)
-        sub = np.zeros((4, 256), np.int64)
-        i = np.uint64(s0)
-        end = np.uint64(s1)
-        while i + np.uint64(4) <= end:
-            sub[0, symbols[i]] += 1
-            sub[1, symbols[i + np.uint64(1)]] += 1
-            sub[2, symbols[i + np.uint64(2)]] += 1
-            sub[3, symbols[i + np.uint64(3)]] += 1
-            i += np.uint64(4)
-        while i < end:
-            sub[0, symbols[i]] += 1
-            i += np.uint64(1)
-        for s in range(256):
-            hist[k, s] = sub[0, s] + sub[1, s] + sub[2, s] + sub[3, s]
-    return hist
+    s0 = k * block
+    s1 = min(n, s0 + block)
+    sub = np.zeros((4, 256), np.int64)
+    i = np.uint64(s0)
+    end = np.uint64(s1)
+    while i + np.uint64(4) <= end:
+        sub[0, symbols[i]] += 1
+        sub[1, symbols[i + np.uint64(1)]] += 1
+        sub[2, symbols[i + np.uint64(2)]] += 1
+        sub[3, symbols[i + np.uint64(3)]] += 1
+        i += np.uint64(4)
+    while i < end:
+        sub[0, symbols[i]] += 1
+        i += np.uint64(1)
+    for s in range(256):
+        hist[k, s] = sub[0, s] + sub[1, s] + sub[2, s] + sub[3, s]
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def encode_blocks(symbols, codes, block, byte_starts, out):
-    """Write each block's codewords LSB-first at ``byte_starts[k]``.
+@njit(cache=True, nogil=True)
+def block_histograms(symbols, block, hist, k0, k1):
+    """Fill ``hist[k]`` (shape (n_blocks, 256)) with the symbol counts of blocks ``k0 .. k1-1``."""
+    for k in range(k0, k1):
+        _histogram_block(symbols, block, k, hist)
 
-    ``codes[s]`` is ``reversed_code << 4 | length`` (the code already bit-reversed).
+
+@njit(cache=True, nogil=True)
+def _encode_block(symbols, codes, block, byte_starts, out, max_len, k):
+    """Write block ``k``'s codewords LSB-first at ``byte_starts[k]``.
+
+    ``codes[s]`` is ``reversed_code << 4 | length`` (the code already bit-reversed);
+    ``max_len`` is the longest code length.
     """
     n = symbols.size
-    nblocks = (n + block - 1) // block
-    for k in prange(nblocks):
-        s0 = k * block
-        s1 = min(n, s0 + block)
-        p = np.uint64(byte_starts[k])
-        buf = np.uint64(0)
-        cnt = np.uint64(0)
-        # unsigned indices: numba then emits no negative-index wraparound code
-        i = np.uint64(s0)
-        end = np.uint64(s1)
-        while i < end:
-            # two codes (<= 28 bits) per flush check: cnt stays < 32 + 28
+    s0 = k * block
+    s1 = min(n, s0 + block)
+    p = np.uint64(byte_starts[k])
+    buf = np.uint64(0)
+    cnt = np.uint64(0)
+    # unsigned indices: numba then emits no negative-index wraparound code
+    i = np.uint64(s0)
+    end = np.uint64(s1)
+    if max_len <= 8:
+        # four codes (<= 32 bits) per flush check: cnt stays < 32 + 32
+        while i + np.uint64(4) <= end:
             e = np.uint64(codes[symbols[i]])
             buf |= (e >> np.uint64(4)) << cnt
             cnt += e & np.uint64(15)
-            if i + np.uint64(1) < end:
-                e = np.uint64(codes[symbols[i + np.uint64(1)]])
-                buf |= (e >> np.uint64(4)) << cnt
-                cnt += e & np.uint64(15)
-            i += np.uint64(2)
+            e = np.uint64(codes[symbols[i + np.uint64(1)]])
+            buf |= (e >> np.uint64(4)) << cnt
+            cnt += e & np.uint64(15)
+            e = np.uint64(codes[symbols[i + np.uint64(2)]])
+            buf |= (e >> np.uint64(4)) << cnt
+            cnt += e & np.uint64(15)
+            e = np.uint64(codes[symbols[i + np.uint64(3)]])
+            buf |= (e >> np.uint64(4)) << cnt
+            cnt += e & np.uint64(15)
+            i += np.uint64(4)
             if cnt >= np.uint64(32):
                 out[p] = np.uint8(buf & np.uint64(0xFF))
                 out[p + np.uint64(1)] = np.uint8((buf >> np.uint64(8)) & np.uint64(0xFF))
@@ -78,14 +89,39 @@ def encode_blocks(symbols, codes, block, byte_starts, out):
                 p += np.uint64(4)
                 buf >>= np.uint64(32)
                 cnt -= np.uint64(32)
-        while cnt > np.uint64(0):
+    while i < end:
+        # two codes (<= 28 bits) per flush check: cnt stays < 32 + 28
+        e = np.uint64(codes[symbols[i]])
+        buf |= (e >> np.uint64(4)) << cnt
+        cnt += e & np.uint64(15)
+        if i + np.uint64(1) < end:
+            e = np.uint64(codes[symbols[i + np.uint64(1)]])
+            buf |= (e >> np.uint64(4)) << cnt
+            cnt += e & np.uint64(15)
+        i += np.uint64(2)
+        if cnt >= np.uint64(32):
             out[p] = np.uint8(buf & np.uint64(0xFF))
-            p += np.uint64(1)
-            buf >>= np.uint64(8)
-            if cnt >= np.uint64(8):
-                cnt -= np.uint64(8)
-            else:
-                cnt = np.uint64(0)
+            out[p + np.uint64(1)] = np.uint8((buf >> np.uint64(8)) & np.uint64(0xFF))
+            out[p + np.uint64(2)] = np.uint8((buf >> np.uint64(16)) & np.uint64(0xFF))
+            out[p + np.uint64(3)] = np.uint8((buf >> np.uint64(24)) & np.uint64(0xFF))
+            p += np.uint64(4)
+            buf >>= np.uint64(32)
+            cnt -= np.uint64(32)
+    while cnt > np.uint64(0):
+        out[p] = np.uint8(buf & np.uint64(0xFF))
+        p += np.uint64(1)
+        buf >>= np.uint64(8)
+        if cnt >= np.uint64(8):
+            cnt -= np.uint64(8)
+        else:
+            cnt = np.uint64(0)
+
+
+@njit(cache=True, nogil=True)
+def encode_blocks(symbols, codes, block, byte_starts, out, max_len, k0, k1):
+    """Encode blocks ``k0 .. k1-1`` (layout in :mod:`huffman`)."""
+    for k in range(k0, k1):
+        _encode_block(symbols, codes, block, byte_starts, out, max_len, k)
 
 
 @njit(cache=True, inline="always")
@@ -143,88 +179,93 @@ def _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i):
     return buf, cnt, pos, i, bad
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, n, block, out, status):
-    """Decode ``n`` symbols from independent blocks into ``out``.
+@njit(cache=True, nogil=True)
+def _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out, status, g):
+    """Decode blocks ``4g .. 4g+3`` (interleaved while all four have room for a round)."""
+    nblocks = byte_starts.size - 1
+    k0 = g * 4
+    kn = min(4, nblocks - k0)
+    bufs = np.zeros(4, np.uint64)
+    cnts = np.zeros(4, np.int64)
+    poss = np.zeros(4, np.int64)
+    idx = np.zeros(4, np.int64)
+    ends = np.zeros(4, np.int64)
+    sts = np.zeros(4, np.int64)
+    for j in range(kn):
+        poss[j] = byte_starts[k0 + j]
+        idx[j] = (k0 + j) * block
+        ends[j] = min(n, (k0 + j + 1) * block)
+    if kn == 4:
+        b0, c0, p0, i0, e0 = np.uint64(0), 0, poss[0], idx[0], ends[0]
+        b1, c1, p1, i1, e1 = np.uint64(0), 0, poss[1], idx[1], ends[1]
+        b2, c2, p2, i2, e2 = np.uint64(0), 0, poss[2], idx[2], ends[2]
+        b3, c3, p3, i3, e3 = np.uint64(0), 0, poss[3], idx[3], ends[3]
+        lim0 = byte_starts[k0 + 1] * 8
+        lim1 = byte_starts[k0 + 2] * 8
+        lim2 = byte_starts[k0 + 3] * 8
+        lim3 = byte_starts[k0 + 4] * 8
+        while i0 + ROUND <= e0 and i1 + ROUND <= e1 and i2 + ROUND <= e2 and i3 + ROUND <= e3:
+            if p0 * 8 - c0 > lim0 or p1 * 8 - c1 > lim1 or p2 * 8 - c2 > lim2 or p3 * 8 - c3 > lim3:
+                break
+            b0, c0, p0, i0, x0 = _round(data, out, multi, mmask, single, smask, b0, c0, p0, i0)
+            b1, c1, p1, i1, x1 = _round(data, out, multi, mmask, single, smask, b1, c1, p1, i1)
+            b2, c2, p2, i2, x2 = _round(data, out, multi, mmask, single, smask, b2, c2, p2, i2)
+            b3, c3, p3, i3, x3 = _round(data, out, multi, mmask, single, smask, b3, c3, p3, i3)
+            if x0 or x1 or x2 or x3:
+                sts[0] = BAD_CODE if x0 else OK
+                sts[1] = BAD_CODE if x1 else OK
+                sts[2] = BAD_CODE if x2 else OK
+                sts[3] = BAD_CODE if x3 else OK
+                break
+        bufs[0], cnts[0], poss[0], idx[0] = b0, c0, p0, i0
+        bufs[1], cnts[1], poss[1], idx[1] = b1, c1, p1, i1
+        bufs[2], cnts[2], poss[2], idx[2] = b2, c2, p2, i2
+        bufs[3], cnts[3], poss[3], idx[3] = b3, c3, p3, i3
+    for j in range(kn):
+        k = k0 + j
+        st = sts[j]
+        buf, cnt, pos, i, s1 = bufs[j], cnts[j], poss[j], idx[j], ends[j]
+        end_bits = byte_starts[k + 1] * 8
+        while st == OK and i + ROUND <= s1:
+            if pos * 8 - cnt > end_bits:
+                st = OVERRUN
+                break
+            buf, cnt, pos, i, bad = _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i)
+            if bad:
+                st = BAD_CODE
+        while st == OK and i < s1:
+            if pos * 8 - cnt > end_bits:
+                st = OVERRUN
+                break
+            buf |= _load64(data, pos) << np.uint64(cnt)
+            pos += (63 - cnt) >> 3
+            cnt |= 56
+            e = single[buf & smask]
+            ln = np.int64(e & 15)
+            out[np.uint64(i)] = e >> 4
+            buf >>= np.uint64(ln)
+            cnt -= ln
+            i += 1
+            if ln == 0:
+                st = BAD_CODE
+        if st == OK:
+            consumed = pos * 8 - cnt
+            if consumed > end_bits:
+                st = OVERRUN
+            elif (consumed + 7) // 8 != byte_starts[k + 1]:
+                st = BAD_END
+        status[k] = st
+
+
+@njit(cache=True, nogil=True)
+def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, n, block, out, status, g0, g1):
+    """Decode the groups of 4 blocks ``g0 .. g1-1`` of a stream of ``n`` symbols into ``out``.
 
     ``data`` is the bit data padded with at least 16 zero bytes; block ``k``
     occupies bytes ``byte_starts[k] .. byte_starts[k+1]``. ``status[k]``
     receives OK, BAD_CODE, OVERRUN or BAD_END. Codes are at most 14 bits.
     """
-    nblocks = byte_starts.size - 1
     mmask = np.uint64((1 << multi_bits) - 1)
     smask = np.uint64((1 << single_bits) - 1)
-    ngroups = (nblocks + 3) // 4
-    for g in prange(ngroups):
-        k0 = g * 4
-        kn = min(4, nblocks - k0)
-        bufs = np.zeros(4, np.uint64)
-        cnts = np.zeros(4, np.int64)
-        poss = np.zeros(4, np.int64)
-        idx = np.zeros(4, np.int64)
-        ends = np.zeros(4, np.int64)
-        sts = np.zeros(4, np.int64)
-        for j in range(kn):
-            poss[j] = byte_starts[k0 + j]
-            idx[j] = (k0 + j) * block
-            ends[j] = min(n, (k0 + j + 1) * block)
-        if kn == 4:
-            b0, c0, p0, i0, e0 = np.uint64(0), 0, poss[0], idx[0], ends[0]
-            b1, c1, p1, i1, e1 = np.uint64(0), 0, poss[1], idx[1], ends[1]
-            b2, c2, p2, i2, e2 = np.uint64(0), 0, poss[2], idx[2], ends[2]
-            b3, c3, p3, i3, e3 = np.uint64(0), 0, poss[3], idx[3], ends[3]
-            lim0 = byte_starts[k0 + 1] * 8
-            lim1 = byte_starts[k0 + 2] * 8
-            lim2 = byte_starts[k0 + 3] * 8
-            lim3 = byte_starts[k0 + 4] * 8
-            while i0 + ROUND <= e0 and i1 + ROUND <= e1 and i2 + ROUND <= e2 and i3 + ROUND <= e3:
-                if p0 * 8 - c0 > lim0 or p1 * 8 - c1 > lim1 or p2 * 8 - c2 > lim2 or p3 * 8 - c3 > lim3:
-                    break
-                b0, c0, p0, i0, x0 = _round(data, out, multi, mmask, single, smask, b0, c0, p0, i0)
-                b1, c1, p1, i1, x1 = _round(data, out, multi, mmask, single, smask, b1, c1, p1, i1)
-                b2, c2, p2, i2, x2 = _round(data, out, multi, mmask, single, smask, b2, c2, p2, i2)
-                b3, c3, p3, i3, x3 = _round(data, out, multi, mmask, single, smask, b3, c3, p3, i3)
-                if x0 or x1 or x2 or x3:
-                    sts[0] = BAD_CODE if x0 else OK
-                    sts[1] = BAD_CODE if x1 else OK
-                    sts[2] = BAD_CODE if x2 else OK
-                    sts[3] = BAD_CODE if x3 else OK
-                    break
-            bufs[0], cnts[0], poss[0], idx[0] = b0, c0, p0, i0
-            bufs[1], cnts[1], poss[1], idx[1] = b1, c1, p1, i1
-            bufs[2], cnts[2], poss[2], idx[2] = b2, c2, p2, i2
-            bufs[3], cnts[3], poss[3], idx[3] = b3, c3, p3, i3
-        for j in range(kn):
-            k = k0 + j
-            st = sts[j]
-            buf, cnt, pos, i, s1 = bufs[j], cnts[j], poss[j], idx[j], ends[j]
-            end_bits = byte_starts[k + 1] * 8
-            while st == OK and i + ROUND <= s1:
-                if pos * 8 - cnt > end_bits:
-                    st = OVERRUN
-                    break
-                buf, cnt, pos, i, bad = _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i)
-                if bad:
-                    st = BAD_CODE
-            while st == OK and i < s1:
-                if pos * 8 - cnt > end_bits:
-                    st = OVERRUN
-                    break
-                buf |= _load64(data, pos) << np.uint64(cnt)
-                pos += (63 - cnt) >> 3
-                cnt |= 56
-                e = single[buf & smask]
-                ln = np.int64(e & 15)
-                out[np.uint64(i)] = e >> 4
-                buf >>= np.uint64(ln)
-                cnt -= ln
-                i += 1
-                if ln == 0:
-                    st = BAD_CODE
-            if st == OK:
-                consumed = pos * 8 - cnt
-                if consumed > end_bits:
-                    st = OVERRUN
-                elif (consumed + 7) // 8 != byte_starts[k + 1]:
-                    st = BAD_END
-            status[k] = st
+    for g in range(g0, g1):
+        _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out, status, g)

@@ -1,10 +1,16 @@
-"""The per-tensor meta dictionary: its keys, and total validation before decoding."""
+"""The per-tensor meta dictionary: its keys, the counts derived from it, and total validation.
+
+The meta stores only what a decoder cannot derive (docs/codecs.md section 7):
+counts such as ``n_weights``, ``n_blocks`` or a stream's symbol count and byte
+length follow from the shape, the block, the kept-block and filler counts and the
+section lengths, so they are computed here (:func:`counts`) instead of stored.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -12,31 +18,33 @@ from ..errors import CodecError
 from . import relindex, streams
 
 KINDS = ("quantized", "float", "dense")
-REQUIRED_KEYS = (
-    "name", "kind", "shape", "dtype", "granularity", "block", "bits", "codebook", "index_bits",
-    "n_weights", "n_nonzero", "n_blocks", "n_kept_blocks", "n_fillers", "streams",
-)
+SPARSE_KEYS = ("name", "kind", "shape", "granularity", "block", "n_kept_blocks", "streams")
+DENSE_KEYS = ("name", "kind", "shape", "dtype", "streams")
+GAP_KEYS = ("index_bits", "n_fillers")  # present if and only if the tensor has a gap stream
 DENSE_DTYPES = (
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
     "float16", "float32", "float64", "complex64", "complex128",
 )
 MAX_RANK = 32
-# stream name -> allowed codecs
 SYMBOL_CODECS = ("raw", "huffman", "zstd")
 ITEM_CODECS = ("raw", "zstd")
+FLOAT32_BITS = 32
+
+
+class Counts(NamedTuple):
+    """Sizes implied by a valid meta."""
+
+    n_weights: int  # prod(shape)
+    n_blocks: int  # blocks in the grid
+    block_size: int  # prod(block)
+    n_kept_blocks: int
+    n_nonzero: int  # kept weights: n_kept_blocks * block_size
+    n_fillers: int  # 0 without a gap stream
+    index_bits: int | None  # None without a gap stream
 
 
 def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_float32(v: Any) -> bool:
-    """A JSON number that is a finite float32 value exactly."""
-    if _int(v):
-        v = float(v) if abs(v) < 2**128 else math.inf
-    if not isinstance(v, float) or not math.isfinite(v) or abs(v) >= 2**128:
-        return False
-    return float(np.float32(v)) == v
 
 
 def label(meta: Any) -> str:
@@ -47,19 +55,43 @@ def label(meta: Any) -> str:
     return f"tensor {name[:120]!r}"
 
 
-def expected_streams(meta: Mapping[str, Any]) -> dict[str, tuple[int, int, tuple[str, ...]]]:
-    """stream name -> (n_symbols, symbol_bits, codecs) implied by a checked meta."""
+def counts(meta: Mapping[str, Any]) -> Counts:
+    """The :class:`Counts` of a meta that passed :func:`validate_meta`."""
+    shape = meta["shape"]
+    n = math.prod(shape)
+    if meta["kind"] == "dense":
+        return Counts(n, n, 1, n, n, 0, None)
+    block = meta["block"]
+    size = math.prod(block)
+    kept = meta["n_kept_blocks"]
+    return Counts(n, math.prod(relindex.grid_shape(shape, block)), size, kept, kept * size,
+                  meta.get("n_fillers", 0), meta.get("index_bits"))
+
+
+def expected_streams(meta: Mapping[str, Any]) -> dict[str, tuple[int | None, int, tuple[str, ...]]]:
+    """stream name -> (n_symbols, symbol_bits, codecs) implied by a checked meta.
+
+    ``n_symbols`` is None for the ``codebook`` stream, whose length gives its size.
+    """
     kind = meta["kind"]
+    c = counts(meta)
     if kind == "dense":
-        return {"data": (meta["n_weights"], 8 * np.dtype(meta["dtype"]).itemsize, ITEM_CODECS)}
-    out: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+        return {"data": (c.n_weights, 8 * np.dtype(meta["dtype"]).itemsize, ITEM_CODECS)}
+    out: dict[str, tuple[int | None, int, tuple[str, ...]]] = {}
     if kind == "quantized":
-        out["index"] = (meta["n_nonzero"], meta["bits"], SYMBOL_CODECS)
+        out["codebook"] = (None, FLOAT32_BITS, ITEM_CODECS)
+        out["index"] = (c.n_nonzero, meta["bits"], SYMBOL_CODECS)
     else:
-        out["values"] = (meta["n_nonzero"], 32, ITEM_CODECS)
-    if meta["index_bits"] is not None:
-        out["gap"] = (meta["n_kept_blocks"] + meta["n_fillers"], meta["index_bits"], SYMBOL_CODECS)
+        out["values"] = (c.n_nonzero, FLOAT32_BITS, ITEM_CODECS)
+    if c.index_bits is not None:
+        out["gap"] = (c.n_kept_blocks + c.n_fillers, c.index_bits, SYMBOL_CODECS)
     return out
+
+
+def _check_keys(meta: Mapping, who: str, required: tuple[str, ...]) -> None:
+    for key in required:
+        if key not in meta:
+            raise CodecError(f"{who}: meta lacks {key!r}")
 
 
 def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_elements: int = 2**31) -> None:
@@ -71,79 +103,27 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
     if not isinstance(meta, Mapping):
         raise CodecError("tensor meta must be an object")
     who = label(meta)
-    for key in REQUIRED_KEYS:
-        if key not in meta:
-            raise CodecError(f"{who}: meta lacks {key!r}")
+    _check_keys(meta, who, ("name", "kind"))
     if not isinstance(meta["name"], str):
         raise CodecError(f"{who}: name must be a string")
     kind = meta["kind"]
     if kind not in KINDS:
         raise CodecError(f"{who}: kind {kind!r} is not one of {', '.join(KINDS)}")
-    if not isinstance(meta["granularity"], str):
-        raise CodecError(f"{who}: granularity must be a string")
+    _check_keys(meta, who, DENSE_KEYS if kind == "dense" else SPARSE_KEYS + (("bits",) if kind == "quantized" else ()))
 
-    shape, block = meta["shape"], meta["block"]
-    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_int(d) and 0 <= d <= max_elements for d in shape):
+    shape = meta["shape"]
+    if (not isinstance(shape, list) or len(shape) > MAX_RANK
+            or not all(_int(d) and 0 <= d <= max_elements for d in shape)):
         raise CodecError(f"{who}: shape must be a list of at most {MAX_RANK} ints in 0..{max_elements}")
     n_weights = math.prod(shape)
     if n_weights > max_elements:
         raise CodecError(f"{who}: shape {shape} has {n_weights} elements, more than the limit {max_elements}")
-    if not isinstance(block, list) or len(block) != len(shape) or not all(
-        _int(b) and 1 <= b <= max(1, s) for b, s in zip(block, shape)
-    ):
-        raise CodecError(f"{who}: block must be a list of {len(shape)} ints in 1..max(1, shape[d])")
-    if any(s % b for s, b in zip(shape, block)):
-        raise CodecError(f"{who}: block {block} does not tile shape {shape}")
-    n_blocks = math.prod(relindex.grid_shape(shape, block))
-    block_size = math.prod(block)
 
-    for key in ("n_weights", "n_nonzero", "n_blocks", "n_kept_blocks", "n_fillers"):
-        if not _int(meta[key]) or meta[key] < 0:
-            raise CodecError(f"{who}: {key} must be an int >= 0")
-    if meta["n_weights"] != n_weights:
-        raise CodecError(f"{who}: n_weights {meta['n_weights']} != product of shape {n_weights}")
-    if meta["n_blocks"] != n_blocks:
-        raise CodecError(f"{who}: n_blocks {meta['n_blocks']} != {n_blocks} blocks of {block} in {shape}")
-    n_kept = meta["n_kept_blocks"]
-    if n_kept > n_blocks:
-        raise CodecError(f"{who}: n_kept_blocks {n_kept} > n_blocks {n_blocks}")
-    if meta["n_nonzero"] != n_kept * block_size:
-        raise CodecError(f"{who}: n_nonzero {meta['n_nonzero']} != {n_kept} kept blocks x {block_size}")
-
-    dtype, bits, codebook, index_bits = meta["dtype"], meta["bits"], meta["codebook"], meta["index_bits"]
     if kind == "dense":
-        if dtype not in DENSE_DTYPES:
-            raise CodecError(f"{who}: dtype {dtype!r} is not one of {', '.join(DENSE_DTYPES)}")
-        if any(b != 1 for b in block) or n_kept != n_blocks or meta["n_fillers"]:
-            raise CodecError(f"{who}: a dense tensor has unit blocks, all kept, no fillers")
-        if bits is not None or codebook is not None or index_bits is not None:
-            raise CodecError(f"{who}: bits, codebook and index_bits must be null for a dense tensor")
+        if meta["dtype"] not in DENSE_DTYPES:
+            raise CodecError(f"{who}: dtype {meta['dtype']!r} is not one of {', '.join(DENSE_DTYPES)}")
     else:
-        if dtype != "float32":
-            raise CodecError(f"{who}: dtype must be 'float32' for kind {kind}, not {dtype!r}")
-        if kind == "quantized":
-            if not _int(bits) or not 1 <= bits <= 8:
-                raise CodecError(f"{who}: bits {bits!r} is not an int in 1..8")
-            if not isinstance(codebook, list) or len(codebook) > 1 << bits:
-                raise CodecError(f"{who}: codebook must be a list of at most {1 << bits} numbers")
-            for v in codebook:
-                if not _is_float32(v):
-                    raise CodecError(f"{who}: codebook value {v!r} is not a finite float32")
-            if n_kept and not codebook:
-                raise CodecError(f"{who}: empty codebook for {meta['n_nonzero']} kept weights")
-        elif bits is not None or codebook is not None:
-            raise CodecError(f"{who}: bits and codebook must be null for kind float")
-        if index_bits is None:
-            if n_kept != n_blocks:
-                raise CodecError(f"{who}: no gap stream but only {n_kept} of {n_blocks} blocks kept")
-            if meta["n_fillers"]:
-                raise CodecError(f"{who}: n_fillers without a gap stream")
-        else:
-            if not _int(index_bits) or not relindex.MIN_INDEX_BITS <= index_bits <= relindex.MAX_INDEX_BITS:
-                raise CodecError(f"{who}: index_bits {index_bits!r} is not an int in 1..8")
-            if meta["n_fillers"] * relindex.escape(index_bits) > n_blocks - n_kept:
-                raise CodecError(f"{who}: {meta['n_fillers']} fillers skip more than the "
-                                 f"{n_blocks - n_kept} pruned blocks")
+        _validate_sparse(meta, who, shape)
 
     smetas = meta["streams"]
     if not isinstance(smetas, Mapping):
@@ -158,5 +138,44 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
         size = stream_sizes[sname]
         if not _int(size) or size < 0:
             raise CodecError(f"{who}: size of stream {sname!r} is not an int >= 0")
-        streams.check_stream_meta(smetas[sname], size, what=f"{who} stream {sname!r}",
-                                  n_symbols=n_sym, symbol_bits=sbits, codecs=codecs)
+        what = f"{who} stream {sname!r}"
+        if n_sym is None:
+            streams.check_codebook_meta(smetas[sname], size, what=what, bits=meta["bits"],
+                                        needed=counts(meta).n_kept_blocks > 0)
+        else:
+            streams.check_stream_meta(smetas[sname], size, what=what, n_symbols=n_sym, symbol_bits=sbits,
+                                      codecs=codecs)
+
+
+def _validate_sparse(meta: Mapping, who: str, shape: list[int]) -> None:
+    if not isinstance(meta["granularity"], str):
+        raise CodecError(f"{who}: granularity must be a string")
+    block = meta["block"]
+    if not isinstance(block, list) or len(block) != len(shape) or not all(
+        _int(b) and 1 <= b <= max(1, s) for b, s in zip(block, shape)
+    ):
+        raise CodecError(f"{who}: block must be a list of {len(shape)} ints in 1..max(1, shape[d])")
+    if any(s % b for s, b in zip(shape, block)):
+        raise CodecError(f"{who}: block {block} does not tile shape {shape}")
+    n_blocks = math.prod(relindex.grid_shape(shape, block))
+    n_kept = meta["n_kept_blocks"]
+    if not _int(n_kept) or not 0 <= n_kept <= n_blocks:
+        raise CodecError(f"{who}: n_kept_blocks {n_kept!r} is not an int in 0..{n_blocks} (blocks of {block} in {shape})")
+    if meta["kind"] == "quantized":
+        bits = meta["bits"]
+        if not _int(bits) or not 1 <= bits <= 8:
+            raise CodecError(f"{who}: bits {bits!r} is not an int in 1..8")
+    has_gap = [k in meta for k in GAP_KEYS]
+    if any(has_gap) and not all(has_gap):
+        raise CodecError(f"{who}: index_bits and n_fillers go together")
+    if not any(has_gap):
+        if n_kept != n_blocks:
+            raise CodecError(f"{who}: no gap stream but only {n_kept} of {n_blocks} blocks kept")
+        return
+    index_bits, n_fillers = meta["index_bits"], meta["n_fillers"]
+    if not _int(index_bits) or not relindex.MIN_INDEX_BITS <= index_bits <= relindex.MAX_INDEX_BITS:
+        raise CodecError(f"{who}: index_bits {index_bits!r} is not an int in 1..8")
+    if not _int(n_fillers) or n_fillers < 0:
+        raise CodecError(f"{who}: n_fillers must be an int >= 0")
+    if n_fillers * relindex.escape(index_bits) > n_blocks - n_kept:
+        raise CodecError(f"{who}: {n_fillers} fillers skip more than the {n_blocks - n_kept} pruned blocks")

@@ -68,9 +68,9 @@ def _zstd_decompress(data: bytes | memoryview, expected: int, what: str) -> byte
     return out
 
 
-def cost(smeta: Mapping[str, Any]) -> int:
+def cost(smeta: Mapping[str, Any], data: bytes) -> int:
     """What a stream costs in the file: its bytes plus its ``code_lengths`` string, if any."""
-    return int(smeta["nbytes"]) + len(smeta.get("code_lengths", ""))
+    return len(data) + len(smeta.get("code_lengths", ""))
 
 
 def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) -> tuple[dict[str, Any], bytes]:
@@ -78,6 +78,7 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
 
     Raw and Huffman sizes are computed exactly before encoding, so only the
     winner is materialised. ``zstd=False`` leaves zstd out (keeps searches cheap).
+    The stream meta holds only the codec and its parameters (``code_lengths``).
     """
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     n = int(sym.size)
@@ -85,7 +86,6 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
     counts = block_counts.sum(axis=0)
     if n and int(np.flatnonzero(counts)[-1]) >> symbol_bits:
         raise CodecError(f"symbol {int(np.flatnonzero(counts)[-1])} does not fit in {symbol_bits} bits")
-    base = {"n_symbols": n, "symbol_bits": int(symbol_bits), "entropy_bits": entropy_bits(counts)}
     # (cost, params, bytes or None until materialised)
     candidates: list[tuple[int, dict[str, Any], bytes | None]] = [
         (bitpack.packed_size(n, symbol_bits), {"codec": "raw"}, None)
@@ -97,29 +97,28 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
         lower = (int((counts[: lengths.size] * lengths).sum()) + 7) // 8
         if lower + len(hexlen) < candidates[0][0]:  # otherwise raw wins anyway
             size = huffman.encoded_size(lengths, block_counts)
-            params = {"codec": "huffman", "code_lengths": hexlen, "block_symbols": huffman.BLOCK_SYMBOLS}
-            candidates.append((size + len(hexlen), params, None))
+            candidates.append((size + len(hexlen), {"codec": "huffman", "code_lengths": hexlen}, None))
         if zstd:
             data = _zstd_compress(sym.tobytes(), ZSTD_LEVEL)
-            candidates.append((len(data), {"codec": "zstd", "level": ZSTD_LEVEL}, data))
+            candidates.append((len(data), {"codec": "zstd"}, data))
     _, params, data = min(candidates, key=lambda c: c[0])  # min keeps the first of equal costs
     if params["codec"] == "raw":
         data = bitpack.pack_bits(sym, symbol_bits)
     elif params["codec"] == "huffman":
-        data = huffman.encode(sym, lengths, params["block_symbols"], counts=block_counts)
-    return {**params, **base, "nbytes": len(data)}, data
+        data = huffman.encode(sym, lengths, huffman.BLOCK_SYMBOLS, counts=block_counts)
+    return dict(params), data
 
 
-def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, *, what: str) -> np.ndarray:
+def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, n_symbols: int, symbol_bits: int, *,
+                   what: str) -> np.ndarray:
     """Decode a symbol stream whose meta passed :func:`check_stream_meta`; uint8 array."""
-    n = smeta["n_symbols"]
-    bits = smeta["symbol_bits"]
+    n, bits = n_symbols, symbol_bits
     codec = smeta["codec"]
     if codec == "raw":
         return bitpack.unpack_bits(data, n, bits)
     if codec == "huffman":
         lengths = huffman.hex_to_lengths(smeta["code_lengths"], 1 << bits, what)
-        return huffman.decode(data, n, lengths, smeta["block_symbols"], what=what)
+        return huffman.decode(data, n, lengths, huffman.BLOCK_SYMBOLS, what=what)
     out = np.frombuffer(_zstd_decompress(data, n, what), dtype=np.uint8)
     if n and int(out.max()) >> bits:
         raise CodecError(f"{what}: zstd symbol {int(out.max())} does not fit in {bits} bits")
@@ -135,24 +134,19 @@ def encode_items(array: np.ndarray) -> tuple[dict[str, Any], bytes]:
     arr = np.ascontiguousarray(array).ravel()
     itemsize = arr.dtype.itemsize
     raw = arr.tobytes()
-    rawu8 = np.frombuffer(raw, dtype=np.uint8)
-    if itemsize in (1, 2, 4, 8):
-        _, counts = np.unique(rawu8.view(f"<u{itemsize}"), return_counts=True)
-    else:
-        _, counts = np.unique(rawu8.reshape(-1, itemsize), axis=0, return_counts=True)
-    base = {"n_symbols": int(arr.size), "symbol_bits": 8 * itemsize, "entropy_bits": entropy_bits(counts)}
     candidates: list[tuple[int, dict[str, Any], bytes]] = [(len(raw), {"codec": "raw"}, raw)]
     if arr.size:
         level = ZSTD_LEVEL if len(raw) <= ZSTD_LARGE_BYTES else ZSTD_LEVEL_LARGE
-        data = _zstd_compress(_byte_planes(rawu8, itemsize), level)
-        candidates.append((len(data), {"codec": "zstd", "level": level}, data))
+        data = _zstd_compress(_byte_planes(np.frombuffer(raw, dtype=np.uint8), itemsize), level)
+        candidates.append((len(data), {"codec": "zstd"}, data))
     _, params, data = min(candidates, key=lambda c: c[0])
-    return {**params, **base, "nbytes": len(data)}, data
+    return dict(params), data
 
 
-def decode_items(smeta: Mapping[str, Any], data: bytes | memoryview, dtype: np.dtype, *, what: str) -> np.ndarray:
-    """Decode a byte stream of ``smeta["n_symbols"]`` items of ``dtype`` (a fresh writable array)."""
-    n = smeta["n_symbols"]
+def decode_items(smeta: Mapping[str, Any], data: bytes | memoryview, n_items: int, dtype: np.dtype, *,
+                 what: str) -> np.ndarray:
+    """Decode a byte stream of ``n_items`` items of ``dtype`` (a fresh writable array)."""
+    n = n_items
     itemsize = dtype.itemsize
     if smeta["codec"] == "raw":
         raw = np.frombuffer(data, dtype=np.uint8)
@@ -165,32 +159,60 @@ def decode_items(smeta: Mapping[str, Any], data: bytes | memoryview, dtype: np.d
     return flat.view(dtype.newbyteorder("<")).astype(dtype, copy=False)
 
 
+def codebook_size(smeta: Mapping[str, Any], data: bytes | memoryview, bits: int, *, what: str) -> int:
+    """Entries of a ``codebook`` stream (float32 items), from its length or its zstd frame header."""
+    if smeta["codec"] == "raw":
+        nbytes = memoryview(data).nbytes
+    else:
+        import zstandard
+
+        try:
+            nbytes = zstandard.frame_content_size(data)
+        except zstandard.ZstdError:
+            raise CodecError(f"{what}: not a zstd frame") from None
+    limit = 4 << bits
+    if nbytes < 0 or nbytes % 4 or nbytes > limit:
+        raise CodecError(f"{what}: {nbytes} codebook bytes is not a multiple of 4 in 0..{limit} ({bits} bits)")
+    return nbytes // 4
+
+
+def decode_codebook(smeta: Mapping[str, Any], data: bytes | memoryview, bits: int, *, what: str) -> np.ndarray:
+    """The float32 codebook (at most ``2**bits`` finite values) of a ``codebook`` stream."""
+    k = codebook_size(smeta, data, bits, what=what)
+    cb = decode_items(smeta, data, k, np.dtype(np.float32), what=what)
+    if not np.all(np.isfinite(cb)):
+        raise CodecError(f"{what}: the codebook holds a non-finite value")
+    return cb
+
+
 # ---- validation of one stream's meta (before anything is allocated) ----
 
 def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _codec(smeta: Any, what: str, codecs: tuple[str, ...]) -> str:
+    if not isinstance(smeta, Mapping):
+        raise CodecError(f"{what}: stream meta must be an object")
+    codec = smeta.get("codec")
+    if codec not in codecs:
+        raise CodecError(f"{what}: codec {codec!r} is not one of {', '.join(codecs)}")
+    return codec
+
+
+def check_codebook_meta(smeta: Any, nbytes: int, *, what: str, bits: int, needed: bool) -> None:
+    """Check a ``codebook`` stream's meta and size: float32 items, at most ``2**bits``, some if ``needed``."""
+    codec = _codec(smeta, what, ("raw", "zstd"))
+    if codec == "raw" and (nbytes % 4 or nbytes > 4 << bits):
+        raise CodecError(f"{what}: {nbytes} bytes is not a multiple of 4 in 0..{4 << bits} ({bits} bits)")
+    if needed and nbytes == 0:
+        raise CodecError(f"{what}: empty codebook for kept weights")
+
+
 def check_stream_meta(smeta: Any, nbytes: int, *, what: str, n_symbols: int, symbol_bits: int,
                       codecs: tuple[str, ...]) -> None:
     """Check a stream's meta against the expected counts and its actual byte size; CodecError if not."""
-    if not isinstance(smeta, Mapping):
-        raise CodecError(f"{what}: stream meta must be an object")
-    for key in ("codec", "n_symbols", "symbol_bits", "nbytes", "entropy_bits"):
-        if key not in smeta:
-            raise CodecError(f"{what}: stream meta lacks {key!r}")
-    codec = smeta["codec"]
-    if codec not in codecs:
-        raise CodecError(f"{what}: codec {codec!r} is not one of {', '.join(codecs)}")
-    if not _int(smeta["n_symbols"]) or smeta["n_symbols"] != n_symbols:
-        raise CodecError(f"{what}: n_symbols {smeta['n_symbols']!r} should be {n_symbols}")
-    if not _int(smeta["symbol_bits"]) or smeta["symbol_bits"] != symbol_bits:
-        raise CodecError(f"{what}: symbol_bits {smeta['symbol_bits']!r} should be {symbol_bits}")
-    if not _int(smeta["nbytes"]) or smeta["nbytes"] != nbytes:
-        raise CodecError(f"{what}: nbytes {smeta['nbytes']!r} does not match the stream's {nbytes} bytes")
-    eb = smeta["entropy_bits"]
-    if not (_int(eb) or isinstance(eb, float)) or not math.isfinite(eb) or eb < 0:
-        raise CodecError(f"{what}: entropy_bits must be a finite number >= 0")
+    codec = _codec(smeta, what, codecs)
     if codec == "raw":
         expected = bitpack.packed_size(n_symbols, symbol_bits)
         if nbytes != expected:
@@ -199,15 +221,11 @@ def check_stream_meta(smeta: Any, nbytes: int, *, what: str, n_symbols: int, sym
         if nbytes < 1 and n_symbols:
             raise CodecError(f"{what}: empty zstd stream for {n_symbols} symbols")
     else:
-        bs = smeta.get("block_symbols")
-        if not _int(bs) or not huffman.MIN_BLOCK_SYMBOLS <= bs <= huffman.MAX_BLOCK_SYMBOLS or bs & (bs - 1):
-            raise CodecError(f"{what}: block_symbols {bs!r} is not a power of two in "
-                             f"{huffman.MIN_BLOCK_SYMBOLS}..{huffman.MAX_BLOCK_SYMBOLS}")
         lengths = huffman.hex_to_lengths(smeta.get("code_lengths"), 1 << symbol_bits, what)
         huffman.check_lengths(lengths, n_symbols, what)
         if n_symbols:
             used = lengths[lengths > 0]
-            nb = huffman.n_blocks(n_symbols, bs)
+            nb = huffman.n_blocks(n_symbols, huffman.BLOCK_SYMBOLS)
             lo = 4 * (nb - 1) + (n_symbols * int(used.min()) + 7) // 8
             hi = 4 * (nb - 1) + (n_symbols * int(used.max()) + 7) // 8 + nb
             if not lo <= nbytes <= hi:

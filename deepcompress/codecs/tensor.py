@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CodecError
+from ..granularity import Granularity
 from . import relindex
 from . import streams as codec
 from .encoded import EncodedTensor
@@ -67,7 +68,7 @@ def _encode_gap(kept: np.ndarray, index_bits: int | None) -> tuple[int, dict[str
     for b in widths:
         sym, n_fill = relindex.encode_gaps(kept, b)
         smeta, data = codec.encode_symbols(sym, b, zstd=len(widths) == 1 or sym.size <= ZSTD_SEARCH_SYMBOLS)
-        cost = codec.cost(smeta)
+        cost = codec.cost(smeta, data)
         if best is None or cost < best[0]:
             best = (cost, b, smeta, data, n_fill, sym)
     _, b, smeta, data, n_fill, sym = best
@@ -77,31 +78,31 @@ def _encode_gap(kept: np.ndarray, index_bits: int | None) -> tuple[int, dict[str
 
 
 def _sparse_meta(name: str, kind: str, shape: tuple[int, ...], granularity: str, block: tuple[int, ...],
-                 n_blocks: int, kept: np.ndarray, gap: tuple | None) -> dict[str, Any]:
-    return {
+                 kept: np.ndarray, gap: tuple | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """(meta, streams) of a sparse tensor with its gap stream, if any; value streams are added by the caller."""
+    meta: dict[str, Any] = {
         "name": name,
         "kind": kind,
         "shape": list(shape),
-        "dtype": "float32",
-        "granularity": str(granularity),
+        "granularity": granularity.value if isinstance(granularity, Granularity) else str(granularity),
         "block": list(block),
-        "bits": None,
-        "codebook": None,
-        "index_bits": None if gap is None else gap[0],
-        "n_weights": math.prod(shape),
-        "n_nonzero": int(kept.size) * math.prod(block),
-        "n_blocks": n_blocks,
         "n_kept_blocks": int(kept.size),
-        "n_fillers": 0 if gap is None else gap[3],
         "streams": {},
     }
+    data: dict[str, bytes] = {}
+    if gap is not None:
+        meta["index_bits"] = gap[0]
+        meta["n_fillers"] = gap[3]
+        meta["streams"]["gap"] = gap[1]
+        data["gap"] = gap[2]
+    return meta, data
 
 
 def _positions(name: str, mask: np.ndarray, block: tuple[int, ...], index_bits: int | None):
     kept = relindex.kept_blocks(mask, block, name)
     n_blocks = math.prod(relindex.grid_shape(mask.shape, block))
     gap = None if kept.size == n_blocks else _encode_gap(kept, index_bits)
-    return kept, n_blocks, gap
+    return kept, gap
 
 
 def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, granularity: str,
@@ -110,8 +111,9 @@ def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, gra
 
     ``labels`` has the weight's shape: -1 = pruned, ``0..len(codebook)-1`` =
     shared-weight index. ``codebook`` holds at most ``2**bits`` finite float32
-    values. ``index_bits`` forces the gap field width (1..8); None picks the
-    smallest. Raises CodecError naming the tensor on any bad input.
+    values, stored bit for bit in the ``codebook`` stream. ``index_bits`` forces
+    the gap field width (1..8); None picks the smallest. Raises CodecError
+    naming the tensor on any bad input.
     """
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
@@ -132,17 +134,12 @@ def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, gra
     _check_index_bits(name, index_bits)
     shape = tuple(int(s) for s in labels.shape)
     blk = _check_block(name, shape, block)
-    kept, n_blocks, gap = _positions(name, labels >= 0, blk, index_bits)
+    kept, gap = _positions(name, labels >= 0, blk, index_bits)
     sym = relindex.to_blocks(labels, blk)[kept].astype(np.uint8).ravel()
-    imeta, idata = codec.encode_symbols(sym, int(bits))
-    meta = _sparse_meta(name, "quantized", shape, granularity, blk, n_blocks, kept, gap)
+    meta, data = _sparse_meta(name, "quantized", shape, granularity, blk, kept, gap)
     meta["bits"] = int(bits)
-    meta["codebook"] = [float(v) for v in cb]
-    meta["streams"]["index"] = imeta
-    data = {"index": idata}
-    if gap is not None:
-        meta["streams"]["gap"] = gap[1]
-        data["gap"] = gap[2]
+    meta["streams"]["index"], data["index"] = codec.encode_symbols(sym, int(bits))
+    meta["streams"]["codebook"], data["codebook"] = codec.encode_items(cb.astype("<f4"))
     return EncodedTensor(meta=meta, streams=data)
 
 
@@ -159,15 +156,10 @@ def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularit
     _check_index_bits(name, index_bits)
     shape = tuple(int(s) for s in weights.shape)
     blk = _check_block(name, shape, block)
-    kept, n_blocks, gap = _positions(name, mask, blk, index_bits)
+    kept, gap = _positions(name, mask, blk, index_bits)
     vals = relindex.to_blocks(weights.astype(np.float32), blk)[kept].ravel()
-    vmeta, vdata = codec.encode_items(vals.astype("<f4"))
-    meta = _sparse_meta(name, "float", shape, granularity, blk, n_blocks, kept, gap)
-    meta["streams"]["values"] = vmeta
-    data = {"values": vdata}
-    if gap is not None:
-        meta["streams"]["gap"] = gap[1]
-        data["gap"] = gap[2]
+    meta, data = _sparse_meta(name, "float", shape, granularity, blk, kept, gap)
+    meta["streams"]["values"], data["values"] = codec.encode_items(vals.astype("<f4"))
     return EncodedTensor(meta=meta, streams=data)
 
 
@@ -177,14 +169,8 @@ def encode_dense(name: str, array: np.ndarray) -> EncodedTensor:
     if arr.dtype.name not in DENSE_DTYPES:
         raise CodecError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored; use one of {', '.join(DENSE_DTYPES)}")
     shape = tuple(int(s) for s in arr.shape)
-    n = math.prod(shape)
     dmeta, ddata = codec.encode_items(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
-    meta = {
-        "name": name, "kind": "dense", "shape": list(shape), "dtype": arr.dtype.name,
-        "granularity": "dense", "block": [1] * len(shape), "bits": None, "codebook": None,
-        "index_bits": None, "n_weights": n, "n_nonzero": n, "n_blocks": n, "n_kept_blocks": n,
-        "n_fillers": 0, "streams": {"data": dmeta},
-    }
+    meta = {"name": name, "kind": "dense", "shape": list(shape), "dtype": arr.dtype.name, "streams": {"data": dmeta}}
     return EncodedTensor(meta=meta, streams={"data": ddata})
 
 

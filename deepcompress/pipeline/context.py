@@ -24,17 +24,20 @@ class RunContext:
     resume: bool = False
     progress: bool = True
     log: Callable[[str], None] = _stderr
-    train_fn: Callable[..., Any] | None = None  # custom (model, loader, cfg, optimizer, ...) trainer (Python API)
-    eval_fn: Callable[[Any], dict[str, float]] | None = None
+    train_fn: Callable[..., Any] | None = None  # train_fn(model, optimizer, epoch): one epoch (Python API)
+    eval_fn: Callable[[Any], Any] | None = None  # eval_fn(model) -> top-1 in [0, 1] or {"top1": ...}
     loaders_fn: Callable[[], tuple[Any, Any]] | None = None
     stage_key: str = ""
     stage_index: int = 0
     timings: list[dict[str, Any]] = field(default_factory=list)
+    # called as hook(stage_config, state) after each stage that ran (not for cached ones)
+    stage_hooks: list[Callable[[Any, Any], None]] = field(default_factory=list)
+    max_accuracy_drop: float = 0.001
     _loaders: dict[int, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def has_data(self) -> bool:
-        return self.data_spec is not None or self.loaders_fn is not None
+        return self.data_spec is not None or self.loaders_fn is not None or self.train_fn is not None
 
     def loaders(self, batch_size: int = 128) -> tuple[Any, Any]:
         """``(train_loader, test_loader)`` for the run's data (cached per batch size)."""
@@ -51,8 +54,13 @@ class RunContext:
     def evaluate(self, model: Any) -> dict[str, float] | None:
         """Test metrics of ``model`` when data is known, else None."""
         if self.eval_fn is not None:
-            return dict(self.eval_fn(model))
-        if not self.has_data:
+            was_training = model.training
+            model.eval()
+            value = self.eval_fn(model)
+            model.train(was_training)
+            top1 = float(value["top1"] if isinstance(value, dict) else value)
+            return {"top1": top1, "error_pct": 100.0 * (1.0 - top1)}
+        if self.data_spec is None and self.loaders_fn is None:
             return None
         from ..training import evaluate
 

@@ -99,7 +99,7 @@ def _epoch_loop(
         optimizer.load_state_dict(saved["optimizer"])
         start = int(saved["epoch"]) + 1
         ctx.log(f"{desc}: resuming after epoch {start}/{train_cfg.epochs}")
-    train_loader, test_loader = ctx.loaders(train_cfg.batch_size)
+    train_loader = None if ctx.train_fn is not None else ctx.loaders(train_cfg.batch_size)[0]
     for epoch in range(start, train_cfg.epochs):
         if before_epoch is not None:
             before_epoch(epoch)
@@ -110,11 +110,12 @@ def _epoch_loop(
             train_loader.set_epoch(epoch + 1000 * ctx.stage_index)
         t0 = time.perf_counter()
         if ctx.train_fn is not None:
-            stats = ctx.train_fn(model, train_loader, optimizer) or {}
+            model.train()
+            stats = ctx.train_fn(model, optimizer, epoch) or {}
         else:
             stats = train_one_epoch(model, train_loader, optimizer, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
         line = f"{desc} epoch {epoch + 1}/{train_cfg.epochs}: loss {stats.get('loss', float('nan')):.4f}"
-        metrics = ctx.evaluate(model) if ctx.eval_fn is None and ctx.has_data else None
+        metrics = ctx.evaluate(model) if ctx.has_data else None
         if metrics is not None:
             line += f", test error {metrics['error_pct']:.2f}%"
         ctx.log(line + f" ({time.perf_counter() - t0:.1f}s)")
@@ -235,7 +236,7 @@ def _auto_sparsity(cfg: PruneConfig, state: PipelineState, ctx: RunContext, gran
 
 
 def state_max_drop(ctx: RunContext) -> float:
-    return float(getattr(ctx, "max_accuracy_drop", 0.001))
+    return float(ctx.max_accuracy_drop)
 
 
 def _log_sparsity(ctx: RunContext, masks: Any) -> None:

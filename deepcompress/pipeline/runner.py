@@ -79,6 +79,8 @@ def run_pipeline(
                 record.update(_metric_fields(metrics))
                 ctx.log(f"after {stage.TYPE}: test error {metrics['error_pct']:.2f}%")
         state.history.append(record)
+        for hook in ctx.stage_hooks:
+            hook(stage, state)
         if ctx.work_dir is not None and use_cache and stage.TYPE != "encode":
             folder = ctx.work_dir / keys[i][:20]
             folder.mkdir(parents=True, exist_ok=True)

@@ -172,9 +172,12 @@ class FinetuneConfig(StageConfig):
     NEEDS_DATA: ClassVar[bool] = True
 
     epochs: int = 2
-    lr: float = 0.001
+    # Eq. 3 sums the gradients of every weight in a cluster, so the centroid step of
+    # plain SGD grows with cluster size (hundreds of weights on an fc layer) and
+    # diverges at retraining learning rates; Adam's step does not depend on it.
+    lr: float = 1e-4
     momentum: float = 0.9
-    optimizer: str = "sgd"
+    optimizer: str = "adam"
     batch_size: int = 128
 
     def __post_init__(self) -> None:

@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from ..errors import ConfigError
+
 MAX_LIMBS = 4
 MAX_VALUES = 2**32
 
@@ -44,7 +46,7 @@ class RunSums:
     def __init__(self, xs: np.ndarray, mantissa_bits: int = 53) -> None:
         n = xs.size
         if n >= MAX_VALUES:
-            raise ValueError(f"at most {MAX_VALUES - 1} values, got {n}")
+            raise ConfigError(f"exact run sums take at most {MAX_VALUES - 1} values, got {n}")
         self.xs = xs
         self.exponent = 0
         self.limb_bits = 62 - max(1, int(n).bit_length())

@@ -27,6 +27,13 @@ Usage::
 
 Build the optimizer *after* attaching: the old ``weight`` Parameters leave the
 model. ``module.weight`` is refreshed at the next forward (or :meth:`refresh`).
+After a forward with autograd on, ``module.weight`` is a non-leaf tensor, which
+``copy.deepcopy`` and pickling refuse: call :meth:`detach` first, or
+:meth:`refresh` under ``torch.no_grad()``.
+
+Because Eq. 3 *sums* the gradients of a cluster, a centroid's gradient is
+roughly (cluster size) times a weight's: with plain SGD, scale the learning
+rate down accordingly, or use Adam (see docs/benchmarks/quantize.md).
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ float64 distance comparison above, so midpoint rounding never changes a label.
 Run sums come from exact integer prefix sums (:mod:`.exactsum`). One iteration
 costs ``O(k log N)``; the work proportional to ``N`` is the sort, the prefix
 sums and the final labels. If two distinct centroids are so close (relative to
-the data's magnitude) that rounding could make a non-neighbour win, that
+the data's magnitude) that rounding could make a non-neighbour win, or so close
+or so large in absolute terms that squared distances under- or overflow, that
 iteration falls back to the brute-force assignment, so exactness never depends
 on the data.
 
@@ -68,6 +69,10 @@ from .sorting import sort_values
 #: Neighbouring distinct centroids closer than this many ulps of the data's
 #: magnitude make an iteration use the brute-force assignment.
 DEGENERATE_ULPS = 64.0
+#: Squared distances underflow below ~1e-154 and overflow above ~1e154: centroid
+#: gaps below TINY_GAP or magnitudes above HUGE_SCALE also use brute force.
+TINY_GAP = 1e-140
+HUGE_SCALE = 1e140
 BRUTE_CHUNK = 1 << 22
 TABLE_BUCKETS = 1 << 16
 TABLE_MIN_VALUES = 1 << 16
@@ -98,7 +103,7 @@ def as_values(values: np.ndarray) -> np.ndarray:
     return x
 
 
-def _check_k(k: int) -> int:
+def check_k(k: int) -> int:
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise ConfigError(f"k-means needs k >= 1 clusters, got {k!r}")
     return int(k)
@@ -163,6 +168,11 @@ def lloyd_bruteforce(
     Same stopping rule and result conventions as :func:`kmeans_1d` (module doc);
     empty clusters keep their centroid. ``O(N k)`` per iteration: for tests.
     """
+    with np.errstate(over="ignore", under="ignore"):  # inf/0 squared distances simply tie
+        return _lloyd_bruteforce(values, init_centroids, max_iter, tol)
+
+
+def _lloyd_bruteforce(values: np.ndarray, init_centroids: np.ndarray, max_iter: int, tol: float) -> KMeansResult:
     x = as_values(values)
     _check_stop(max_iter, tol)
     c = initial_centroids(x, 0, np.asarray(init_centroids))
@@ -219,7 +229,8 @@ class _SortedLloyd:
         owner = order[first]  # lowest original index holding each value
         if u.size > 1:
             scale = max(self.scale, float(np.max(np.abs(u))))
-            if float(np.min(np.diff(u))) < DEGENERATE_ULPS * np.finfo(np.float64).eps * scale:
+            gap = float(np.min(np.diff(u)))
+            if gap < DEGENERATE_ULPS * np.finfo(np.float64).eps * scale or gap < TINY_GAP or scale > HUGE_SCALE:
                 return None
         cut = self._boundaries(u, owner)
         bounds = np.concatenate(([0], cut, [self.n])).astype(np.int64)
@@ -426,7 +437,7 @@ class _SortedLloyd:
         return float(np.dot(diff, diff))
 
 
-def _sorted_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def sorted_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """(flat values in their own float dtype, the same sorted as float64, mantissa bits).
 
     Float32 (and float16) values are sorted in their own type, which is faster and
@@ -470,7 +481,7 @@ def kmeans_1d(
     ``"optimal"`` (the exact optimum by dynamic programming, no Lloyd) or an
     explicit array of starting centroids. ``seed`` drives the random inits.
     """
-    k = _check_k(k)
+    k = check_k(k)
     _check_stop(max_iter, tol)
     if isinstance(init, str):
         if init == "optimal":
@@ -479,7 +490,14 @@ def kmeans_1d(
             return kmeans_1d_optimal(values, k)
         if init not in INIT_NAMES:
             raise ConfigError(f"unknown k-means init {init!r}; known: {', '.join(INIT_NAMES)}, optimal or an array")
-    flat, xs, bits = _sorted_values(values)
+    with np.errstate(over="ignore", under="ignore"):  # inf/0 squared distances simply tie
+        return _kmeans_1d(values, k, init, max_iter, tol, seed, relocate_empty)
+
+
+def _kmeans_1d(
+    values: np.ndarray, k: int, init: str | np.ndarray, max_iter: int, tol: float, seed: int, relocate_empty: bool
+) -> KMeansResult:
+    flat, xs, bits = sorted_values(values)
     if relocate_empty and (xs.size <= k or int(np.count_nonzero(xs[1:] != xs[:-1])) + 1 <= k):
         return _exact_distinct(flat, xs)
     c = initial_centroids(xs, k, init, seed)

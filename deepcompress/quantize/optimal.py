@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .exactsum import RunSums
-from .kmeans import KMeansResult, _check_k, _sorted_values
+from .kmeans import KMeansResult, check_k, sorted_values
 
 MAX_TABLE = 1 << 27  # back-pointer entries (512 MiB of int32)
 
@@ -84,8 +84,8 @@ def _solver():
 
 def kmeans_1d_optimal(values: np.ndarray, k: int) -> KMeansResult:
     """The k-means clustering of ``values`` with the least inertia (at most ``k`` clusters)."""
-    k = _check_k(k)
-    flat, xs, bits = _sorted_values(values)
+    k = check_k(k)
+    flat, xs, bits = sorted_values(values)
     distinct, first, counts = np.unique(xs, return_index=True, return_counts=True)
     n = distinct.size
     k_eff = min(k, n)

@@ -1,8 +1,8 @@
 """Sorting of weight values for k-means: numpy, or an LSD radix sort for large float32 arrays.
 
-``np.sort`` on 3.4M float32 values took 0.13-0.25 s on the project machine,
-an 11-bit, three-pass radix sort compiled with numba 0.05-0.14 s in the same
-runs (see docs/benchmarks/quantize.md). numba is imported on first use only;
+On 3.4M float32 weights, ``np.sort`` took 0.186 s on the project machine and
+this 11-bit, three-pass radix sort compiled with numba took 0.075 s, in the same
+run (docs/benchmarks/quantize.md). numba is imported on first use only;
 without it, or for small or non-float32 inputs, ``np.sort`` is used. Both give
 the same values in the same order (``-0.0`` and ``0.0`` compare equal).
 """

@@ -150,3 +150,48 @@ def test_corrupt_streams_raise_codec_error_only(seed, data):
     except CodecError:
         return
     assert out.shape == (count,)
+
+
+def test_parallel_kernels_give_the_same_bytes(monkeypatch):
+    """Long streams run on numba's threads; the bytes and the decoded symbols must not change."""
+    rng = np.random.default_rng(3)
+    sym = rng.choice(64, size=100_000, p=rng.dirichlet(np.full(64, 0.5))).astype(np.uint8)
+    lengths = huffman.code_lengths(huffman.histogram(sym))
+    serial = huffman.encode(sym, lengths, 1024)
+    monkeypatch.setattr(huffman, "PARALLEL_SYMBOLS", 1)
+    assert np.array_equal(huffman.block_counts(sym, 1024).sum(axis=0), huffman.histogram(sym))
+    assert huffman.encode(sym, lengths, 1024) == serial
+    assert np.array_equal(huffman.decode(serial, sym.size, lengths, 1024), sym)
+    broken = bytearray(serial)
+    broken[len(broken) // 2] ^= 0x5A
+    try:
+        out = huffman.decode(bytes(broken), sym.size, lengths, 1024)
+        assert out.shape == sym.shape
+    except CodecError:
+        pass
+
+
+def _reference_encode(sym: np.ndarray, lengths: np.ndarray, block: int) -> bytes:
+    """docs/codecs.md section 5.2 written out naively, one bit at a time."""
+    codes = huffman.canonical_codes(lengths)
+    blocks = []
+    for start in range(0, sym.size, block):
+        bits = []
+        for s in sym[start:start + block].tolist():
+            n = int(lengths[s])
+            bits += [(int(codes[s]) >> (n - 1 - j)) & 1 for j in range(n)]  # first code bit first
+        data = bytearray((len(bits) + 7) // 8)
+        for k, b in enumerate(bits):
+            data[k // 8] |= b << (k % 8)  # LSB-first
+        blocks.append(bytes(data))
+    head = b"".join(len(b).to_bytes(4, "little") for b in blocks[:-1])
+    return head + b"".join(blocks)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 256), st.integers(1, 2000))
+def test_encoder_matches_the_documented_layout(seed, alphabet, n):
+    rng = np.random.default_rng(seed)
+    sym = rng.choice(alphabet, size=n, p=rng.dirichlet(np.full(alphabet, 0.3))).astype(np.uint8)
+    lengths = huffman.code_lengths(huffman.histogram(sym))
+    assert huffman.encode(sym, lengths, 256) == _reference_encode(sym, lengths, 256)

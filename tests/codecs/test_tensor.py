@@ -220,3 +220,18 @@ def test_worked_example_of_the_docs():
     et = encode_quantized("fc.weight", labels, cb, granularity="element", block=(1, 1), bits=2, index_bits=3)
     assert et.streams == {"index": bytes([0x9C]), "gap": bytes([0xD0, 0x2F, 0x01])}
     assert et.meta["n_fillers"] == 2 and et.meta["streams"]["gap"]["n_symbols"] == 6
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_every_bit_width_on_every_granularity(bits):
+    """Deterministic coverage of each bit width x granularity (hypothesis samples them at random)."""
+    rng = np.random.default_rng(bits)
+    cases = [((6, 4, 3, 3), g, block_shape(g, (6, 4, 3, 3))) for g in CONV_GRANULARITIES]
+    cases += [((8, 12), g, block_shape(g, (8, 12))) for g in FC_GRANULARITIES]
+    cases += [((8, 12), "block:2x3", (2, 3))]
+    for shape, gran, block in cases:
+        codebook = rng.normal(size=1 << bits).astype(np.float32)
+        mask = block_mask(rng, shape, block, 0.4)
+        labels = np.where(mask, rng.integers(0, 1 << bits, size=shape), -1)
+        check_quantized(labels, codebook, gran, block, bits, None)
+        check_quantized(labels, codebook, gran, block, bits, 1 + bits % 8)

@@ -158,3 +158,21 @@ def test_attach_errors():
     SharedWeights.attach(model, books)
     with pytest.raises(ConfigError):
         SharedWeights.attach(model, books)
+
+
+def test_refresh_without_grad_allows_deepcopy():
+    """After training, refresh() under no_grad leaves leaf weights, so the model deep-copies."""
+    import copy
+
+    model = net()
+    _, books = pruned_shared(model)
+    shared = SharedWeights.attach(model, books)
+    x, y = batches(1)[0]
+    nn.functional.cross_entropy(model(x), y).backward()
+    with torch.no_grad():
+        shared.refresh()
+    clone = copy.deepcopy(model)
+    model.eval()
+    clone.eval()
+    with torch.no_grad():
+        assert torch.equal(clone(x), model(x))

@@ -32,7 +32,7 @@ def assert_same(a: KMeansResult, b: KMeansResult) -> None:
 # Values on a coarse grid give many duplicates and exact midpoint ties; raw floats give the rest.
 grid_values = st.lists(st.integers(-6, 6).map(lambda i: i / 4), min_size=1, max_size=60)
 float_values = st.lists(
-    st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, allow_subnormal=False), min_size=1, max_size=60
+    st.one_of(st.floats(-1e3, 1e3), st.floats(-1e-300, 1e-300), st.floats(-1e200, 1e200)), min_size=1, max_size=60
 )
 
 
@@ -73,6 +73,16 @@ def test_near_coincident_centroids_fall_back_to_exact_assignment():
     c = np.array([1.0, np.nextafter(1.0, 2.0), 3.0])
     x = np.array([0.0, 1.0, 1.5, 2.0, 2.0**40, -(2.0**40)])
     assert_same(kmeans_1d(x, 3, init=c, relocate_empty=False, max_iter=5), lloyd_bruteforce(x, c, max_iter=5))
+
+
+@pytest.mark.parametrize(
+    ("values", "init"),
+    [([0.0, 2.225073858507203e-309], [0.0, 0.0]), ([0.0, 1e-200, 3e-200], [0.0, 2e-200]), ([1e300, -1e300, 0.0], [-1e300, 0.0])],
+)
+def test_underflowing_or_overflowing_distances_match_reference(values, init):
+    """Squared distances that underflow to 0 or overflow to inf tie; ties go to the lower index."""
+    x, c = np.array(values), np.array(init)
+    assert_same(kmeans_1d(x, c.size, init=c, relocate_empty=False), lloyd_bruteforce(x, c))
 
 
 def test_large_input_labels_match_bruteforce_assignment():

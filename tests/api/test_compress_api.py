@@ -1,0 +1,86 @@
+"""The Python API: compress any nn.Module with the user's own training and evaluation functions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import deepcompress
+
+
+class Unusual(nn.Module):
+    """BatchNorm, a residual add, a depthwise and a grouped conv, an LSTM and a Transformer encoder layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.depthwise = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.grouped = nn.Conv2d(8, 8, 1, groups=2)
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.encoder = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.stem(x)))
+        y = y + self.grouped(torch.relu(self.depthwise(y)))  # residual
+        seq = y.mean(dim=2).transpose(1, 2)  # (B, W, C)
+        seq, _ = self.lstm(seq)
+        seq = self.encoder(seq)
+        return self.head(seq.mean(dim=1))
+
+
+def _data(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(96, 1, 8, 8, generator=g)
+    y = (x.mean(dim=(1, 2, 3)) > 0).long() + (x[:, 0, 0, 0] > 1).long()
+    return x, y
+
+
+def test_unusual_model_compresses_and_loads(tmp_path):
+    torch.manual_seed(0)
+    model = Unusual()
+    x, y = _data()
+    lines: list[str] = []
+
+    def train_fn(m, optimizer, epoch):
+        for i in range(0, len(x), 32):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(m(x[i:i + 32]), y[i:i + 32])
+            loss.backward()
+            optimizer.step()
+        return {"loss": float(loss)}
+
+    def eval_fn(m):
+        with torch.no_grad():
+            return float((m(x).argmax(1) == y).float().mean())
+
+    out = tmp_path / "unusual.dcz"
+    result = deepcompress.compress(
+        model, out, train_fn=train_fn, eval_fn=eval_fn, sparsity="conv=0.5,fc=0.6", bits="conv=6,fc=5",
+        retrain_epochs=1, finetune_epochs=1, log=lines.append,
+    )
+    assert out.is_file() and result.file_bytes == out.stat().st_size
+    assert [h["stage"] for h in result.history] == ["baseline", "prune", "retrain", "quantize", "finetune", "encode"]
+    text = "\n".join(lines)
+    assert "left dense: lstm.weight_ih_l0" in text and "left dense: encoder.self_attn.in_proj_weight" in text
+    assert "depthwise.weight" in text.split("compressible layers:")[1].splitlines()[0]
+
+    fresh = Unusual()
+    loaded = deepcompress.load(out, model=fresh)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)
+    state = deepcompress.load_state_dict(out)
+    sparsity = (state["depthwise.weight"] == 0).float().mean().item()
+    assert 0.45 <= sparsity <= 0.55
+
+
+def test_data_free_api(tmp_path):
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 4))
+    result = deepcompress.compress(model, tmp_path / "m.dcz", sparsity="0.5", bits="4", log=lambda _: None,
+                                   arch=None)
+    assert [h["stage"] for h in result.history] == ["prune", "quantize", "encode"]
+    state = deepcompress.load_state_dict(tmp_path / "m.dcz")
+    assert len(torch.unique(state["0.weight"])) <= 2**4 + 1
