@@ -25,7 +25,8 @@ def deepcompress_exe() -> list[str]:
 def run_cli(*args: str, log: Path | None = None) -> tuple[dict, float, str]:
     """Run ``deepcompress ARGS --json``; return (parsed JSON of the last line, seconds, command text)."""
     cmd = [*deepcompress_exe(), *args]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    # One thread each: on a shared 2-core machine, oversubscribed OpenMP pools slowed epochs ~50x.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0

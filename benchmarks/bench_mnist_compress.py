@@ -67,8 +67,8 @@ def main() -> None:
         ]
         for layer, (pname, pkept, pw, pi) in zip(info["layers"], paper_layers):
             report.append(
-                f"| {layer['name']} ({pname}) | {layer['weights']:,} | {100 * layer['density']:.1f}% | {pkept}% | "
-                f"{layer['weight_bits_pqh']:.2f} / {pw} | {layer['index_bits_pqh']:.2f} / {pi} | {layer['bytes']:,} |"
+                f"| {layer['name']} ({pname}) | {layer['n_weights']:,} | {100 * layer['density']:.1f}% | {pkept}% | "
+                f"{layer['weight_bits_pqh'] or 0:.2f} / {pw} | {layer['index_bits_pqh'] or 0:.2f} / {pi} | {layer['bytes']:,} |"
             )
         report.append("")
     text = "\n".join(report)

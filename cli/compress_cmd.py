@@ -42,7 +42,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
                  bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, seed, recipe, work_dir, no_cache,
                  resume, as_json, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
-    from deepcompress.compress import compress_model, file_key
+    from deepcompress.compression import compress_model, file_key
     from deepcompress.pipeline.context import RunContext
     from deepcompress.pipeline.recipe import default_recipe, load_recipe
 

@@ -35,7 +35,7 @@ def demo_recipe():
 def demo_cmd(epochs, seed, output_dir):
     """Train LeNet-300-100 on the 8x8 digits, compress it, and show what was gained."""
     from deepcompress.checkpoint import save_checkpoint
-    from deepcompress.compress import compress_model, file_key
+    from deepcompress.compression import compress_model, file_key
     from deepcompress.container import read_dcz
     from deepcompress.container.summary import format_summary, summarize
     from deepcompress.pipeline.context import RunContext

@@ -27,8 +27,8 @@ def load_state_dict(path):
 
 
 def compress(model, output, **kwargs):
-    """Compress an ``nn.Module`` into a ``.dcz`` file (see :func:`deepcompress.compress.compress`)."""
-    from .compress import compress as _compress
+    """Compress an ``nn.Module`` into a ``.dcz`` file (see :func:`deepcompress.compression.compress`)."""
+    from .compression import compress as _compress
 
     return _compress(model, output, **kwargs)
 

@@ -6,11 +6,18 @@
     model = deepcompress.load("model.dcz")          # a ready nn.Module (zoo architecture)
     model = deepcompress.load("model.dcz", model=my_module)   # fill your own module
     state = deepcompress.load_state_dict("model.dcz")
+
+Loading reads the file once, verifies every checksum, validates every tensor's
+meta, then decodes (no copy between the decoded arrays and the returned
+tensors). A model the file names is built on PyTorch's ``meta`` device, so no
+time goes into a random initialisation that the weights would overwrite; the
+decoded tensors are then assigned to it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import InputFileError, ModelError
@@ -23,12 +30,45 @@ def _read(path: str | os.PathLike[str]):
     return read_dcz(check_input_file(path, "compressed model"))
 
 
-def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Decode every tensor of a ``.dcz`` file into a ``{name: torch.Tensor}`` state dict."""
+def _tensors(dcz: Any) -> dict[str, Any]:
     import torch
 
-    dcz = _read(path)
     return {name: torch.from_numpy(array) for name, array in dcz.decode_all().items()}
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Decode every tensor of a ``.dcz`` file into a ``{name: torch.Tensor}`` state dict."""
+    return _tensors(_read(path))
+
+
+def build_assigned(arch: Mapping[str, Any], tensors: Mapping[str, Any], *, trust_arch: bool = False):
+    """Build the module ``arch`` names and make ``tensors`` its state, without initialising it first.
+
+    The module is constructed on the ``meta`` device (no memory, no random
+    init), then ``load_state_dict(strict=True, assign=True)`` adopts the tensors
+    themselves. Names, shapes and dtypes must match exactly (ModelError in one
+    line otherwise). A module that keeps state outside its ``state_dict`` (a
+    non-persistent buffer, a plain tensor attribute) is built normally instead,
+    so nothing is ever left on the meta device.
+    """
+    import torch
+
+    from .checkpoint import build_arch, fill_state_dict
+
+    label = str(arch.get("name") or arch.get("import"))
+    with torch.device("meta"):
+        model = build_arch(arch, trust_arch=trust_arch)
+    own = model.state_dict()
+    exact = own.keys() == tensors.keys() and all(
+        own[k].shape == tensors[k].shape and own[k].dtype == tensors[k].dtype for k in own
+    )
+    if exact:
+        model.load_state_dict(tensors, strict=True, assign=True)
+        if not any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+            return model
+    model = build_arch(arch, trust_arch=trust_arch)  # the slow way: real init, then copy (or a clear error)
+    fill_state_dict(model, tensors, label)
+    return model
 
 
 def load(
@@ -45,24 +85,20 @@ def load(
     ``trust_arch=True`` and only to an ``nn.Module`` subclass. With ``model`` the
     decoded weights fill that module (strictly: names and shapes must match).
     """
-    from .checkpoint import build_arch, fill_state_dict
-
-    dcz = _read(path)
-    state = {name: array for name, array in dcz.decode_all().items()}
     import torch
 
-    tensors = {name: torch.from_numpy(array) for name, array in state.items()}
+    from .checkpoint import fill_state_dict
+
+    dcz = _read(path)
     arch = dcz.arch
     if model is None:
         if not arch:
             raise ModelError(f"{path} names no architecture; pass model=YourModule(...) to fill it")
-        model = build_arch(arch, trust_arch=trust_arch)
-        label = str(arch.get("name") or arch.get("import"))
+        model = build_assigned(arch, _tensors(dcz), trust_arch=trust_arch)
     else:
         if not isinstance(model, torch.nn.Module):
             raise InputFileError(f"model= must be an nn.Module, got {type(model).__name__}")
-        label = type(model).__name__
-    fill_state_dict(model, tensors, label)
+        fill_state_dict(model, _tensors(dcz), type(model).__name__)
     if eval_mode:
         model.eval()
     model._deepcompress_arch = arch

@@ -24,7 +24,7 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def _load_all() -> None:
-    from . import lenet, resnet, vgg  # noqa: F401  (registers on import)
+    from . import alexnet, lenet, resnet, vgg  # noqa: F401  (registers on import)
 
 
 def constructor(name: str) -> Callable[..., Any]:

@@ -269,3 +269,44 @@ def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, n, 
     smask = np.uint64((1 << single_bits) - 1)
     for g in range(g0, g1):
         _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out, status, g)
+
+
+# Gap expansion fused with the codebook lookup (element-wise quantized tensors).
+GAP_OK = 0
+GAP_BAD_SYMBOL = 1  # a symbol above the filler value
+GAP_PAST_END = 2  # a kept position at or past the end of the tensor
+GAP_COUNT = 3  # more or fewer kept symbols than index symbols
+GAP_TRAILING_FILLER = 4  # the stream ends with a filler
+
+
+@njit(cache=True, nogil=True)
+def scatter_gaps(gap, escape, idx, cb, out):
+    """Walk the gap symbols; write ``cb[idx[j]]`` at the j-th kept position of ``out`` (zeroed).
+
+    Returns a GAP_* status. ``idx`` values must be < ``cb.size`` (checked by the caller).
+    """
+    n_out = out.size
+    n_idx = idx.size
+    e = np.int64(escape)
+    cursor = np.int64(0)
+    j = 0
+    for i in range(gap.size):
+        s = np.int64(gap[i])
+        if s == e:
+            cursor += e
+            continue
+        if s > e:
+            return GAP_BAD_SYMBOL
+        pos = cursor + s
+        if pos >= n_out:
+            return GAP_PAST_END
+        if j >= n_idx:
+            return GAP_COUNT
+        out[pos] = cb[idx[j]]
+        j += 1
+        cursor = pos + 1
+    if j != n_idx:
+        return GAP_COUNT
+    if gap.size and np.int64(gap[gap.size - 1]) == e:
+        return GAP_TRAILING_FILLER
+    return GAP_OK

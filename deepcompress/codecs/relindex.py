@@ -110,3 +110,28 @@ def decode_gaps(symbols: np.ndarray, index_bits: int, n_blocks: int, n_kept: int
     if pos.size and int(pos[-1]) >= n_blocks:
         raise CodecError(f"{what}: gaps reach block {int(pos[-1])} of a grid of {n_blocks} blocks")
     return pos
+
+
+def scatter_gaps(symbols: np.ndarray, index_bits: int, n_kept: int, idx: np.ndarray, codebook: np.ndarray,
+                 out: np.ndarray, *, what: str) -> None:
+    """Element-wise decoding in one pass: ``out[k-th kept position] = codebook[idx[k]]``.
+
+    ``out`` is the flat, zeroed output (one block per weight); ``idx`` holds
+    ``n_kept`` codebook indices, each < ``codebook.size``. Same checks as
+    :func:`decode_gaps`; CodecError if the stream is inconsistent.
+    """
+    from . import _kernels as k
+
+    sym = np.ascontiguousarray(symbols, dtype=np.uint8)
+    status = k.scatter_gaps(sym, escape(index_bits), np.ascontiguousarray(idx, dtype=np.uint8),
+                            np.ascontiguousarray(codebook, dtype=np.float32), out)
+    if status == k.GAP_OK:
+        return
+    if status == k.GAP_BAD_SYMBOL:
+        raise CodecError(f"{what}: gap symbol {int(sym.max())} exceeds the {index_bits}-bit field")
+    if status == k.GAP_PAST_END:
+        raise CodecError(f"{what}: gaps reach past the grid of {out.size} blocks")
+    if status == k.GAP_COUNT:
+        found = int(np.count_nonzero(sym < escape(index_bits)))
+        raise CodecError(f"{what}: {found} kept blocks in the gap stream, expected {n_kept}")
+    raise CodecError(f"{what}: the gap stream ends with a filler")

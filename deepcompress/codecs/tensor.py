@@ -24,7 +24,7 @@ from ..granularity import Granularity
 from . import relindex
 from . import streams as codec
 from .encoded import EncodedTensor
-from .meta import DENSE_DTYPES, label, validate_meta
+from .meta import DENSE_DTYPES, Counts, counts, label, validate_meta
 
 # during the automatic gap-width search, zstd-19 is tried only on streams this short
 ZSTD_SEARCH_SYMBOLS = 1 << 18
@@ -195,44 +195,52 @@ def _checked(meta: Mapping, stream_data: Mapping, max_elements: int) -> dict[str
     return views
 
 
-def _kept(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray | None:
+def _symbols(meta: Mapping, views: Mapping[str, memoryview], stream: str, n: int, bits: int) -> np.ndarray:
+    return codec.decode_symbols(meta["streams"][stream], views[stream], n, bits,
+                                what=f"{label(meta)} stream {stream!r}")
+
+
+def _gap_symbols(meta: Mapping, views: Mapping[str, memoryview], c: Counts) -> np.ndarray:
+    return _symbols(meta, views, "gap", c.n_kept_blocks + c.n_fillers, c.index_bits)
+
+
+def _kept(meta: Mapping, views: Mapping[str, memoryview], c: Counts) -> np.ndarray | None:
     """Kept block indices, or None when every block is kept."""
-    if meta["index_bits"] is None:
+    if c.index_bits is None:
         return None
-    who = label(meta)
-    sym = codec.decode_symbols(meta["streams"]["gap"], views["gap"], what=f"{who} stream 'gap'")
-    kept = relindex.decode_gaps(sym, meta["index_bits"], meta["n_blocks"], meta["n_kept_blocks"],
-                                what=f"{who} stream 'gap'")
-    n_fill = sym.size - kept.size
-    if n_fill != meta["n_fillers"]:
-        raise CodecError(f"{who}: {n_fill} fillers in the gap stream, meta says {meta['n_fillers']}")
-    return kept
+    return relindex.decode_gaps(_gap_symbols(meta, views, c), c.index_bits, c.n_blocks, c.n_kept_blocks,
+                                what=f"{label(meta)} stream 'gap'")
 
 
-def _scatter(meta: Mapping, kept: np.ndarray | None, values: np.ndarray, fill: Any) -> np.ndarray:
+def _scatter(meta: Mapping, c: Counts, kept: np.ndarray | None, values: np.ndarray, fill: Any) -> np.ndarray:
     """Place the kept blocks' values (C order) into a fresh array of the tensor's shape."""
     shape, block = meta["shape"], meta["block"]
-    bsize = math.prod(block)
     if kept is None:
-        blocks = values.reshape(meta["n_blocks"], bsize)
+        blocks = values.reshape(c.n_blocks, c.block_size)
     else:
-        blocks = np.full((meta["n_blocks"], bsize), fill, dtype=values.dtype)
-        blocks[kept] = values.reshape(-1, bsize)
+        blocks = np.full((c.n_blocks, c.block_size), fill, dtype=values.dtype)
+        blocks[kept] = values.reshape(-1, c.block_size)
     return relindex.from_blocks(blocks, shape, block)
 
 
-def _quantized_symbols(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray:
-    who = label(meta)
-    sym = codec.decode_symbols(meta["streams"]["index"], views["index"], what=f"{who} stream 'index'")
-    if sym.size and int(sym.max()) >= len(meta["codebook"]):
-        raise CodecError(f"{who}: shared-weight index {int(sym.max())} is outside the codebook "
-                         f"of {len(meta['codebook'])}")
+def _codebook(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray:
+    return codec.decode_codebook(meta["streams"]["codebook"], views["codebook"], meta["bits"],
+                                 what=f"{label(meta)} stream 'codebook'")
+
+
+def _quantized_symbols(meta: Mapping, views: Mapping[str, memoryview], c: Counts, k: int) -> np.ndarray:
+    sym = _symbols(meta, views, "index", c.n_nonzero, meta["bits"])
+    if sym.size and int(sym.max()) >= k:
+        raise CodecError(f"{label(meta)}: shared-weight index {int(sym.max())} is outside the codebook of {k}")
     return sym
 
 
 def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
                   max_elements: int = 2**31) -> np.ndarray:
-    """Decode exactly: float32 (pruned = +0.0) for quantized/float, the original dtype for dense."""
+    """Decode exactly: float32 (pruned = +0.0) for quantized/float, the original dtype for dense.
+
+    The result is a fresh, writable, C-contiguous array.
+    """
     views = _checked(meta, streams, max_elements)
     return _decode_checked(meta, views)
 
@@ -240,31 +248,38 @@ def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
 def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray:
     who = label(meta)
     kind = meta["kind"]
+    c = counts(meta)
     if kind == "dense":
-        arr = codec.decode_items(meta["streams"]["data"], views["data"], np.dtype(meta["dtype"]),
+        arr = codec.decode_items(meta["streams"]["data"], views["data"], c.n_weights, np.dtype(meta["dtype"]),
                                  what=f"{who} stream 'data'")
         if arr.dtype == np.bool_ and arr.size and int(arr.view(np.uint8).max()) > 1:
             raise CodecError(f"{who}: stream 'data' holds a bool byte other than 0 or 1")
         return arr.reshape(meta["shape"])
-    kept = _kept(meta, views)
     if kind == "quantized":
-        cb = np.array(meta["codebook"], dtype=np.float32)
-        values = cb[_quantized_symbols(meta, views)]
+        cb = _codebook(meta, views)
+        sym = _quantized_symbols(meta, views, c, cb.size)
+        if c.index_bits is not None and c.block_size == 1 and sym.size:
+            # element-wise: expand the gaps and look up the codebook in one pass into zeroed memory
+            out = np.zeros(c.n_weights, dtype=np.float32)
+            relindex.scatter_gaps(_gap_symbols(meta, views, c), c.index_bits, c.n_kept_blocks, sym, cb, out,
+                                  what=f"{who} stream 'gap'")
+            return out.reshape(meta["shape"])
+        values = cb[sym]
     else:
-        values = codec.decode_items(meta["streams"]["values"], views["values"], np.dtype(np.float32),
-                                 what=f"{who} stream 'values'")
-    return _scatter(meta, kept, values, 0.0)
+        values = codec.decode_items(meta["streams"]["values"], views["values"], c.n_nonzero,
+                                    np.dtype(np.float32), what=f"{who} stream 'values'")
+    return _scatter(meta, c, _kept(meta, views, c), values, 0.0)
 
 
 def decode_mask(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
                 max_elements: int = 2**31) -> np.ndarray:
     """The bool mask (True = kept) of a tensor; all True for dense. Decodes only the gap stream."""
     views = _checked(meta, streams, max_elements)
+    c = counts(meta)
     if meta["kind"] == "dense":
         return np.ones(meta["shape"], dtype=bool)
-    kept = _kept(meta, views)
-    ones = np.ones(meta["n_kept_blocks"] * math.prod(meta["block"]), dtype=bool)
-    return _scatter(meta, kept, ones, False)
+    ones = np.ones(c.n_nonzero, dtype=bool)
+    return _scatter(meta, c, _kept(meta, views, c), ones, False)
 
 
 def decode_labels(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
@@ -273,6 +288,7 @@ def decode_labels(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
     views = _checked(meta, streams, max_elements)
     if meta["kind"] != "quantized":
         raise CodecError(f"{label(meta)}: kind {meta['kind']!r} has no labels")
-    kept = _kept(meta, views)
-    sym = _quantized_symbols(meta, views).astype(np.int16)
-    return _scatter(meta, kept, sym, -1), np.array(meta["codebook"], dtype=np.float32)
+    c = counts(meta)
+    cb = _codebook(meta, views)
+    sym = _quantized_symbols(meta, views, c, cb.size).astype(np.int16)
+    return _scatter(meta, c, _kept(meta, views, c), sym, -1), cb

@@ -7,11 +7,14 @@ Layout of a version 1 file (all integers little-endian)::
     8       2     format major version (u16)
     10      2     format minor version (u16)
     12      4     CRC32 of bytes 0..12                  (identification checksum)
-    16      8     header length H in bytes (u64)
-    24      4     CRC32 of the H header bytes
-    28      4     CRC32 of bytes 16..28                 (preamble checksum)
-    32      H     header: UTF-8 JSON object
-    32+H    pad   zero bytes up to the next multiple of 8
+    16      8     stored header length H in bytes (u64)
+    24      4     CRC32 of the H stored header bytes
+    28      4     header length U after decoding (u32; U == H for a plain header)
+    32      2     header encoding: 0 = plain JSON, 1 = one zstd frame (u16)
+    34      2     reserved, zero (u16)
+    36      4     CRC32 of bytes 16..36                 (preamble checksum)
+    40      H     header: UTF-8 JSON object, plain or as one zstd frame
+    40+H    pad   zero bytes up to the next multiple of 8
     D       L     data area: the sections, each starting at a multiple of 8,
                   separated by zero padding; L = header "data_length"
     D+L     4     end marker "DCZ." (44 43 5A 2E)
@@ -38,13 +41,21 @@ FORMAT_MAJOR = 1
 FORMAT_MINOR = 0
 
 ALIGNMENT = 8
-PREAMBLE_SIZE = 32
+PREAMBLE_SIZE = 40
 TRAILER_SIZE = 8
 END_MARKER = b"DCZ."
 MIN_FILE_SIZE = PREAMBLE_SIZE + TRAILER_SIZE
 
 MAX_HEADER_BYTES = 64 * 1024 * 1024
-"""Largest header a reader accepts (a header is never larger than the file either)."""
+"""Largest header a reader accepts, stored or decoded (a stored header is never larger than the file either)."""
+
+HEADER_PLAIN = 0
+"""Header encoding: the JSON bytes as they are."""
+HEADER_ZSTD = 1
+"""Header encoding: the JSON bytes as one zstd frame that declares its content size."""
+HEADER_ENCODINGS = (HEADER_PLAIN, HEADER_ZSTD)
+MAX_HEADER_RATIO = 64
+"""A zstd header may decode to at most this many times its stored length."""
 
 KNOWN_FEATURES: frozenset[str] = frozenset()
 """Required features this release understands. Format 1.0 defines none; a file
@@ -59,7 +70,7 @@ IMPORT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za
 TOOL_NAME = "deepcompress"
 
 _ID = struct.Struct("<8sHHI")  # magic, major, minor, id crc
-_LEN = struct.Struct("<QII")  # header length, header crc, preamble crc
+_LEN = struct.Struct("<QIIHHI")  # header length, header crc, decoded length, encoding, reserved, preamble crc
 _U32 = struct.Struct("<I")
 
 
@@ -87,17 +98,19 @@ def newer_version_error(major: int, minor: int, why: str) -> UnsupportedVersionE
 
 @dataclass(frozen=True)
 class Preamble:
-    """The fixed 32 bytes at the start of a file."""
+    """The fixed 40 bytes at the start of a file."""
 
     major: int
     minor: int
-    header_length: int
-    header_crc: int
+    header_length: int  # H, as stored
+    header_crc: int  # CRC32 of the H stored bytes
+    decoded_length: int  # U, the JSON text's length
+    encoding: int  # HEADER_PLAIN or HEADER_ZSTD
 
     def pack(self) -> bytes:
         ident = _ID.pack(MAGIC, self.major, self.minor, 0)[:12]
         ident += _U32.pack(crc32(ident))
-        body = struct.pack("<QI", self.header_length, self.header_crc)
+        body = _LEN.pack(self.header_length, self.header_crc, self.decoded_length, self.encoding, 0, 0)[:-4]
         return ident + body + _U32.pack(crc32(body))
 
 
@@ -124,11 +137,13 @@ def unpack_preamble(buf: memoryview, file_size: int) -> Preamble:
             f"format {version_text(major, minor)} is not supported by this release (format "
             f"{version_text(FORMAT_MAJOR, FORMAT_MINOR)})"
         )
-    header_length, header_crc, pre_crc = _LEN.unpack_from(buf, 16)
-    actual = crc32(buf[16:28])
+    header_length, header_crc, decoded_length, encoding, reserved, pre_crc = _LEN.unpack_from(buf, 16)
+    actual = crc32(buf[16:36])
     if actual != pre_crc:
-        raise ChecksumError(f"preamble (bytes 16..28): CRC32 {actual:08x} != stored {pre_crc:08x}")
-    return Preamble(major, minor, header_length, header_crc)
+        raise ChecksumError(f"preamble (bytes 16..36): CRC32 {actual:08x} != stored {pre_crc:08x}")
+    if encoding not in HEADER_ENCODINGS or reserved:
+        raise newer_version_error(major, minor, f"unknown header encoding {encoding} (reserved {reserved})")
+    return Preamble(major, minor, header_length, header_crc, decoded_length, encoding)
 
 
 def pack_trailer(crc_before: int) -> bytes:

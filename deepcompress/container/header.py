@@ -2,7 +2,9 @@
 
 Canonical means: keys sorted, separators ``,`` and ``:`` with no spaces, ASCII
 output with ``\\uXXXX`` escapes, no NaN or Infinity. The same header object
-always gives the same bytes.
+always gives the same bytes. The writer stores those bytes either plain or as
+one zstd frame, whichever is smaller (:func:`pack_header`); the reader bounds
+the decompressed size before decompressing (:func:`unpack_header`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ContainerError
+from . import format as fmt
 from .format import IMPORT_RE
+
+ZSTD_LEVEL = 19
 
 MAX_DEPTH = 64
 """Deepest nesting of objects and arrays allowed in a header."""
@@ -63,6 +68,54 @@ def encode_header(header: Mapping[str, Any]) -> bytes:
     except (TypeError, ValueError) as exc:  # to_json_value should have caught these
         raise ContainerError(f"header cannot be encoded as JSON: {exc}") from None
     return text.encode("ascii")
+
+
+def pack_header(text: bytes) -> tuple[bytes, int]:
+    """(stored bytes, encoding) of canonical header JSON: one zstd frame if that is smaller
+    and within :data:`~.format.MAX_HEADER_RATIO`, else the JSON itself (ties: plain)."""
+    import zstandard
+
+    frame = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False).compress(text)
+    if len(frame) < len(text) and len(text) <= fmt.MAX_HEADER_RATIO * len(frame):
+        return frame, fmt.HEADER_ZSTD
+    return text, fmt.HEADER_PLAIN
+
+
+def unpack_header(stored: bytes | memoryview, encoding: int, decoded_length: int) -> bytes:
+    """The header JSON bytes from its stored form; ContainerError unless exactly ``decoded_length`` bytes.
+
+    For zstd the declared content size must equal ``decoded_length``, which must be
+    at most :data:`~.format.MAX_HEADER_BYTES` and :data:`~.format.MAX_HEADER_RATIO`
+    times the stored length; decompression stops at that size, so nothing larger
+    is ever allocated.
+    """
+    n = len(stored)
+    if encoding == fmt.HEADER_PLAIN:
+        if decoded_length != n:
+            raise ContainerError(f"header: plain header of {n} bytes declares a decoded length of {decoded_length}")
+        return bytes(stored)
+    limit = min(fmt.MAX_HEADER_BYTES, fmt.MAX_HEADER_RATIO * n)
+    if decoded_length > limit:
+        raise ContainerError(
+            f"header: decoded length {decoded_length} exceeds {limit} bytes (the {fmt.MAX_HEADER_BYTES}-byte cap "
+            f"or {fmt.MAX_HEADER_RATIO}x the {n} stored bytes)"
+        )
+    import zstandard
+
+    try:
+        declared = zstandard.frame_content_size(stored)
+    except zstandard.ZstdError:
+        raise ContainerError(f"header: the {n} stored bytes are not a zstd frame") from None
+    if declared != decoded_length:
+        raise ContainerError(f"header: zstd frame declares {declared} bytes, the preamble {decoded_length}")
+    try:
+        text = zstandard.ZstdDecompressor().decompress(stored, max_output_size=decoded_length,
+                                                        allow_extra_data=False)
+    except zstandard.ZstdError as exc:
+        raise ContainerError(f"header: corrupt zstd frame ({str(exc).splitlines()[0][:80]})") from None
+    if len(text) != decoded_length:
+        raise ContainerError(f"header: zstd frame holds {len(text)} bytes, declared {decoded_length}")
+    return text
 
 
 def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

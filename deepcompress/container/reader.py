@@ -2,9 +2,11 @@
 
 :func:`parse_container` checks, in this order, and stops at the first failure:
 
-1. magic, identification checksum, format major version, preamble checksum;
+1. magic, identification checksum, format major version, preamble checksum,
+   known header encoding;
 2. header length: at most :data:`~.format.MAX_HEADER_BYTES` and inside the file;
-3. header checksum, then strict UTF-8 JSON (no duplicate keys, no NaN);
+3. header checksum; a zstd header's decoded length bounded (cap and ratio) and
+   matching its frame; then strict UTF-8 JSON (no duplicate keys, no NaN);
 4. required features (unknown ones mean a newer writer);
 5. the header's fields and types; unique tensor names; stream names;
 6. the exact file length (preamble + padded header + data area + trailer);
@@ -24,7 +26,7 @@ from typing import Any
 
 from ..errors import ChecksumError, ContainerError
 from . import format as fmt
-from .header import check_arch, decode_header
+from .header import check_arch, decode_header, unpack_header
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class Layout:
     major: int
     minor: int
     header: dict[str, Any]
-    header_length: int
+    header_length: int  # stored bytes
+    header_encoding: int  # format.HEADER_PLAIN or HEADER_ZSTD
     data_start: int
     data_length: int
     file_size: int
@@ -96,7 +99,7 @@ def parse_container(buf: memoryview, *, verify: bool = True) -> Layout:
     actual = fmt.crc32(header_view)
     if actual != pre.header_crc:
         raise ChecksumError(f"header ({h_len} bytes): CRC32 {actual:08x} != stored {pre.header_crc:08x}")
-    header = decode_header(header_view)
+    header = decode_header(unpack_header(header_view, pre.encoding, pre.decoded_length))
     _check_features(header, pre.major, pre.minor)
     tensors = _check_header(header)
 
@@ -114,7 +117,7 @@ def parse_container(buf: memoryview, *, verify: bool = True) -> Layout:
 
     entries = _check_sections(buf, tensors, data_start, data_length)
     stored_file_crc = fmt.unpack_trailer(buf)
-    layout = Layout(pre.major, pre.minor, header, h_len, data_start, data_length, size, entries)
+    layout = Layout(pre.major, pre.minor, header, h_len, pre.encoding, data_start, data_length, size, entries)
     if verify:
         for entry in entries:
             verify_sections(buf, entry.sections)

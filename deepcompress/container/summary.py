@@ -10,7 +10,7 @@ Per compressed layer it gives the columns of Deep Compression's Tables 2-5:
 - ``index_bits_pq``: bits of one relative index (``index_bits``);
 - ``index_bits_pqh``: coded bits of the ``gap`` stream per kept weight, as the
   paper counts (fillers are paid for, not counted);
-- ``bytes``: the layer's stream bytes; ``compress_rate``: ``bytes / (4 *
+- ``bytes``: the layer's stream bytes (its codebook included); ``compress_rate``: ``bytes / (4 *
   n_weights)``.
 
 Every byte of the file is accounted for: the sum of the layers' bytes, the
@@ -40,6 +40,16 @@ def _shape(meta: dict[str, Any]) -> list[int] | None:
     if isinstance(shape, list) and all(_int(d) is not None and d >= 0 for d in shape):
         return list(shape)
     return None
+
+
+def _kept_weights(meta: dict[str, Any], shape: list[int] | None) -> int | None:
+    """``n_kept_blocks`` times the block size (the meta stores only the block count)."""
+    kept, block = _int(meta.get("n_kept_blocks")), meta.get("block")
+    if kept is None or shape is None or not isinstance(block, list) or len(block) != len(shape):
+        return None
+    if not all(_int(b) is not None and b >= 1 for b in block):
+        return None
+    return kept * math.prod(block)
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -87,10 +97,8 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
             })
             continue
         kind = meta.get("kind")
-        n_weights = _int(meta.get("n_weights"))
-        if n_weights is None:
-            n_weights = n_elements
-        n_nonzero = _int(meta.get("n_nonzero"))
+        n_weights = n_elements
+        n_nonzero = _kept_weights(meta, shape)
         weight_stream = next((s for s in WEIGHT_STREAMS if s in sizes), None)
         bits = _int(meta.get("bits"))
         layers.append({
@@ -107,7 +115,7 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
             "index_bits_pqh": _ratio(8 * sizes[GAP_STREAM], n_nonzero) if GAP_STREAM in sizes else None,
             "bytes": n_bytes,
             "compress_rate": _ratio(n_bytes, 4 * n_weights if n_weights is not None else None),
-            "n_fillers": _int(meta.get("n_fillers")),
+            "n_fillers": _int(meta.get("n_fillers", 0)),
             "codecs": codecs,
             "stream_bytes": sizes,
         })

@@ -11,7 +11,7 @@ from .. import _version
 from ..atomic import atomic_write
 from ..errors import ContainerError
 from . import format as fmt
-from .header import check_arch, encode_header, to_json_value
+from .header import check_arch, encode_header, pack_header, to_json_value
 
 if TYPE_CHECKING:
     from ..codecs.encoded import EncodedTensor
@@ -102,12 +102,12 @@ def build_dcz(
         "tensors": entries,
         "tool": {"name": fmt.TOOL_NAME, "version": tool_version()},
     }
-    header_bytes = encode_header(header)
-    if len(header_bytes) > fmt.MAX_HEADER_BYTES:
-        raise ContainerError(
-            f"header is {len(header_bytes)} bytes, over the {fmt.MAX_HEADER_BYTES}-byte cap readers accept"
-        )
-    preamble = fmt.Preamble(fmt.FORMAT_MAJOR, fmt.FORMAT_MINOR, len(header_bytes), fmt.crc32(header_bytes)).pack()
+    text = encode_header(header)
+    if len(text) > fmt.MAX_HEADER_BYTES:
+        raise ContainerError(f"header is {len(text)} bytes, over the {fmt.MAX_HEADER_BYTES}-byte cap readers accept")
+    header_bytes, encoding = pack_header(text)
+    preamble = fmt.Preamble(fmt.FORMAT_MAJOR, fmt.FORMAT_MINOR, len(header_bytes), fmt.crc32(header_bytes),
+                            len(text), encoding).pack()
     header_pad = _ZEROS[: fmt.align(len(header_bytes)) - len(header_bytes)]
     chunks: list[bytes | memoryview] = [preamble, header_bytes, header_pad, *data_chunks]
     crc = 0

@@ -154,6 +154,8 @@ def channel_groups(model: nn.Module, example_input: torch.Tensor) -> list[Channe
 
 
 def _analyse(model: nn.Module, example_input: torch.Tensor) -> _Analysis:
+    import torch.fx
+
     gm = _trace(model, example_input)
     modules = dict(gm.named_modules())
     an = _Analysis()
@@ -182,8 +184,6 @@ def _analyse(model: nn.Module, example_input: torch.Tensor) -> _Analysis:
             an.freeze(info[a][0], reason)  # type: ignore[index]
         shape = _shape(node)
         info[node] = (an.new(shape[1] if len(shape) > 1 else 1, reason), 1) if shape else None
-
-    import torch.fx  # noqa: F401  (for isinstance checks above)
 
     for node in gm.graph.nodes:
         shape = _shape(node)

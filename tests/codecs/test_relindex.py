@@ -68,3 +68,35 @@ def test_partly_kept_block_names_the_tensor():
     mask[0, 1] = False
     with pytest.raises(CodecError, match="fc1.weight"):
         relindex.kept_blocks(mask, (1, 4), "fc1.weight")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 3000), st.floats(0.001, 1.0), st.integers(0, 2**32 - 1))
+def test_fused_scatter_equals_decode_then_gather(bits, n, density, seed):
+    """scatter_gaps (the fast element-wise path) places exactly what decode_gaps + a gather would."""
+    rng = np.random.default_rng(seed)
+    kept = np.flatnonzero(rng.random(n) < density)
+    sym, _ = relindex.encode_gaps(kept, bits)
+    cb = rng.normal(size=7).astype(np.float32)
+    idx = rng.integers(0, cb.size, kept.size).astype(np.uint8)
+    out = np.zeros(n, np.float32)
+    relindex.scatter_gaps(sym, bits, kept.size, idx, cb, out, what="t")
+    expected = np.zeros(n, np.float32)
+    expected[relindex.decode_gaps(sym, bits, n, kept.size, what="t")] = cb[idx]
+    assert out.tobytes() == expected.tobytes()
+
+
+def test_fused_scatter_rejects_what_decode_gaps_rejects():
+    cb = np.ones(2, np.float32)
+    bits, e = 3, relindex.escape(3)
+    cases = [
+        (np.array([0, 1], np.uint8), 3, "2 kept blocks in the gap stream, expected 3"),  # too few kept
+        (np.array([0, 1, 2], np.uint8), 2, "3 kept blocks in the gap stream, expected 2"),  # too many
+        (np.array([0, e], np.uint8), 1, "ends with a filler"),
+        (np.array([e, e, 0], np.uint8), 1, "gaps reach past the grid of 10 blocks"),
+        (np.array([9], np.uint8), 1, "gap symbol 9 exceeds the 3-bit field"),
+    ]
+    for sym, n_kept, match in cases:
+        with pytest.raises(CodecError, match=match):
+            relindex.scatter_gaps(sym, bits, n_kept, np.zeros(n_kept, np.uint8), cb, np.zeros(10, np.float32),
+                                  what="t")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from deepcompress.codecs.tensor import (
     decode_labels, decode_mask, decode_tensor, encode_dense, encode_float, encode_quantized, validate_meta,
 )
+from deepcompress.codecs.meta import counts
 from deepcompress.errors import CodecError
 from deepcompress.granularity import block_shape, block_grid
 
@@ -55,7 +56,8 @@ def check_quantized(labels, codebook, gran, block, bits, index_bits):
     assert np.array_equal(decode_mask(meta, et.streams), mask)
     lab, cb = decode_labels(meta, et.streams)
     assert np.array_equal(lab, labels) and np.array_equal(cb.view(np.uint32), codebook.view(np.uint32))
-    assert meta["n_nonzero"] == int(mask.sum()) and meta["n_weights"] == labels.size
+    c = counts(meta)
+    assert c.n_nonzero == int(mask.sum()) and c.n_weights == labels.size
     if index_bits is not None and "gap" in meta["streams"]:
         assert meta["index_bits"] == index_bits
     return meta
@@ -114,10 +116,10 @@ def test_edge_cases_on_conv(gran):
     cb = np.array([-0.5, 0.0, 0.25, -0.0], np.float32)
     none = np.full(shape, -1)
     meta = check_quantized(none, cb, gran, block, 2, None)  # all pruned
-    assert meta["n_kept_blocks"] == 0 and meta["streams"]["index"]["nbytes"] == 0
+    assert meta["n_kept_blocks"] == 0
     full = np.random.default_rng(0).integers(0, 4, size=shape)
     meta = check_quantized(full, cb, gran, block, 2, None)  # fully dense: no gap stream
-    assert "gap" not in meta["streams"] and meta["index_bits"] is None
+    assert "gap" not in meta["streams"] and "index_bits" not in meta and "n_fillers" not in meta
     rows = full.copy()
     rows[1] = -1  # an empty output row / filter
     if gran in ("element", "vector", "kernel", "filter"):
@@ -181,11 +183,14 @@ def test_deterministic_and_meta_keys():
     b = encode_quantized("x", labels.copy(), cb.copy(), granularity="element", block=(1, 1), bits=5)
     assert a.meta == b.meta and dict(a.streams) == dict(b.streams)
     assert json.dumps(a.meta, sort_keys=True) == json.dumps(b.meta, sort_keys=True)
-    for key in ("name", "kind", "shape", "dtype", "granularity", "block", "bits", "codebook", "index_bits",
-                "n_weights", "n_nonzero", "n_blocks", "n_kept_blocks", "n_fillers", "streams"):
-        assert key in a.meta
+    # only what a decoder cannot derive is stored
+    assert set(a.meta) == {"name", "kind", "shape", "granularity", "block", "bits", "index_bits", "n_kept_blocks",
+                           "n_fillers", "streams"}
+    assert set(a.meta["streams"]) == {"codebook", "index", "gap"}
     for smeta in a.meta["streams"].values():
-        assert {"codec", "n_symbols", "symbol_bits", "nbytes", "entropy_bits"} <= set(smeta)
+        assert set(smeta) <= {"codec", "code_lengths"}
+    assert np.frombuffer(a.streams["codebook"], "<f4").tobytes() == cb.tobytes()
+    assert set(encode_dense("d", np.zeros(3)).meta) == {"name", "kind", "shape", "dtype", "streams"}
 
 
 def test_auto_width_is_no_worse_than_any_forced_width():
@@ -194,17 +199,15 @@ def test_auto_width_is_no_worse_than_any_forced_width():
     cb = np.arange(8, dtype=np.float32)
 
     def gap_cost(index_bits):
-        m = encode_quantized("x", labels, cb, granularity="element", block=(1, 1), bits=3,
-                             index_bits=index_bits).meta
-        return m["streams"]["gap"]["nbytes"] + len(m["streams"]["gap"].get("code_lengths", ""))
+        et = encode_quantized("x", labels, cb, granularity="element", block=(1, 1), bits=3, index_bits=index_bits)
+        return len(et.streams["gap"]) + len(et.meta["streams"]["gap"].get("code_lengths", ""))
 
     assert gap_cost(None) <= min(gap_cost(b) for b in range(1, 9))
 
 
 def test_max_elements_rejects_before_allocation():
     et = encode_dense("big", np.zeros(10, np.float32))
-    meta = dict(et.meta) | {"shape": [2**40], "n_weights": 2**40, "n_nonzero": 2**40, "n_blocks": 2**40,
-                             "n_kept_blocks": 2**40, "block": [1]}
+    meta = dict(et.meta) | {"shape": [2**40]}
     with pytest.raises(CodecError, match="big"):
         decode_tensor(meta, et.streams)
     with pytest.raises(CodecError):
@@ -218,8 +221,12 @@ def test_worked_example_of_the_docs():
     labels[0, 0], labels[0, 3], labels[2, 4], labels[2, 7] = 0, 3, 1, 2
     cb = np.array([-0.5, -0.125, 0.125, 0.5], np.float32)
     et = encode_quantized("fc.weight", labels, cb, granularity="element", block=(1, 1), bits=2, index_bits=3)
-    assert et.streams == {"index": bytes([0x9C]), "gap": bytes([0xD0, 0x2F, 0x01])}
-    assert et.meta["n_fillers"] == 2 and et.meta["streams"]["gap"]["n_symbols"] == 6
+    assert et.streams == {"index": bytes([0x9C]), "gap": bytes([0xD0, 0x2F, 0x01]), "codebook": cb.tobytes()}
+    assert et.meta == {
+        "name": "fc.weight", "kind": "quantized", "shape": [3, 8], "granularity": "element", "block": [1, 1],
+        "bits": 2, "index_bits": 3, "n_kept_blocks": 4, "n_fillers": 2,
+        "streams": {"codebook": {"codec": "raw"}, "index": {"codec": "raw"}, "gap": {"codec": "raw"}},
+    }
 
 
 @pytest.mark.parametrize("bits", range(1, 9))

@@ -36,7 +36,7 @@ def synthetic_tensors() -> list[EncodedTensor]:
     return [
         EncodedTensor(
             {"name": "fc1.weight", "kind": "quantized", "shape": [4, 5], "bits": 2, "index_bits": 3,
-             "n_weights": 20, "n_nonzero": 7, "n_fillers": 1, "granularity": "element",
+             "n_kept_blocks": 7, "n_fillers": 1, "granularity": "element", "block": [1, 1],
              "streams": {"gap": {"codec": "raw"}, "index": {"codec": "raw"}}},
             {"index": bytes([1, 2, 3, 0]), "gap": bytes([0x21, 0x43, 0x05])},
         ),
@@ -65,12 +65,33 @@ def crc(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
+PREAMBLE = 40
+PLAIN, ZSTD = 0, 1
+
+
+def header_text(file: bytes) -> bytes:
+    """The header JSON bytes of a valid file (decompressed if stored as zstd)."""
+    h_len, _, u_len, encoding = struct.unpack_from("<QIIH", file, 16)
+    stored = file[PREAMBLE : PREAMBLE + h_len]
+    if encoding == ZSTD:
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress(stored, max_output_size=u_len)
+    return stored
+
+
 def split(file: bytes) -> tuple[dict[str, Any], bytes]:
     """(header object, data area) of a valid file."""
     (h_len,) = struct.unpack_from("<Q", file, 16)
-    header = json.loads(file[32 : 32 + h_len])
-    start = 32 + -(-h_len // 8) * 8
+    header = json.loads(header_text(file))
+    start = PREAMBLE + -(-h_len // 8) * 8
     return header, file[start:-8]
+
+
+def zstd_frame(text: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=19, write_content_size=True, write_checksum=False).compress(text)
 
 
 def assemble(
@@ -79,15 +100,32 @@ def assemble(
     *,
     major: int = 1,
     minor: int = 0,
+    encoding: str | None = None,
+    stored: bytes | None = None,
     header_length: int | None = None,
+    decoded_length: int | None = None,
+    encoding_field: int | None = None,
+    reserved: int = 0,
     header_pad: bytes | None = None,
 ) -> bytes:
-    """A file with correct checksums from a header (object or raw bytes) and a data area."""
-    raw = header if isinstance(header, bytes) else json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    """A file with correct checksums from a header (object or JSON bytes) and a data area.
+
+    ``encoding``: "plain", "zstd" or "auto" (the writer's rule: zstd when smaller and
+    at most 64x); default "auto" for an object, "plain" for bytes. ``stored``
+    replaces the stored header bytes; the other keywords override preamble fields.
+    """
+    text = header if isinstance(header, bytes) else json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    encoding = encoding or ("plain" if isinstance(header, bytes) else "auto")
+    if encoding == "auto":
+        frame = zstd_frame(text)
+        encoding = "zstd" if len(frame) < len(text) <= 64 * len(frame) else "plain"
+    raw = stored if stored is not None else zstd_frame(text) if encoding == "zstd" else text
     ident = MAGIC + struct.pack("<HH", major, minor)
     ident += struct.pack("<I", crc(ident))
     h_len = len(raw) if header_length is None else header_length
-    body = struct.pack("<QI", h_len, crc(raw))
+    code = (ZSTD if encoding == "zstd" else PLAIN) if encoding_field is None else encoding_field
+    u_len = len(text) if decoded_length is None else decoded_length
+    body = struct.pack("<QIIHH", h_len, crc(raw), u_len, code, reserved)
     pad = bytes(-len(raw) % 8) if header_pad is None else header_pad
     out = ident + body + struct.pack("<I", crc(body)) + raw + pad + data + b"DCZ."
     return out + struct.pack("<I", crc(out))

@@ -8,15 +8,17 @@ covers; every byte of a .dcz file is covered by a checksum, a fixed value
 from __future__ import annotations
 
 import pytest
-from dcz_samples import GOLDEN_DIR, synthetic_bytes
+from dcz_samples import GOLDEN_DIR, assemble, split, synthetic_bytes
 
 from deepcompress.container import read_dcz
 from deepcompress.errors import ChecksumError, ContainerError
 
 
-@pytest.fixture(scope="module")
-def small() -> bytes:
-    data = synthetic_bytes()
+@pytest.fixture(scope="module", params=["zstd", "plain"])
+def small(request) -> bytes:
+    """The synthetic file with its header stored as the writer does (zstd) and as plain JSON."""
+    data = synthetic_bytes() if request.param == "zstd" else assemble(*split(synthetic_bytes()), encoding="plain")
+    assert read_dcz(data).layout.header_encoding == (1 if request.param == "zstd" else 0)
     assert 300 <= len(data) <= 1024, "keep the exhaustive file small"
     return data
 
@@ -41,7 +43,7 @@ def _unchecksummed_bytes(data: bytes) -> set[int]:
     f = read_dcz(data)
     lay = f.layout
     fixed = set(range(8)) | set(range(len(data) - 8, len(data) - 4))  # magic, end marker
-    fixed |= set(range(32 + lay.header_length, lay.data_start))  # header padding
+    fixed |= set(range(40 + lay.header_length, lay.data_start))  # header padding
     covered = {i for n in f.tensor_names for s in f.sections(n) for i in range(s.start, s.end)}
     fixed |= set(range(lay.data_start, lay.data_start + lay.data_length)) - covered  # section padding
     return fixed

@@ -6,6 +6,7 @@ import json
 import struct
 import zlib
 
+import zstandard
 from dcz_samples import synthetic_bytes
 
 from deepcompress.container import FORMAT_MAJOR, FORMAT_MINOR, KNOWN_FEATURES, MAGIC, MAX_HEADER_BYTES
@@ -16,7 +17,8 @@ def test_pinned_constants():
     """These values are the format: changing one breaks every file already written."""
     assert MAGIC == bytes([0x89, 0x44, 0x43, 0x5A, 0x0D, 0x0A, 0x1A, 0x0A])
     assert (FORMAT_MAJOR, FORMAT_MINOR) == (1, 0)
-    assert fmt.PREAMBLE_SIZE == 32 and fmt.TRAILER_SIZE == 8 and fmt.ALIGNMENT == 8
+    assert fmt.PREAMBLE_SIZE == 40 and fmt.TRAILER_SIZE == 8 and fmt.ALIGNMENT == 8
+    assert (fmt.HEADER_PLAIN, fmt.HEADER_ZSTD, fmt.MAX_HEADER_RATIO) == (0, 1, 64)
     assert fmt.END_MARKER == b"DCZ."
     assert MAX_HEADER_BYTES == 64 * 2**20
     assert KNOWN_FEATURES == frozenset()
@@ -29,15 +31,19 @@ def test_layout_matches_the_spec():
     major, minor, id_crc = struct.unpack_from("<HHI", data, 8)
     assert (major, minor) == (1, 0)
     assert id_crc == zlib.crc32(data[:12])
-    h_len, h_crc, pre_crc = struct.unpack_from("<QII", data, 16)
-    assert pre_crc == zlib.crc32(data[16:28])
-    raw = data[32 : 32 + h_len]
-    assert h_crc == zlib.crc32(raw)
+    h_len, h_crc, u_len, encoding, reserved, pre_crc = struct.unpack_from("<QIIHHI", data, 16)
+    assert pre_crc == zlib.crc32(data[16:36]) and reserved == 0
+    stored = data[40 : 40 + h_len]
+    assert h_crc == zlib.crc32(stored)
+    # the sample's header is smaller as one zstd frame, so it is stored that way
+    assert encoding == 1 and zstandard.frame_content_size(stored) == u_len > h_len
+    raw = zstandard.ZstdDecompressor().decompress(stored)
+    assert len(raw) == u_len
     # canonical JSON: sorted keys, no spaces, ASCII
     header = json.loads(raw)
     assert raw == json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-    data_start = 32 + -(-h_len // 8) * 8
-    assert data[32 + h_len : data_start] == bytes(data_start - 32 - h_len)
+    data_start = 40 + -(-h_len // 8) * 8
+    assert data[40 + h_len : data_start] == bytes(data_start - 40 - h_len)
     assert len(data) == data_start + header["data_length"] + 8
     assert data[-8:-4] == b"DCZ."
     assert struct.unpack_from("<I", data, len(data) - 4)[0] == zlib.crc32(data[:-4])

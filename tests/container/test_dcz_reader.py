@@ -10,7 +10,7 @@ import pickle
 import zipfile
 
 import pytest
-from dcz_samples import assemble, split, synthetic_bytes
+from dcz_samples import assemble, split, synthetic_bytes, zstd_frame
 
 from deepcompress.codecs.encoded import EncodedTensor
 from deepcompress.container import MAX_HEADER_BYTES, dumps_dcz, read_dcz
@@ -93,6 +93,78 @@ def test_header_length_shorter_than_header(parts):
     header, data = parts
     raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     _reject(assemble(raw, data, header_length=len(raw) - 8), ChecksumError, "header")
+
+
+# --- header encoding (plain or one zstd frame) ------------------------------------------------------
+
+
+def test_plain_and_zstd_headers_read_the_same(parts):
+    header, data = parts
+    plain, packed = assemble(header, data, encoding="plain"), assemble(header, data, encoding="zstd")
+    assert len(packed) < len(plain)
+    a, b = read_dcz(plain), read_dcz(packed)
+    assert a.header == b.header == header and (a.layout.header_encoding, b.layout.header_encoding) == (0, 1)
+
+
+def test_writer_keeps_a_header_plain_when_zstd_does_not_pay():
+    """zstd only when smaller and within the 64x ratio readers accept; else the JSON itself."""
+    from deepcompress.container.header import pack_header
+
+    assert pack_header(b'{"a":1}') == (b'{"a":1}', 0)
+    spaces = b'{"a":' + b" " * 100_000 + b"1}"
+    assert pack_header(spaces) == (spaces, 0)
+    text = json.dumps({"k": [str(i) for i in range(500)]}).encode()
+    stored, encoding = pack_header(text)
+    assert encoding == 1 and len(stored) < len(text) <= 64 * len(stored)
+    f = read_dcz(dumps_dcz([EncodedTensor({"name": "w"}, {"data": b"abc"})], extra={"pad": " " * 10**5}))
+    assert f.layout.header_encoding == 0 and f.extra == {"pad": " " * 10**5}
+
+
+def test_unknown_header_encoding_or_reserved_bits(parts):
+    _reject(assemble(*parts, encoding_field=2), UnsupportedVersionError, "unknown header encoding 2.*upgrade")
+    _reject(assemble(*parts, reserved=1), UnsupportedVersionError, "reserved 1")
+
+
+def test_plain_header_with_a_wrong_decoded_length(parts):
+    _reject(assemble(*parts, encoding="plain", decoded_length=10), match="plain header of .* decoded length of 10")
+
+
+def test_zstd_bomb_is_refused_before_decompressing(parts):
+    """64 MiB of spaces compress to a few KB: the ratio cap refuses the frame without inflating it."""
+    import tracemalloc
+
+    text = b"{" + b" " * (64 * 2**20 - 2) + b"}"
+    frame = zstd_frame(text)
+    bomb = assemble(text, b"", encoding="zstd", stored=frame)
+    tracemalloc.start()
+    try:
+        _reject(bomb, match=f"decoded length {len(text)} exceeds {64 * len(frame)} bytes")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20
+    over = b'{"a":"' + bytes(range(33, 127)) * 10 + b'"}'
+    _reject(assemble(over, b"", encoding="zstd", decoded_length=2**26 + 1), match="exceeds")
+
+
+def test_zstd_header_lies(parts):
+    header, data = parts
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    frame = zstd_frame(text)
+    _reject(assemble(header, data, encoding="zstd", decoded_length=len(text) - 1), match="frame declares")
+    _reject(assemble(header, data, encoding="zstd", stored=frame + b"\0"), match="corrupt zstd frame")
+    _reject(assemble(header, data, encoding="zstd", stored=frame[:-3]), match="corrupt zstd frame")
+    _reject(assemble(header, data, encoding="zstd", stored=b"not a zstd frame"), match="not a zstd frame")
+    import zstandard
+
+    unsized = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(text)
+    _reject(assemble(header, data, encoding="zstd", stored=unsized), match="frame declares -1 bytes")
+
+
+def test_zstd_header_is_held_to_the_json_rules():
+    """Decompression changes nothing about what a header may contain."""
+    _reject(assemble(b'{"a":1,"a":2}' + b" " * 200, b"", encoding="zstd"), match="duplicate JSON key 'a'")
+    _reject(assemble(b'{"x":NaN}' + b" " * 200, b"", encoding="zstd"), match="constant NaN")
 
 
 # --- header JSON ---------------------------------------------------------------------------------
@@ -211,9 +283,10 @@ def test_wrong_section_checksum(parts):
 
 def test_non_zero_padding(parts):
     header, data = parts
-    raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    assert len(raw) % 8, "the sample header must need padding"
-    _reject(assemble(raw, data, header_pad=b"\x01" + bytes(-len(raw) % 8 - 1)), match="header padding")
+    stored = zstd_frame(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+    assert len(stored) % 8, "the sample header must need padding"
+    _reject(assemble(header, data, encoding="zstd", header_pad=b"\x01" + bytes(-len(stored) % 8 - 1)),
+            match="header padding")
     bad = bytearray(data)
     bad[3] = 7  # padding after "gap" (3 bytes) before "index"
     _reject(assemble(header, bytes(bad)), match="padding before offset 8 is not zero")

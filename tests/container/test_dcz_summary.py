@@ -42,7 +42,7 @@ def test_columns_follow_the_meta_and_the_streams(golden):
     assert [t["name"] for t in s["dense_tensors"]] == ["fc.bias", "bn.running_var", "bn.ones", "bn.num_batches_tracked"]
     for layer in s["layers"]:
         meta, sizes = golden.meta(layer["name"]), golden.stream_sizes(layer["name"])
-        kept = meta["n_nonzero"]
+        kept = meta["n_kept_blocks"] * math.prod(meta["block"])
         assert layer["shape"] == meta["shape"] and layer["granularity"] == meta["granularity"]
         assert layer["n_weights"] == math.prod(meta["shape"])
         assert layer["density"] == kept / layer["n_weights"]
@@ -52,14 +52,15 @@ def test_columns_follow_the_meta_and_the_streams(golden):
         assert layer["index_bits_pq"] == meta["index_bits"]
         assert layer["index_bits_pqh"] == 8 * sizes["gap"] / kept
         assert layer["bytes"] == sum(sizes.values())
+        assert ("codebook" in sizes) == (meta["kind"] == "quantized"), "a codebook is a stream of its layer"
         assert layer["compress_rate"] == layer["bytes"] / (4 * layer["n_weights"])
         assert layer["n_fillers"] == meta["n_fillers"]
-        assert layer["codecs"] == {k: v["codec"] for k, v in meta["streams"].items()}
+        assert layer["codecs"] == {k: meta["streams"][k]["codec"] for k in sorted(meta["streams"])}
     n_params = sum(math.prod(golden.meta(n)["shape"]) for n in golden.tensor_names)
     assert s["dense_bytes"] == 4 * n_params
     assert s["compression_ratio"] == 4 * n_params / golden.file_bytes
     big = s["layers"][3]
-    assert big["granularity"] == "element" and big["codecs"] == {"gap": "huffman", "index": "huffman"}
+    assert big["granularity"] == "element" and big["codecs"] == {"codebook": "zstd", "gap": "huffman", "index": "huffman"}
     assert s["layers"][1]["granularity"] == "kernel"
 
 
@@ -87,8 +88,8 @@ def test_text_report(golden):
     text = format_summary(summarize(golden))
     for name in golden.tensor_names:
         assert name in text
-    assert "compression ratio   4.4x" in text
-    assert "gap:huffman index:huffman" in text and "data:zstd" in text
+    assert "compression ratio   13.2x" in text  # 27124 dense bytes / 2048 file bytes
+    assert "codebook:zstd gap:huffman index:huffman" in text and "data:zstd" in text
     assert '"top1_error_pct": 2.5' in text and "tests.container.fake:Net" in text
     assert "W bits P+Q+H" in text and "idx bits P+Q+H" in text
 
@@ -97,7 +98,7 @@ def test_bad_meta_is_refused_before_reporting():
     """A file whose checksums are right but whose meta lies about its streams is a CodecError."""
     header, data = split((GOLDEN_DIR / "codecs.dcz").read_bytes())
     bad = copy.deepcopy(header)
-    bad["tensors"][0]["meta"]["n_weights"] = 10**12
+    bad["tensors"][0]["meta"]["n_kept_blocks"] = 10**12
     with pytest.raises(CodecError, match="fc.weight"):
         summarize(read_dcz(assemble(bad, data)))
     with pytest.raises(CodecError, match="fc.weight"):
