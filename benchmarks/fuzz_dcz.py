@@ -424,12 +424,19 @@ def mutate_preamble(rng: random.Random, parts: Parts) -> bytes:
     return seal(text, parts.data, **fields)
 
 
-def _bomb_frame(rng: random.Random) -> bytes:
-    """A small zstd frame that expands a lot (a header decompression bomb)."""
-    import zstandard
+_BOMBS: dict[tuple[int, bool], bytes] = {}
 
-    size = rng.choice([2**20, 2**26, 2**26 + 8])
-    return zstandard.ZstdCompressor(level=1, write_content_size=rng.random() < 0.5).compress(b"{" + b" " * (size - 1))
+
+def _bomb_frame(rng: random.Random) -> bytes:
+    """A small zstd frame that expands a lot (a header decompression bomb); made once per shape."""
+    key = (rng.choice([2**20, 2**26, 2**26 + 8]), rng.random() < 0.5)
+    if key not in _BOMBS:
+        import zstandard
+
+        size, with_size = key
+        _BOMBS[key] = zstandard.ZstdCompressor(level=1, write_content_size=with_size).compress(
+            b"{" + b" " * (size - 1))
+    return _BOMBS[key]
 
 
 def mutate_streams(rng: random.Random, parts: Parts) -> bytes:

@@ -31,6 +31,9 @@ GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Retraining learning rate.")
 @click.option("--index-bits", default="auto", show_default=True, help="Relative-index field width: auto or 1..8.")
+@click.option("--thin", is_flag=True,
+              help="With filter/channel granularity: also zero the biases and BatchNorm entries of pruned "
+                   "filters, so `decode --thin` can remove them physically with outputs unchanged.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--recipe", type=click.Path(dir_okay=False), help="A TOML recipe; replaces the stage flags.")
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Stage cache folder [default: OUTPUT.work].")
@@ -39,7 +42,7 @@ GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @model_input_options
 def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, max_accuracy_drop,
-                 bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, seed, recipe, work_dir, no_cache,
+                 bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, thin, seed, recipe, work_dir, no_cache,
                  resume, as_json, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.compression import compress_model, file_key
@@ -55,7 +58,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
         plan = default_recipe(
             has_data=data_spec is not None, sparsity=sparsity, granularity=granularity,
             fc_granularity=fc_granularity, block=block, bits=bits, retrain_epochs=retrain_epochs,
-            finetune_epochs=finetune_epochs, schedule=schedule, index_bits=index_bits, lr=lr,
+            finetune_epochs=finetune_epochs, schedule=schedule, index_bits=index_bits, lr=lr, thin=thin,
         )
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if out.resolve() == Path(model_path).resolve():
@@ -94,8 +97,13 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Dense output: .pt (checkpoint) or .safetensors.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "pt", "safetensors"]), default="auto", show_default=True)
-def decode_cmd(dcz_path, output, fmt):
+@click.option("--thin", is_flag=True,
+              help="Physically remove pruned filters/channels; writes a smaller TorchScript model.")
+@click.option("--input-shape", metavar="CxHxW", help="Input shape for --thin when the file's architecture has none.")
+def decode_cmd(dcz_path, output, fmt, thin, input_shape):
     """Decode a .dcz file into a dense checkpoint loadable with torch.load(weights_only=True)."""
+    if thin:
+        return _decode_thin(dcz_path, output, input_shape)
     from deepcompress.api import load_state_dict
     from deepcompress.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
     from deepcompress.container import read_dcz
@@ -125,3 +133,55 @@ def decode_cmd(dcz_path, output, fmt):
         torch.save(payload, buf)
         write_bytes_atomic(out, buf.getvalue())
     click.echo(f"decoded {len(state)} tensors -> {out}")
+
+
+def _decode_thin(dcz_path: str, output: str, input_shape: str | None) -> None:
+    """Decode, remove the pruned filters/channels, check outputs, save as TorchScript."""
+    import io
+
+    import torch
+
+    import deepcompress
+    from deepcompress.atomic import write_bytes_atomic
+    from deepcompress.container import read_dcz
+    from deepcompress.errors import ConfigError, PipelineError
+    from deepcompress.granularity import parse_block
+    from deepcompress.layers import compressible_layers
+    from deepcompress.pipeline.context import example_input_for
+    from deepcompress.pruning.maskset import MaskSet
+    from deepcompress.pruning.thinning import thin
+
+    dcz = read_dcz(dcz_path)
+    model = deepcompress.load(dcz_path)
+    shape = parse_block(input_shape) if input_shape else None
+    x = example_input_for(dcz.arch, shape)
+    names = {ref.tensor_name for ref in compressible_layers(model)}
+    masks, gran, blocks = {}, {}, {}
+    for name in dcz.tensor_names:
+        meta = dcz.meta(name)
+        if name in names and meta.get("kind") in ("quantized", "float"):
+            masks[name] = torch.from_numpy(dcz.decode_mask(name).copy())
+            gran[name] = str(meta.get("granularity"))
+            blocks[name] = tuple(meta.get("block") or ())
+    if not masks:
+        raise ConfigError(f"{dcz_path} has no pruned layers to thin")
+    smaller, record = thin(model, MaskSet(masks, gran, blocks), x)
+    smaller.eval()
+    probe = torch.randn((4, *x.shape[1:]), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        diff = float((smaller(probe) - model(probe)).abs().max())
+    if diff > 1e-5:
+        raise PipelineError(
+            f"thinned outputs differ from the masked model by {diff:.2e}; compress with --thin so biases "
+            "and BatchNorm entries of pruned filters are zeroed too"
+        )
+    before = sum(p.numel() for p in model.parameters())
+    after = sum(p.numel() for p in smaller.parameters())
+    traced = torch.jit.trace(smaller, x)
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    write_bytes_atomic(output, buf.getvalue())
+    click.echo(
+        f"removed {record.removed_channels} channels: {before:,} -> {after:,} parameters, "
+        f"max output difference {diff:.1e} -> {output} (TorchScript)"
+    )

@@ -77,6 +77,9 @@ def train_cmd(arch, data_spec, epochs, seed, lr, batch_size, optimizer, weight_d
 
         constructor(arch)  # unknown names fail before any data is read
     out = Path(output) if output else Path(f"{arch.replace(':', '_')}.pt")
+    from deepcompress.atomic import check_output_path
+
+    check_output_path(out)  # an unwritable output fails now, not after the training
     model, record, metrics, cfg = train_model(
         arch, data_spec, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, optimizer=optimizer,
         weight_decay=weight_decay, arch_kwargs=kwargs,

@@ -21,12 +21,8 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     target is left untouched. ``OSError`` (unwritable folder, full disk) becomes
     :class:`OutputError` with a one-line message.
     """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise OutputError(f"output path {target} is a directory")
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} does not exist")
+    target = check_output_path(path)
+    folder = target.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
@@ -46,6 +42,23 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path if a file can be created there, else :class:`OutputError`.
+
+    Cheap checks a command can make before long work: the path is not a folder,
+    and its folder exists and is a folder (not a regular file).
+    """
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise OutputError(f"output path {target} is a directory")
+    if not folder.is_dir():
+        if folder.exists():
+            raise OutputError(f"output folder {folder} is not a folder (it is a file)")
+        raise OutputError(f"output folder {folder} does not exist")
+    return target
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

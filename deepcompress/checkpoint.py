@@ -18,6 +18,7 @@ import importlib
 import io
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write
-from .errors import ConfigError, InputFileError, ModelError
+from .errors import ConfigError, DeepCompressError, InputFileError, ModelError
 
 CHECKPOINT_FORMAT = "deepcompress-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -89,7 +90,12 @@ def build_arch(arch: Mapping[str, Any], *, trust_arch: bool = True):
 
     kwargs = dict(arch.get("kwargs") or {})
     if "name" in arch:
-        return build_model(str(arch["name"]), **kwargs)
+        try:
+            return build_model(str(arch["name"]), **kwargs)
+        except DeepCompressError:
+            raise
+        except Exception as exc:  # e.g. torch refusing a negative or impossible layer size
+            raise ModelError(f"cannot build {str(arch['name'])!r} with {kwargs}: {exc}") from None
     target = str(arch.get("import", ""))
     if not trust_arch:
         raise ModelError(
@@ -209,7 +215,9 @@ def load_model(
             raise ModelError(f"{p} is a damaged TorchScript archive: {exc}") from None
         return model, ModelInfo(str(p), "torchscript")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the refusal below says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         return _load_untrusted(p, exc, trust_pickle)
     if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:

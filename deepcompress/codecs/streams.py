@@ -5,19 +5,20 @@ Two families of streams exist:
 * **symbol streams** (``"index"``, ``"gap"``): uint8 symbols of ``symbol_bits``
   (1..8) bits. Candidates: ``raw`` (:mod:`bitpack`), ``huffman``
   (:mod:`huffman`) and ``zstd`` (level 19 on one byte per symbol).
-* **byte streams** (``"values"``, ``"data"``): fixed-size little-endian items of
+* **byte streams** (``"codebook"``, ``"values"``, ``"data"``): fixed-size little-endian items of
   ``symbol_bits`` = 8 x itemsize bits. Candidates: ``raw`` (the items' bytes in
   order) and ``zstd`` of the *byte planes* (byte 0 of every item, then byte 1 of
   every item, ...), which lets zstd see the repetitive sign/exponent bytes.
 
 The cost of a candidate is its byte length, plus the length of the
 ``code_lengths`` string for Huffman (it is stored in the header). The smallest
-cost wins; ties go to the earlier of raw, huffman, zstd.
+cost wins; ties go to the earlier of raw, huffman, zstd. A stream's meta holds
+only ``codec`` (and ``code_lengths``): its symbol count and width follow from
+the tensor meta, its byte length from its section.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 

@@ -66,6 +66,13 @@ class RunContext:
 
         return evaluate(model, self.loaders()[1])
 
+    def example_input(self, model: Any, arch: dict[str, Any] | None = None) -> Any:
+        """One input sample (batch of 1): from the test data, else from the zoo kwargs."""
+        if self.data_spec is not None or self.loaders_fn is not None:
+            inputs, _ = next(iter(self.loaders()[1]))
+            return inputs[:1]
+        return example_input_for(arch)
+
     def stage_seed(self) -> int:
         """A seed for the current stage that depends only on the run seed and the stage position."""
         digest = hashlib.sha256(f"{self.seed}/{self.stage_index}".encode()).digest()
@@ -78,3 +85,21 @@ class RunContext:
         path = self.work_dir / self.stage_key[:20]
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def example_input_for(arch: dict[str, Any] | None, shape: tuple[int, ...] | None = None) -> Any:
+    """A zero input of ``shape`` or of the zoo convention ``(1, in_channels, input_size, input_size)``."""
+    import torch
+
+    from ..errors import ConfigError
+
+    if shape is None:
+        kwargs = dict((arch or {}).get("kwargs") or {})
+        if "in_features" in kwargs:
+            shape = (int(kwargs["in_features"]),)
+        else:
+            size = int(kwargs.get("input_size", 28))
+            shape = (int(kwargs.get("in_channels", 1)), size, size)
+        if arch is None or "name" not in arch:
+            raise ConfigError("the input shape is unknown for this model; pass --input-shape CxHxW")
+    return torch.zeros((1, *shape))

@@ -150,6 +150,18 @@ def _masks_for(cfg: PruneConfig, model: Any, sparsity: Any, granularity: Any, fc
     return layerwise_masks(model, sparsity, granularity, fc_granularity=fc_granularity, norm=cfg.saliency)
 
 
+def _couple(cfg: PruneConfig, state: PipelineState, ctx: RunContext, masks: Any) -> Any:
+    """With ``thin``: add masks for the biases and BatchNorm entries of pruned filters."""
+    if not cfg.thin:
+        return masks
+    from ..pruning.maskset import COUPLED
+    from ..pruning.thinning import complete_masks
+
+    full = complete_masks(state.model, masks, ctx.example_input(state.model, state.arch))
+    coupled = {n: full[n] for n in full if full.granularity(n) == COUPLED}
+    return masks.with_masks(coupled, granularity=COUPLED)
+
+
 def _granularities(cfg: PruneConfig) -> tuple[Any, Any]:
     from ..granularity import parse_block
 
@@ -174,6 +186,7 @@ def run_prune(cfg: PruneConfig, state: PipelineState, ctx: RunContext) -> Pipeli
         masks = _masks_for(cfg, model, target, granularity, fc_granularity)
         if state.masks is not None:
             masks = masks.intersect(state.masks)
+        masks = _couple(cfg, state, ctx, masks)
         masks.apply(model)
         state.masks = masks
         _log_sparsity(ctx, masks)
@@ -195,6 +208,7 @@ def run_prune(cfg: PruneConfig, state: PipelineState, ctx: RunContext) -> Pipeli
         masks = _masks_for(cfg, model, spec, granularity, fc_granularity)
         if holder["masks"] is not None:
             masks = masks.intersect(holder["masks"])
+        masks = _couple(cfg, state, ctx, masks)
         if holder["handle"] is not None:
             holder["handle"].remove()
         holder["masks"] = masks
@@ -270,7 +284,10 @@ def run_retrain(cfg: RetrainConfig, state: PipelineState, ctx: RunContext) -> Pi
 def run_quantize(cfg: QuantizeConfig, state: PipelineState, ctx: RunContext) -> PipelineState:
     from ..quantize.sharing import share_weights
 
-    masks = state.masks.masks if state.masks is not None else None
+    from ..layers import compressible_layers
+
+    names = {ref.tensor_name for ref in compressible_layers(state.model)}
+    masks = {n: m for n, m in state.masks.masks.items() if n in names} if state.masks is not None else None
     state.codebooks = dict(share_weights(state.model, cfg.bits, masks=masks, init=cfg.init, seed=ctx.stage_seed()))
     ctx.log("quantized: " + ", ".join(f"{n} {cb.bits}b/{len(cb.centroids)}" for n, cb in state.codebooks.items()))
     return state

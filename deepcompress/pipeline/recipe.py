@@ -96,6 +96,7 @@ def default_recipe(
     schedule: str = "oneshot",
     index_bits: str = "auto",
     lr: float = 0.01,
+    thin: bool = False,
 ) -> Recipe:
     """The graph the ``compress`` flags build: prune -> retrain -> quantize -> fine-tune -> encode.
 
@@ -106,7 +107,7 @@ def default_recipe(
         sparsity = "conv=0.7,fc=0.92" if has_data else "conv=0.5,fc=0.7"
     prune = PruneConfig(
         sparsity=sparsity, granularity=granularity, fc_granularity=fc_granularity, block=block,
-        schedule=schedule if has_data else "oneshot", lr=lr,
+        schedule=schedule if has_data else "oneshot", lr=lr, thin=thin,
     )
     stages: list[StageConfig] = [prune]
     if has_data and retrain_epochs > 0:

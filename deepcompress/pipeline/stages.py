@@ -80,8 +80,13 @@ class PruneConfig(StageConfig):
     epochs_per_step: int = 1
     lr: float = 0.01
     batch_size: int = 128
+    # also mask the biases and BatchNorm affine entries of pruned filters, so that
+    # `decode --thin` can remove them physically with outputs unchanged
+    thin: bool = False
 
     def __post_init__(self) -> None:
+        if self.thin and not ({self.granularity, self.fc_granularity} & {"filter", "channel"}):
+            raise ConfigError("thin needs filter or channel granularity (conv or fc)")
         if self.sparsity != "auto":
             parse_layer_spec(self.sparsity, sparsity_value, "--sparsity")
         Granularity.parse(self.granularity)
@@ -252,6 +257,10 @@ def stage_from_json(data: Mapping[str, Any]) -> StageConfig:
 
 def _coerce(kind: str, key: str, value: Any, annotation: Any) -> Any:
     text = str(annotation)
+    if text == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"stage {kind}: {key} must be true or false; got {value!r}")
+        return value
     if isinstance(value, bool):
         raise ConfigError(f"stage {kind}: {key} must not be a boolean")
     if text in ("int",):
