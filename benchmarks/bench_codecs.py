@@ -148,7 +148,7 @@ def bench_tensor(rng: np.random.Generator) -> None:
     decode_tensor(et.meta, et.streams)
     t_dec = time.perf_counter() - t
     meta = et.meta
-    ours = sum(s["nbytes"] + len(s.get("code_lengths", "")) for s in meta["streams"].values())
+    ours = sum(len(et.streams[k]) + len(s.get("code_lengths", "")) for k, s in meta["streams"].items())
     kept = np.flatnonzero(mask.ravel())
     gaps, _ = relindex.encode_gaps(kept, meta["index_bits"])
     zc = zstandard.ZstdCompressor(level=19)

@@ -19,6 +19,9 @@ def _parse_levels(text: str) -> tuple[float, ...]:
         raise ConfigError(f"--sparsities: expected comma-separated fractions, got {text!r}") from None
     if not levels:
         raise ConfigError("--sparsities: empty list")
+    bad = [s for s in levels if not 0.0 < s < 1.0]
+    if bad:  # checked here so nothing is loaded or created for a typo
+        raise ConfigError(f"--sparsities: every level must lie in (0, 1), got {', '.join(f'{s:g}' for s in bad)}")
     return levels
 
 

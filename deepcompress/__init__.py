@@ -12,11 +12,11 @@ from .errors import DeepCompressError
 __all__ = ["__version__", "DeepCompressError"]
 
 
-def load(path, model=None, *, trust_arch: bool = False, eval_mode: bool = True):
+def load(path, model=None, *, trust_arch: bool = False, eval_mode: bool = True, sparse: bool | float = False):
     """Rebuild a ready ``nn.Module`` from a ``.dcz`` file (see :func:`deepcompress.api.load`)."""
     from .api import load as _load
 
-    return _load(path, model, trust_arch=trust_arch, eval_mode=eval_mode)
+    return _load(path, model, trust_arch=trust_arch, eval_mode=eval_mode, sparse=sparse)
 
 
 def load_state_dict(path):

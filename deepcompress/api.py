@@ -77,6 +77,7 @@ def load(
     *,
     trust_arch: bool = False,
     eval_mode: bool = True,
+    sparse: bool | float = False,
 ):
     """Rebuild a ready ``nn.Module`` from a ``.dcz`` file.
 
@@ -84,6 +85,10 @@ def load(
     ``(name, kwargs)``, or an import path, which is followed only with
     ``trust_arch=True`` and only to an ``nn.Module`` subclass. With ``model`` the
     decoded weights fill that module (strictly: names and shapes must match).
+    ``sparse=True`` (or a density threshold in [0, 1]) keeps the pruned fully
+    connected layers sparse: each becomes a :class:`deepcompress.sparse.SparseLinear`
+    (CSR, int32 indices) when its density is at most the threshold
+    (default :data:`deepcompress.sparse.DEFAULT_THRESHOLD_DENSITY`).
     """
     import torch
 
@@ -99,7 +104,20 @@ def load(
         if not isinstance(model, torch.nn.Module):
             raise InputFileError(f"model= must be an nn.Module, got {type(model).__name__}")
         fill_state_dict(model, _tensors(dcz), type(model).__name__)
+    if sparse:
+        _sparsify_pruned(model, dcz, sparse)
     if eval_mode:
         model.eval()
     model._deepcompress_arch = arch
     return model
+
+
+def _sparsify_pruned(model: Any, dcz: Any, sparse: bool | float) -> None:
+    """Make the Linear layers the file stored pruned sparse (see :func:`deepcompress.sparse.sparsify`)."""
+    from .sparse import DEFAULT_THRESHOLD_DENSITY, sparsify
+
+    threshold = DEFAULT_THRESHOLD_DENSITY if sparse is True else sparse
+    pruned = {name[: -len(".weight")] for name in dcz.tensor_names
+              if name.endswith(".weight") and dcz.meta(name).get("kind") in ("quantized", "float")}
+    modules = {name for name, _ in model.named_modules()}
+    sparsify(model, threshold, layers=sorted(pruned & modules))

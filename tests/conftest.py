@@ -27,31 +27,26 @@ def mnist_dir() -> Path:
     return MNIST_DIR
 
 
-@pytest.fixture(scope="session")
-def digits_lenet300(tmp_path_factory) -> Path:
-    """A LeNet-300-100 trained briefly on the 8x8 digits, saved as a checkpoint."""
+def _train_digits_checkpoint(folder: Path, arch: str, epochs: int) -> Path:
     from deepcompress.checkpoint import save_checkpoint
     from deepcompress.cli.train_cmd import train_model
 
     model, record, metrics, cfg = train_model(
-        "lenet300", "digits", epochs=8, seed=0, lr=0.05, batch_size=64, optimizer="sgd",
+        arch, "digits", epochs=epochs, seed=0, lr=0.05, batch_size=64, optimizer="sgd",
         weight_decay=5e-4, arch_kwargs={}, progress=False,
     )
-    path = tmp_path_factory.mktemp("models") / "lenet300_digits.pt"
+    path = folder / f"{arch}_digits.pt"
     save_checkpoint(path, model, record, metrics=metrics, extra={"data": "digits", "train": cfg.to_json()})
     return path
+
+
+@pytest.fixture(scope="session")
+def digits_lenet300(tmp_path_factory) -> Path:
+    """A LeNet-300-100 trained briefly on the 8x8 digits, saved as a checkpoint."""
+    return _train_digits_checkpoint(tmp_path_factory.mktemp("models"), "lenet300", epochs=8)
 
 
 @pytest.fixture(scope="session")
 def digits_lenet5(tmp_path_factory) -> Path:
     """A digits-sized LeNet-5 trained briefly, saved as a checkpoint."""
-    from deepcompress.checkpoint import save_checkpoint
-    from deepcompress.cli.train_cmd import train_model
-
-    model, record, metrics, cfg = train_model(
-        "lenet5", "digits", epochs=6, seed=0, lr=0.05, batch_size=64, optimizer="sgd",
-        weight_decay=5e-4, arch_kwargs={}, progress=False,
-    )
-    path = tmp_path_factory.mktemp("models") / "lenet5_digits.pt"
-    save_checkpoint(path, model, record, metrics=metrics, extra={"data": "digits", "train": cfg.to_json()})
-    return path
+    return _train_digits_checkpoint(tmp_path_factory.mktemp("models"), "lenet5", epochs=6)

@@ -92,4 +92,5 @@ def run_pipeline(
 
 
 def _metric_fields(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: metrics[k] for k in ("top1", "error_pct") if k in metrics}
+    # rounded so the stored history is short and free of float noise (1.5299999999999998)
+    return {k: round(float(metrics[k]), 6) for k in ("top1", "error_pct") if k in metrics}

@@ -1,0 +1,148 @@
+"""An SCNN-like count of memory references for a sparse convolution (docs/memory_model.md).
+
+The counting is pure numpy over a layer's keep-mask; only :func:`conv_geometry`
+(the feature-map sizes, found by one forward pass) needs torch.
+
+Model, per conv layer with weight ``(K, C, R, S)``, batch 1, dense input
+activations ``C x H x W`` and output ``K x P x Q``:
+
+* output channels that keep at least one weight are packed, in order, into
+  groups of ``group_outputs`` (SCNN's ``Kc``);
+* for each group ``g`` and input channel ``c`` with ``n = nnz(g, c) > 0`` kept
+  weights, the weights are streamed in vectors of ``weight_vector`` (SCNN's
+  ``F``) and every weight vector meets every activation of channel ``c``
+  (SCNN's Cartesian product), so the activation plane is read
+  ``ceil(n / F)`` times: ``ceil(n / F) * H * W`` activation reads;
+* weights: one read per kept weight; index: one read per kept block (the
+  coordinates inside a block follow from the block shape);
+* outputs: one write per output of a kept output channel, ``P * Q`` each.
+
+``tiles`` (spatial output tiles whose PEs each need the weights) multiplies
+weight and index reads; activations and outputs are read/written once in all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+#: SCNN's multiplier array is F x I = 4 x 4; Kc = 8 output channels per group is this model's choice.
+DEFAULT_WEIGHT_VECTOR = 4
+DEFAULT_GROUP_OUTPUTS = 8
+
+
+@dataclass(frozen=True)
+class MemRefs:
+    """Memory references of one layer (or a sum of layers), counted in words."""
+
+    weights: int
+    index: int
+    activations: int
+    outputs: int
+    macs: int  # multiplications actually done (not memory references; for scale)
+
+    @property
+    def total(self) -> int:
+        """Weight + index + activation reads + output writes."""
+        return self.weights + self.index + self.activations + self.outputs
+
+    def __add__(self, other: "MemRefs") -> "MemRefs":
+        return MemRefs(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+    def to_json(self) -> dict[str, int]:
+        return {**asdict(self), "total": self.total}
+
+
+def astuple(refs: MemRefs) -> tuple[int, int, int, int, int]:
+    return (refs.weights, refs.index, refs.activations, refs.outputs, refs.macs)
+
+
+ZERO = MemRefs(0, 0, 0, 0, 0)
+
+
+def conv_memory_refs(
+    mask: np.ndarray,
+    block: Sequence[int],
+    in_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    *,
+    weight_vector: int = DEFAULT_WEIGHT_VECTOR,
+    group_outputs: int = DEFAULT_GROUP_OUTPUTS,
+    tiles: int = 1,
+    name: str = "conv",
+) -> MemRefs:
+    """References of a conv layer with keep-mask ``mask`` of shape ``(K, C, R, S)`` (True = kept).
+
+    ``block`` is the pruning block (``(1, 1, 1, 1)`` for element granularity);
+    every block must be wholly kept or pruned. ``in_hw = (H, W)`` and
+    ``out_hw = (P, Q)`` are the input and output feature-map sizes.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 4:
+        raise ConfigError(f"layer {name}: the memory model needs a 4-D conv mask, got shape {mask.shape}")
+    blk = tuple(int(b) for b in block)
+    if len(blk) != 4 or any(b < 1 or s % b for s, b in zip(mask.shape, blk)):
+        raise ConfigError(f"layer {name}: block {blk} does not tile the weight shape {mask.shape}")
+    for what, value in (("weight_vector", weight_vector), ("group_outputs", group_outputs), ("tiles", tiles)):
+        if int(value) < 1:
+            raise ConfigError(f"memory model: {what} must be >= 1; got {value}")
+    h, w = (int(v) for v in in_hw)
+    p, q = (int(v) for v in out_hw)
+    k_out, c_in = mask.shape[:2]
+    per_oc = mask.reshape(k_out, c_in, -1).sum(axis=2)  # kept weights per (output, input) channel pair
+    live = np.flatnonzero(per_oc.sum(axis=1) > 0)
+    n_kept = int(per_oc.sum())
+    n_blocks = _kept_blocks(mask, blk)
+    act_reads = 0
+    for start in range(0, live.size, int(group_outputs)):
+        nnz = per_oc[live[start : start + int(group_outputs)]].sum(axis=0)  # per input channel
+        act_reads += int(np.sum(-(-nnz // int(weight_vector)))) * h * w
+    return MemRefs(
+        weights=n_kept * int(tiles),
+        index=n_blocks * int(tiles),
+        activations=act_reads,
+        outputs=int(live.size) * p * q,
+        macs=n_kept * p * q,
+    )
+
+
+def _kept_blocks(mask: np.ndarray, block: tuple[int, ...]) -> int:
+    if math.prod(block) == 1:
+        return int(mask.sum())
+    grid = [s // b for s, b in zip(mask.shape, block)]
+    inter = [d for g, b in zip(grid, block) for d in (g, b)]
+    blocks = mask.reshape(inter).transpose(0, 2, 4, 6, 1, 3, 5, 7).reshape(math.prod(grid), -1)
+    anyk, allk = blocks.any(axis=1), blocks.all(axis=1)
+    if not np.array_equal(anyk, allk):
+        raise ConfigError(f"the mask is not constant inside its blocks of shape {block}")
+    return int(anyk.sum())
+
+
+def conv_geometry(model: Any, example_input: Any) -> dict[str, dict[str, Any]]:
+    """Per Conv2d weight name: ``{"in_hw": (H, W), "out_hw": (P, Q)}`` from one forward pass."""
+    import torch
+
+    found: dict[str, dict[str, Any]] = {}
+    handles = []
+    for module_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            def hook(mod, inputs, output, _name=f"{module_name}.weight"):
+                found[_name] = {"in_hw": tuple(int(v) for v in inputs[0].shape[-2:]),
+                                "out_hw": tuple(int(v) for v in output.shape[-2:])}
+            handles.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return found
