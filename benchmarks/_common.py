@@ -35,8 +35,11 @@ def run_cli(*args: str, log: Path | None = None) -> tuple[dict, float, str]:
             fh.write(f"$ {shlex.join(['deepcompress', *args])}\n{proc.stderr}\n{proc.stdout}\n")
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-2000:]}")
-    last = [line for line in proc.stdout.splitlines() if line.startswith("{")][-1]
-    return json.loads(last), seconds, shlex.join(["deepcompress", *args])
+    try:
+        parsed = json.loads(proc.stdout)
+    except json.JSONDecodeError:  # progress text before a one-line JSON summary
+        parsed = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    return parsed, seconds, shlex.join(["deepcompress", *args])
 
 
 def require_mnist() -> Path:

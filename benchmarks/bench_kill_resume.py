@@ -1,8 +1,9 @@
 """kill -9 at random points of ``deepcompress compress``, then ``--resume``; and a real full disk.
 
 For each kill point: start ``compress`` on LeNet-300-100 trained on digits,
-send SIGKILL after a seeded random delay (spread over the part of the run after
-the imports, where the stages run), then check that
+wait for its n-th progress line on stderr (n spread evenly over the reference
+run's lines, so every stage gets kills whatever the machine's load), wait a
+seeded random 0-0.15 s more, send SIGKILL, then check that
 
 * the output path holds nothing, or a complete file identical to the reference
   (an uninterrupted run with the same seed): never a partial file;
@@ -60,22 +61,34 @@ class Timed:
     seconds: float = 0.0
 
 
-def run_compress(model: Path, out: Path, *extra: str, kill_after: float | None = None) -> Timed:
-    """Run compress, recording its stderr lines as they come; SIGKILL it after ``kill_after`` s."""
+def run_compress(model: Path, out: Path, *extra: str, kill_at: tuple[int, float] | None = None) -> Timed:
+    """Run compress, recording its stderr lines as they come.
+
+    ``kill_at = (n, delay)``: SIGKILL it ``delay`` seconds after its ``n``-th stderr line
+    (n = 0: after start). Kill points tied to progress lines land in every stage
+    however loaded the machine is.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(deepcompress("compress", model, "-o", out, *COMPRESS_ARGS, *extra),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     timed = Timed()
+    reached = threading.Event()
 
     def reader() -> None:
         for line in proc.stderr:
             timed.lines.append((time.perf_counter() - t0, line.rstrip("\n")))
+            if kill_at is not None and len(timed.lines) >= kill_at[0]:
+                reached.set()
+        reached.set()  # the run ended before that line
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    if kill_after is not None:
+    if kill_at is not None:
+        if kill_at[0] == 0:
+            reached.set()
+        reached.wait(timeout=600)
         try:
-            proc.wait(timeout=kill_after)
+            proc.wait(timeout=kill_at[1])
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=600)
@@ -86,11 +99,8 @@ def run_compress(model: Path, out: Path, *extra: str, kill_after: float | None =
 
 
 def stage_at(timed: Timed) -> str:
-    """The last progress line seen: where the run was when it ended."""
-    for _, line in reversed(timed.lines):
-        if line.startswith(("stage ", "retrain epoch", "finetune epoch", "pruned", "quantized", "after ")):
-            return line[:40]
-    return "imports / model loading"
+    """The last line the run printed: where it was when it ended."""
+    return timed.lines[-1][1][:44] if timed.lines else "imports / model loading"
 
 
 def temp_leftovers(folder: Path, name: str) -> list[Path]:
@@ -99,6 +109,7 @@ def temp_leftovers(folder: Path, name: str) -> list[Path]:
 
 @dataclass
 class KillResult:
+    after_line: int
     delay: float
     where: str
     killed: bool
@@ -108,10 +119,10 @@ class KillResult:
     identical: bool
 
 
-def kill_and_resume(model: Path, reference: bytes, folder: Path, delay: float) -> KillResult:
+def kill_and_resume(model: Path, reference: bytes, folder: Path, point: tuple[int, float]) -> KillResult:
     folder.mkdir(parents=True)
     out = folder / "out.dcz"
-    killed = run_compress(model, out, kill_after=delay)
+    killed = run_compress(model, out, kill_at=point)
     was_killed = killed.returncode == -signal.SIGKILL
     if not out.exists():
         state = "absent"
@@ -120,15 +131,15 @@ def kill_and_resume(model: Path, reference: bytes, folder: Path, delay: float) -
     leftovers = len(temp_leftovers(folder, out.name))
     resumed = run_compress(model, out, "--resume")
     ok = resumed.returncode == 0
-    return KillResult(delay, stage_at(killed), was_killed, state, leftovers, ok,
+    return KillResult(point[0], point[1], stage_at(killed), was_killed, state, leftovers, ok,
                       ok and out.is_file() and out.read_bytes() == reference)
 
 
-def kill_points(n: int, seed: int, start: float, end: float) -> list[float]:
-    """``n`` seeded delays spread over [start, end]: one uniform draw in each of n equal strata."""
+def kill_points(n: int, seed: int, n_lines: int, max_delay: float = 0.15) -> list[tuple[int, float]]:
+    """``n`` seeded kill points spread over a run that prints ``n_lines`` lines:
+    (line to wait for, 0..n_lines-1 evenly, then a random delay up to ``max_delay`` s)."""
     rng = random.Random(seed)
-    width = (end - start) / n
-    return [round(start + width * (i + rng.random()), 3) for i in range(n)]
+    return [(i * n_lines // n, round(rng.uniform(0, max_delay), 3)) for i in range(n)]
 
 
 def full_disk_check(model: Path, folder: Path) -> dict[str, object]:
@@ -182,21 +193,22 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(line for _, line in ref.lines))
             return 1
         reference = ref_out.read_bytes()
-        first_stage = next(t for t, line in ref.lines if line.startswith("stage 1/"))
-        print(f"reference: {len(reference)} bytes in {ref.seconds:.2f} s (stage 1 began at {first_stage:.2f} s)")
+        progress = [line for _, line in ref.lines if not line.startswith(("accuracy:", "size:"))]
+        print(f"reference: {len(reference)} bytes in {ref.seconds:.2f} s, {len(progress)} progress lines on stderr")
         again = run_compress(model, root / "reference" / "again.dcz")
         print(f"second uninterrupted run identical: {(root / 'reference' / 'again.dcz').read_bytes() == reference}"
               f" ({again.seconds:.2f} s)")
-        delays = kill_points(args.points, args.seed, 0.8 * first_stage, ref.seconds)
+        points = kill_points(args.points, args.seed, len(progress))
         results = []
-        print(f"\n| # | kill after (s) | running when killed | output after kill | tmp left | resume | identical |")
+        print("\n| # | kill | running when killed | output after kill | tmp files left | resume | identical |")
         print("|---|---|---|---|---|---|---|")
-        for i, delay in enumerate(delays):
-            r = kill_and_resume(model, reference, root / f"kill{i:02d}", delay)
+        for i, point in enumerate(points):
+            r = kill_and_resume(model, reference, root / f"kill{i:02d}", point)
             results.append(r)
-            print(f"| {i + 1} | {r.delay:.2f} | {r.where if r.killed else 'finished before the kill'} | "
+            print(f"| {i + 1} | {r.delay:.2f} s after line {r.after_line} | "
+                  f"{r.where if r.killed else 'finished before the kill'} | "
                   f"{r.output_state} | {r.leftovers} | {'ok' if r.resume_ok else 'FAILED'} | "
-                  f"{'yes' if r.identical else 'NO'} |")
+                  f"{'yes' if r.identical else 'NO'} |", flush=True)
         killed = sum(r.killed for r in results)
         partial = sum(r.output_state == "PARTIAL" for r in results)
         identical = sum(r.identical for r in results)

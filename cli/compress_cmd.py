@@ -95,15 +95,19 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
 @click.command("decode")
 @click.argument("dcz_path", metavar="MODEL.dcz")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
-              help="Dense output: .pt (checkpoint) or .safetensors.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "pt", "safetensors"]), default="auto", show_default=True)
+              help="Dense output: .pt (checkpoint), .safetensors or .onnx.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "pt", "safetensors", "onnx"]), default="auto",
+              show_default=True, help="auto: from the output's suffix. onnx needs pip install 'deepcompress[onnx]'.")
 @click.option("--thin", is_flag=True,
               help="Physically remove pruned filters/channels; writes a smaller TorchScript model.")
-@click.option("--input-shape", metavar="CxHxW", help="Input shape for --thin when the file's architecture has none.")
+@click.option("--input-shape", metavar="CxHxW",
+              help="One sample's input shape for --thin or --format onnx [default: from the file's architecture].")
 def decode_cmd(dcz_path, output, fmt, thin, input_shape):
     """Decode a .dcz file into a dense checkpoint loadable with torch.load(weights_only=True)."""
     if thin:
         return _decode_thin(dcz_path, output, input_shape)
+    if fmt == "onnx" or (fmt == "auto" and Path(output).suffix == ".onnx"):
+        return _decode_onnx(dcz_path, output, input_shape)
     from deepcompress.api import load_state_dict
     from deepcompress.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
     from deepcompress.container import read_dcz
@@ -133,6 +137,19 @@ def decode_cmd(dcz_path, output, fmt, thin, input_shape):
         torch.save(payload, buf)
         write_bytes_atomic(out, buf.getvalue())
     click.echo(f"decoded {len(state)} tensors -> {out}")
+
+
+def _decode_onnx(dcz_path: str, output: str, input_shape: str | None) -> None:
+    """Decode and export as ONNX (checked against torch with onnxruntime when installed)."""
+    from deepcompress.export import export_onnx
+    from deepcompress.granularity import parse_block
+
+    report = export_onnx(dcz_path, output, input_shape=parse_block(input_shape) if input_shape else None)
+    check = ("not checked (onnxruntime not installed)" if report.max_abs_diff is None
+             else f"max |onnxruntime - torch| {report.max_abs_diff:.1e}")
+    shape = "x".join(str(d) for d in report.input_shape)
+    click.echo(f"exported ONNX (opset {report.opset}, input batch x {shape}, {report.file_bytes:,} bytes), "
+               f"{check} -> {report.output}")
 
 
 def _decode_thin(dcz_path: str, output: str, input_shape: str | None) -> None:

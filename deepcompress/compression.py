@@ -78,9 +78,15 @@ def compress_model(
     input_key: str,
     use_cache: bool = True,
 ) -> CompressResult:
-    """Run ``recipe`` on ``model`` and write the ``.dcz`` file atomically to ``output``."""
+    """Run ``recipe`` on ``model`` and write the ``.dcz`` file atomically to ``output``.
+
+    Under ``torchrun`` every rank runs the pipeline (see :mod:`deepcompress.distributed`)
+    and only rank 0 writes the file.
+    """
+    from . import distributed as dist
     from .container import read_dcz, write_dcz
 
+    here = dist.setup_from_env(ctx, device=next((p.device for p in model.parameters()), None))
     dense = dense_bytes_of(model)
     state = run_pipeline(model, arch, recipe.stages, ctx, input_key=input_key, use_cache=use_cache)
     recipe_json = recipe.to_json(data=ctx.data_spec, seed=ctx.seed)
@@ -88,11 +94,16 @@ def compress_model(
     final = [h for h in state.history if "top1" in h]
     if final:
         metrics.update(top1=final[-1]["top1"], error_pct=final[-1]["error_pct"], data=ctx.data_spec)
-    written = write_dcz(
-        output, state.encoded, arch=arch, recipe=recipe_json, metrics=metrics,
-        extra={"tool": f"deepcompress {__version__}"},
-    )
-    _verify_exact(read_dcz(output), state.model)
+    written = None
+    if here.is_main:
+        written = write_dcz(
+            output, state.encoded, arch=arch, recipe=recipe_json, metrics=metrics,
+            extra={"tool": f"deepcompress {__version__}"},
+        )
+        _verify_exact(read_dcz(output), state.model)
+    if here.world_size > 1:
+        written = dist.broadcast_object(written)
+        dist.shutdown()
     return CompressResult(Path(output), int(written), dense, state.history, recipe_json, list(ctx.timings))
 
 

@@ -57,7 +57,10 @@ class TensorLoader:
 
     Iterating yields ``(inputs, targets)``. ``set_epoch(e)`` makes the order of
     epoch ``e`` a pure function of ``(seed, e)``, so a resumed run sees the same
-    batches as an uninterrupted one.
+    batches as an uninterrupted one. ``set_shard(rank, world_size)`` (distributed
+    training) makes each rank yield its contiguous share of every batch, so
+    the ranks together see exactly the single-process batches; a last batch
+    smaller than ``world_size`` is then dropped.
     """
 
     def __init__(self, inputs: Any, targets: Any, batch_size: int = 128, shuffle: bool = False, seed: int = 0) -> None:
@@ -71,9 +74,16 @@ class TensorLoader:
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
+        self.rank, self.world_size = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def set_shard(self, rank: int, world_size: int) -> None:
+        """Yield only part ``rank`` of ``world_size`` near-equal parts of every batch."""
+        if not 0 <= int(rank) < int(world_size):
+            raise DataError(f"shard rank {rank} is not in 0..{int(world_size) - 1}")
+        self.rank, self.world_size = int(rank), int(world_size)
 
     def __len__(self) -> int:
         return (len(self.inputs) + self.batch_size - 1) // self.batch_size
@@ -91,12 +101,25 @@ class TensorLoader:
             order = torch.randperm(n, generator=gen)
         else:
             order = None
+        if self.world_size > 1:
+            yield from self._shard(order if order is not None else torch.arange(n))
+            return
         for start in range(0, n, self.batch_size):
             if order is None:
                 yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
             else:
                 idx = order[start : start + self.batch_size]
                 yield self.inputs[idx], self.targets[idx]
+
+    def _shard(self, order: Any) -> Iterator[tuple[Any, Any]]:
+        import torch
+
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) < self.world_size:
+                return
+            idx = torch.tensor_split(batch, self.world_size)[self.rank]
+            yield self.inputs[idx], self.targets[idx]
 
 
 def user_data_dir() -> Path:

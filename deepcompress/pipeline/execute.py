@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import distributed as dist
 from ..atomic import write_bytes_atomic
 from ..errors import ConfigError, PipelineError
 from ..layerspec import LayerSpec, parse_layer_spec, sparsity_value
@@ -46,6 +47,11 @@ class EpochCheckpoint:
         self.resume = ctx.resume
 
     def load(self) -> dict[str, Any] | None:
+        if dist.is_distributed():  # rank 0 reads, every rank gets its payload
+            return dist.broadcast_object(self._read() if dist.is_main() else None)
+        return self._read()
+
+    def _read(self) -> dict[str, Any] | None:
         import torch
 
         if self.path is None or not self.resume or not self.path.is_file():
@@ -55,7 +61,7 @@ class EpochCheckpoint:
     def save(self, payload: dict[str, Any]) -> None:
         import torch
 
-        if self.path is None:
+        if self.path is None or not dist.is_main():
             return
         buf = io.BytesIO()
         torch.save(payload, buf)
@@ -99,7 +105,8 @@ def _epoch_loop(
         optimizer.load_state_dict(saved["optimizer"])
         start = int(saved["epoch"]) + 1
         ctx.log(f"{desc}: resuming after epoch {start}/{train_cfg.epochs}")
-    train_loader = None if ctx.train_fn is not None else ctx.loaders(train_cfg.batch_size)[0]
+    train_loader = None if ctx.train_fn is not None else dist.shard_loader(ctx.loaders(train_cfg.batch_size)[0], ctx.log)
+    trained = dist.wrap_ddp(model)  # the model itself in a single process
     for epoch in range(start, train_cfg.epochs):
         if before_epoch is not None:
             before_epoch(epoch)
@@ -110,10 +117,10 @@ def _epoch_loop(
             train_loader.set_epoch(epoch + 1000 * ctx.stage_index)
         t0 = time.perf_counter()
         if ctx.train_fn is not None:
-            model.train()
-            stats = ctx.train_fn(model, optimizer, epoch) or {}
+            trained.train()
+            stats = ctx.train_fn(trained, optimizer, epoch) or {}
         else:
-            stats = train_one_epoch(model, train_loader, optimizer, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
+            stats = train_one_epoch(trained, train_loader, optimizer, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
         line = f"{desc} epoch {epoch + 1}/{train_cfg.epochs}: loss {stats.get('loss', float('nan')):.4f}"
         metrics = ctx.evaluate(model) if ctx.has_data else None
         if metrics is not None:
@@ -127,6 +134,9 @@ def _epoch_loop(
                 "extra": extra_state() if extra_state is not None else {},
             }
         )
+    if trained is not model:  # drop DDP's gradient hooks before the next stage trains these parameters
+        del trained
+        dist.release_ddp()
 
 
 # -- prune --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .. import distributed as dist
 from .context import RunContext
 from .execute import run_stage
 from .graph import validate
@@ -53,7 +54,9 @@ def run_pipeline(
     baseline = ctx.evaluate(model)
     if baseline is not None:
         state.history.append({"stage": "baseline", **_metric_fields(baseline)})
-    if ctx.work_dir is not None and use_cache:
+    if ctx.work_dir is not None and use_cache and dist.is_distributed():
+        state, start = _load_cached_distributed(stages, keys, ctx, state, model, arch)
+    elif ctx.work_dir is not None and use_cache:
         for i in range(len(stages) - 1, -1, -1):
             cached = ctx.work_dir / keys[i][:20] / "state.pt"
             if stages[i].TYPE != "encode" and cached.is_file():
@@ -81,7 +84,9 @@ def run_pipeline(
         state.history.append(record)
         for hook in ctx.stage_hooks:
             hook(stage, state)
-        if ctx.work_dir is not None and use_cache and stage.TYPE != "encode":
+        if dist.is_distributed() and stage.TYPE != "encode":
+            dist.check_identical(dist.state_digest(state.model, state.masks, state.codebooks), f"after {stage.TYPE}")
+        if ctx.work_dir is not None and use_cache and stage.TYPE != "encode" and dist.is_main():
             folder = ctx.work_dir / keys[i][:20]
             folder.mkdir(parents=True, exist_ok=True)
             state.save(folder / "state.pt")
@@ -89,6 +94,25 @@ def run_pipeline(
             if epoch_file.exists():
                 epoch_file.unlink()
     return state
+
+
+def _load_cached_distributed(stages, keys, ctx, state, model, arch):
+    """Rank 0 finds the longest cached prefix and sends it to every rank (the folder may be rank 0's alone)."""
+    import io
+
+    found = None
+    if dist.is_main():
+        for i in range(len(stages) - 1, -1, -1):
+            cached = ctx.work_dir / keys[i][:20] / "state.pt"
+            if stages[i].TYPE != "encode" and cached.is_file():
+                found = (i, cached.read_bytes())
+                break
+    found = dist.broadcast_object(found)
+    if found is None:
+        return state, 0
+    i, blob = found
+    ctx.log(f"reusing cached result of stages 1-{i + 1} ({', '.join(s.TYPE for s in stages[: i + 1])})")
+    return PipelineState.load(io.BytesIO(blob), model, arch), i + 1
 
 
 def _metric_fields(metrics: dict[str, Any]) -> dict[str, Any]:
