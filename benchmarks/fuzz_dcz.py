@@ -103,7 +103,7 @@ def preamble_size(buf: bytes) -> int:
 
 
 def split(file: bytes) -> Parts:
-    """Take a valid file apart."""
+    """Take a valid file apart (ValueError, struct.error or a zstd error if it is not one)."""
     size = preamble_size(file)
     major, minor = struct.unpack_from("<HH", file, 8)
     (h_len,) = struct.unpack_from("<Q", file, 16)
@@ -111,9 +111,15 @@ def split(file: bytes) -> Parts:
     if size == 40:
         u_len, encoding = struct.unpack_from("<IH", file, 28)
     stored = file[size : size + h_len]
+    if crc32(stored) != struct.unpack_from("<I", file, 24)[0]:
+        raise ValueError("header checksum does not match: not a valid file")
     if encoding == ZSTD:
         import zstandard
 
+        # python-zstandard allocates a frame's declared content size whatever max_output_size says:
+        # check it first (a mutated frame can declare gigabytes)
+        if not 0 <= zstandard.frame_content_size(stored) == u_len <= 64 << 20:
+            raise ValueError("zstd header frame size does not match the preamble")
         text = zstandard.ZstdDecompressor().decompress(stored, max_output_size=u_len)
     else:
         text = stored
@@ -810,9 +816,10 @@ def atheris_main(args: argparse.Namespace) -> None:
     atheris.Fuzz()
 
 
-def report(stats: Stats, args: argparse.Namespace) -> str:
+def report(stats: Stats, seed: int) -> str:
+    """A few lines for humans: counts, slowest input, memory, outcomes per mutation family, failures."""
     lines = [
-        f"inputs: {stats.inputs} in {stats.seconds:.1f} s (seed {args.seed}); failures: {stats.n_failures}"
+        f"inputs: {stats.inputs} in {stats.seconds:.1f} s (seed {seed}); failures: {stats.n_failures}"
         f" (hangs: {len(stats.hangs)})",
         f"slowest input: {stats.max_cpu_s * 1000:.1f} ms CPU, {stats.max_wall_s * 1000:.1f} ms wall",
         f"memory: {stats.traced} inputs traced, peak <= {stats.max_peak_ratio:.3f} x bound "
@@ -847,7 +854,7 @@ def main(argv: list[str] | None = None) -> int:
         print(kind, len(data), run_one(kind, data, trace=True))
         return 0
     stats = watched_fuzz(args.seed, args.inputs, args.sample_every)
-    print(report(stats, args))
+    print(report(stats, args.seed))
     if args.json:
         print(json.dumps({"inputs": stats.inputs, "failures": stats.n_failures, "statuses": dict(stats.statuses),
                           "max_cpu_s": stats.max_cpu_s, "max_wall_s": stats.max_wall_s,

@@ -22,6 +22,8 @@ GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
               help="Pruning granularity of fully connected layers.")
 @click.option("--block", metavar="RxC", help="A custom block shape for every layer, e.g. 1x4.")
 @click.option("--sparsity", metavar="SPEC", help="0.9, conv=0.7,fc=0.92, NAME=S, or auto (from sensitivity).")
+@click.option("--scope", type=click.Choice(["layer", "global"]), default="layer", show_default=True,
+              help="layer: a target per layer/type/name; global: one saliency threshold across layers.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="With --sparsity auto: allowed top-1 drop per layer, in percentage points.")
 @click.option("--bits", metavar="SPEC", help="Shared-weight bits: 5, conv=8,fc=5 or NAME=B [default: conv=8,fc=5].")
@@ -41,7 +43,7 @@ GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last stage and epoch checkpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @model_input_options
-def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, max_accuracy_drop,
+def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, scope, max_accuracy_drop,
                  bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, thin, seed, recipe, work_dir, no_cache,
                  resume, as_json, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
@@ -58,7 +60,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
         plan = default_recipe(
             has_data=data_spec is not None, sparsity=sparsity, granularity=granularity,
             fc_granularity=fc_granularity, block=block, bits=bits, retrain_epochs=retrain_epochs,
-            finetune_epochs=finetune_epochs, schedule=schedule, index_bits=index_bits, lr=lr, thin=thin,
+            finetune_epochs=finetune_epochs, schedule=schedule, index_bits=index_bits, lr=lr, thin=thin, scope=scope,
         )
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if out.resolve() == Path(model_path).resolve():

@@ -65,6 +65,9 @@ class SparseLinear(nn.Module):
             raise ModelError(f"SparseLinear needs a 2-D weight, got shape {tuple(weight.shape)}")
         if weight.layout != torch.sparse_csr:
             weight = _csr_int32(weight)
+        elif weight.crow_indices().dtype != torch.int32:
+            weight = torch.sparse_csr_tensor(weight.crow_indices().to(torch.int32), weight.col_indices().to(torch.int32),
+                                             weight.values(), tuple(weight.shape))
         self.out_features, self.in_features = (int(s) for s in weight.shape)
         if bias is not None and tuple(bias.shape) != (self.out_features,):
             raise ModelError(f"SparseLinear bias has shape {tuple(bias.shape)}, expected ({self.out_features},)")

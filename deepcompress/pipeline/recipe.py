@@ -97,6 +97,7 @@ def default_recipe(
     index_bits: str = "auto",
     lr: float = 0.01,
     thin: bool = False,
+    scope: str = "layer",
 ) -> Recipe:
     """The graph the ``compress`` flags build: prune -> retrain -> quantize -> fine-tune -> encode.
 
@@ -104,10 +105,13 @@ def default_recipe(
     the default sparsity is milder.
     """
     if sparsity is None:
-        sparsity = "conv=0.7,fc=0.92" if has_data else "conv=0.5,fc=0.7"
+        if scope == "global":
+            sparsity = "0.9" if has_data else "0.6"
+        else:
+            sparsity = "conv=0.7,fc=0.92" if has_data else "conv=0.5,fc=0.7"
     prune = PruneConfig(
         sparsity=sparsity, granularity=granularity, fc_granularity=fc_granularity, block=block,
-        schedule=schedule if has_data else "oneshot", lr=lr, thin=thin,
+        schedule=schedule if has_data else "oneshot", lr=lr, thin=thin, scope=scope,
     )
     stages: list[StageConfig] = [prune]
     if has_data and retrain_epochs > 0:

@@ -19,6 +19,13 @@ activations ``C x H x W`` and output ``K x P x Q``:
 
 ``tiles`` (spatial output tiles whose PEs each need the weights) multiplies
 weight and index reads; activations and outputs are read/written once in all.
+
+``activations_window`` is a second, optimistic count kept beside the first
+(not in ``total``): each kept block reads the input window it slides over once
+and reuses every activation for all its weights (a row-stationary line
+buffer), ``C_b * span(P, R_b) * span(Q, S_b)`` reads per kept block of shape
+``(K_b, C_b, R_b, S_b)``, where ``span(P, R) = min((P-1)*stride + R, P*R)``
+counts the distinct input rows the ``R`` taps touch; a single weight reads ``P * Q``.
 """
 
 from __future__ import annotations
@@ -46,24 +53,30 @@ class MemRefs:
     activations: int
     outputs: int
     macs: int  # multiplications actually done (not memory references; for scale)
+    activations_window: int = 0  # the optimistic window-reuse count (not in total)
 
     @property
     def total(self) -> int:
         """Weight + index + activation reads + output writes."""
         return self.weights + self.index + self.activations + self.outputs
 
+    @property
+    def total_window(self) -> int:
+        """The total with ``activations_window`` in place of ``activations``."""
+        return self.weights + self.index + self.activations_window + self.outputs
+
     def __add__(self, other: "MemRefs") -> "MemRefs":
         return MemRefs(*(a + b for a, b in zip(astuple(self), astuple(other))))
 
     def to_json(self) -> dict[str, int]:
-        return {**asdict(self), "total": self.total}
+        return {**asdict(self), "total": self.total, "total_window": self.total_window}
 
 
-def astuple(refs: MemRefs) -> tuple[int, int, int, int, int]:
-    return (refs.weights, refs.index, refs.activations, refs.outputs, refs.macs)
+def astuple(refs: MemRefs) -> tuple[int, ...]:
+    return (refs.weights, refs.index, refs.activations, refs.outputs, refs.macs, refs.activations_window)
 
 
-ZERO = MemRefs(0, 0, 0, 0, 0)
+ZERO = MemRefs(0, 0, 0, 0, 0, 0)
 
 
 def conv_memory_refs(
@@ -75,13 +88,15 @@ def conv_memory_refs(
     weight_vector: int = DEFAULT_WEIGHT_VECTOR,
     group_outputs: int = DEFAULT_GROUP_OUTPUTS,
     tiles: int = 1,
+    stride: tuple[int, int] = (1, 1),
     name: str = "conv",
 ) -> MemRefs:
     """References of a conv layer with keep-mask ``mask`` of shape ``(K, C, R, S)`` (True = kept).
 
     ``block`` is the pruning block (``(1, 1, 1, 1)`` for element granularity);
     every block must be wholly kept or pruned. ``in_hw = (H, W)`` and
-    ``out_hw = (P, Q)`` are the input and output feature-map sizes.
+    ``out_hw = (P, Q)`` are the input and output feature-map sizes, ``stride``
+    the convolution's (used by ``activations_window`` only).
     """
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 4:
@@ -109,7 +124,13 @@ def conv_memory_refs(
         activations=act_reads,
         outputs=int(live.size) * p * q,
         macs=n_kept * p * q,
+        activations_window=n_blocks * blk[1] * _span(p, int(stride[0]), blk[2]) * _span(q, int(stride[1]), blk[3]),
     )
+
+
+def _span(outputs: int, stride: int, extent: int) -> int:
+    """Distinct input rows (or columns) that ``extent`` kernel taps touch over ``outputs`` strided positions."""
+    return min((outputs - 1) * stride + extent, outputs * extent)
 
 
 def _kept_blocks(mask: np.ndarray, block: tuple[int, ...]) -> int:
@@ -125,7 +146,7 @@ def _kept_blocks(mask: np.ndarray, block: tuple[int, ...]) -> int:
 
 
 def conv_geometry(model: Any, example_input: Any) -> dict[str, dict[str, Any]]:
-    """Per Conv2d weight name: ``{"in_hw": (H, W), "out_hw": (P, Q)}`` from one forward pass."""
+    """Per Conv2d weight name: ``{"in_hw": (H, W), "out_hw": (P, Q), "stride": (sh, sw)}`` from one forward pass."""
     import torch
 
     found: dict[str, dict[str, Any]] = {}
@@ -134,7 +155,8 @@ def conv_geometry(model: Any, example_input: Any) -> dict[str, dict[str, Any]]:
         if isinstance(module, torch.nn.Conv2d):
             def hook(mod, inputs, output, _name=f"{module_name}.weight"):
                 found[_name] = {"in_hw": tuple(int(v) for v in inputs[0].shape[-2:]),
-                                "out_hw": tuple(int(v) for v in output.shape[-2:])}
+                                "out_hw": tuple(int(v) for v in output.shape[-2:]),
+                                "stride": tuple(int(v) for v in mod.stride)}
             handles.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()

@@ -188,3 +188,29 @@ def test_recipe_wrong_order_rejected_before_work(runner, digits_lenet300, tmp_pa
     result = runner.invoke(cli, ["compress", str(digits_lenet300), "--recipe", str(recipe), "-o", str(tmp_path / "x.dcz")])
     assert result.exit_code == 4
     assert "encode must be the last stage" in result.stderr and "stage 1/" not in result.stderr
+
+
+def test_global_scope_and_auto_sparsity(runner, digits_lenet300, tmp_path):
+    """--scope global prunes with one threshold; --sparsity auto picks per-layer targets from sensitivity."""
+    out = tmp_path / "g.dcz"
+    result = runner.invoke(cli, ["compress", str(digits_lenet300), "-o", str(out), "--no-cache", "--data", "digits",
+                                 "--scope", "global", "--sparsity", "0.8", "--retrain-epochs", "0",
+                                 "--finetune-epochs", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    state = deepcompress.load_state_dict(out)
+    weights = [state[n] for n in ("layers.0.weight", "layers.1.weight", "classifier.weight")]
+    kept = sum(int((w != 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert abs(kept - 0.2) < 0.01
+    per_layer = [float((w != 0).float().mean()) for w in weights]
+    assert max(per_layer) - min(per_layer) > 0.01  # one threshold, so layers end at different densities
+
+    auto = tmp_path / "a.dcz"
+    result = runner.invoke(cli, ["compress", str(digits_lenet300), "-o", str(auto), "--no-cache", "--data", "digits",
+                                 "--sparsity", "auto", "--max-accuracy-drop", "1.0", "--retrain-epochs", "0",
+                                 "--finetune-epochs", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    picked = dict(item.split("=") for item in result.stderr.split("auto sparsity: ")[1].splitlines()[0].split(", "))
+    assert set(picked) == {"layers.0.weight", "layers.1.weight", "classifier.weight"}
+    state = deepcompress.load_state_dict(auto)
+    for name, value in picked.items():  # each layer is pruned to the sparsity sensitivity picked for it
+        assert float((state[name] == 0).float().mean()) == pytest.approx(float(value), abs=0.01)

@@ -53,17 +53,22 @@ def _time_per_read(data: bytes) -> float:
 
 
 def test_every_truncation_is_refused(real):
-    for n in _offsets(len(real), _time_per_read(real), MAX_SECONDS / 4, "trunc"):
+    offsets = _offsets(len(real), _time_per_read(real), MAX_SECONDS / 4, "trunc")
+    print(f"truncations: {len(offsets)} of {len(real)} offsets")  # shown with pytest -s
+    for n in offsets:
         exc = _refused(real[:n], f"truncated to {n} bytes")
         assert not isinstance(exc, ChecksumError) or n < 40, f"{n}: {exc}"  # a clear length error
 
 
+@pytest.mark.slow
 def test_every_single_bit_flip_is_refused(real):
     """8 flips per byte of the whole file; every one is refused with a one-line ContainerError."""
     per_byte = 8 * _time_per_read(real)
     buf = bytearray(real)
     classes = set()
-    for i in _offsets(len(real), per_byte, MAX_SECONDS * 3 / 4, "flip"):
+    offsets = _offsets(len(real), per_byte, MAX_SECONDS * 3 / 4, "flip")
+    print(f"bit flips: {8 * len(offsets)} of {8 * len(real)}")  # shown with pytest -s
+    for i in offsets:
         for bit in range(8):
             buf[i] ^= 1 << bit
             classes.add(type(_refused(bytes(buf), f"bit {bit} of byte {i}")).__name__)

@@ -19,6 +19,7 @@ def bench():
     return load_script(KILL_SCRIPT, "bench_kill_resume")
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_uninterrupted_bytes(bench, digits_lenet300, tmp_path):
     """Three SIGKILLs spread over the stages: never a partial output; --resume writes the reference bytes."""
     ref_out = tmp_path / "reference.dcz"

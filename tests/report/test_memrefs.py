@@ -16,7 +16,8 @@ def test_two_filters_one_channel_all_kept():
     mask = np.ones((2, 1, 1, 2), dtype=bool)
     refs = conv_memory_refs(mask, ELEMENT, (3, 3), (3, 2))
     # weights 4, index 4 (one per weight), activations ceil(4/4) * 9, outputs 2 * 3 * 2, MACs 4 * 6
-    assert refs == MemRefs(weights=4, index=4, activations=9, outputs=12, macs=24)
+    # window reuse: each of the 4 single weights reads its 3x2 output window of inputs
+    assert refs == MemRefs(weights=4, index=4, activations=9, outputs=12, macs=24, activations_window=4 * 3 * 2)
     assert refs.total == 4 + 4 + 9 + 12
 
 
@@ -42,14 +43,15 @@ def test_pruned_filter_skips_its_outputs():
     mask = np.ones((2, 1, 1, 2), dtype=bool)
     mask[1] = False
     refs = conv_memory_refs(mask, (1, 1, 1, 2), (3, 3), (3, 2))
-    assert refs == MemRefs(weights=2, index=1, activations=9, outputs=6, macs=12)
+    # window: the one kept 1x2 vector slides over 3 rows x (2 - 1 + 2) columns
+    assert refs == MemRefs(weights=2, index=1, activations=9, outputs=6, macs=12, activations_window=3 * 3)
 
 
 def test_input_channel_without_kept_weights_is_not_read():
     """K=1, C=2, 1x1 kernels, channel 1 pruned: only channel 0's 4x5 plane is read."""
     mask = np.array([True, False]).reshape(1, 2, 1, 1)
     refs = conv_memory_refs(mask, ELEMENT, (4, 5), (4, 5))
-    assert refs == MemRefs(weights=1, index=1, activations=20, outputs=20, macs=20)
+    assert refs == MemRefs(weights=1, index=1, activations=20, outputs=20, macs=20, activations_window=20)
 
 
 def test_fragmented_vectors_cost_more_than_packed_ones():
@@ -71,11 +73,22 @@ def test_tiles_multiply_weight_and_index_reads():
     assert (refs.weights, refs.index, refs.activations) == (12, 12, 9)
 
 
+def test_window_reuse_of_kernels_and_filters_with_stride():
+    """A kept 3x3 kernel over a 2x2 output at stride 2 reads (2-1)*2+3 = 5 rows x 5 columns once;
+    a kept 2-channel filter reads that for both channels."""
+    kernel = np.ones((1, 1, 3, 3), dtype=bool)
+    assert conv_memory_refs(kernel, (1, 1, 3, 3), (5, 5), (2, 2), stride=(2, 2)).activations_window == 25
+    assert conv_memory_refs(kernel, ELEMENT, (5, 5), (2, 2), stride=(2, 2)).activations_window == 9 * 4
+    filt = np.ones((1, 2, 3, 3), dtype=bool)
+    assert conv_memory_refs(filt, (1, 2, 3, 3), (5, 5), (2, 2), stride=(2, 2)).activations_window == 2 * 25
+
+
 def test_sum_and_json():
-    a = MemRefs(1, 2, 3, 4, 5)
+    a = MemRefs(1, 2, 3, 4, 5, 6)
     total = a + a
-    assert total == MemRefs(2, 4, 6, 8, 10)
+    assert total == MemRefs(2, 4, 6, 8, 10, 12)
     assert total.to_json()["total"] == 2 + 4 + 6 + 8
+    assert total.to_json()["total_window"] == 2 + 4 + 12 + 8
 
 
 @pytest.mark.parametrize(

@@ -131,3 +131,30 @@ def test_report_paths_accept_folder_prefix_or_dcz(tmp_path):
     assert report_paths(tmp_path, "x/m.dcz")[0] == tmp_path / "m.report.md"
     assert report_paths(tmp_path / "m.dcz", "m.dcz")[1] == tmp_path / "m.report.json"
     assert report_paths(tmp_path / "run1", "m.dcz")[2] == tmp_path / "run1.report"
+
+
+def test_report_command_on_an_existing_file(report, tmp_path):
+    """`deepcompress report` rebuilds the sizes and stage table from the file alone."""
+    out, _, _, _ = report
+    from click.testing import CliRunner
+
+    from deepcompress.cli.report_cmd import report_cmd
+
+    result = CliRunner().invoke(report_cmd, [str(out), "-o", str(tmp_path / "again"), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "again.report.json").read_text())
+    first = json.loads(out.with_name("model.report.json").read_text())
+    assert data["sizes"] == first["sizes"] and data["layers"] == first["layers"]
+    assert [s["top1"] for s in data["stages"]] == [s["top1"] for s in first["stages"]]
+    assert data["plots"] == [] and data["stages_ran"] is None
+
+
+def test_importing_the_report_package_is_light():
+    """`deepcompress.report` (and the sweep and memory model) import neither torch nor matplotlib."""
+    import subprocess
+    import sys
+
+    code = ("import sys, deepcompress.report, deepcompress.report.sweep, deepcompress.report.memrefs; "
+            "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]

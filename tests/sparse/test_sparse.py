@@ -163,3 +163,12 @@ def test_matches_dense_linear(out_f, in_f, batch, density, seed):
     sp = SparseLinear(w, b)
     assert sp.nnz == int(torch.count_nonzero(w))
     torch.testing.assert_close(sp(x), nn.functional.linear(x, w, b), rtol=0, atol=1e-5)
+
+
+def test_csr_input_gets_int32_indices():
+    """A CSR weight with torch's default int64 indices is converted to int32 (the fast kernel)."""
+    w = torch.tensor([[0.0, 1.5, 0.0], [2.0, 0.0, -1.0]])
+    layer = SparseLinear(w.to_sparse_csr(), torch.tensor([0.5, -0.5]))
+    assert _csr_is_int32(layer) and layer.nnz == 3
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    torch.testing.assert_close(layer(x), torch.tensor([[3.5, -1.5]]))
