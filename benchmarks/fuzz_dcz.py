@@ -461,8 +461,14 @@ def _bomb_frame(rng: random.Random) -> bytes:
 def mutate_streams(rng: random.Random, parts: Parts) -> bytes:
     """Damage bytes inside one section and recompute its CRC, so the codecs' decoders see the damage."""
     header = parts.header
-    secs = [(r, name, s) for r in header.get("tensors", []) for name, s in r.get("sections", {}).items()
-            if s.get("length", 0) > 0]
+
+    def in_data(s: Any) -> bool:  # (the atheris engine also hands this already-mutated headers)
+        off, length = s.get("offset"), s.get("length")
+        return type(off) is int and type(length) is int and 0 <= off and 0 < length <= len(parts.data) - off
+
+    secs = [(r, name, s) for r in header.get("tensors", []) if isinstance(r, dict)
+            and isinstance(r.get("sections"), dict) for name, s in r["sections"].items()
+            if isinstance(s, dict) and in_data(s)]
     if not secs:
         return mutate_header(rng, parts)
     _, _, sec = rng.choice(secs)
@@ -778,11 +784,8 @@ def atheris_main(args: argparse.Namespace) -> None:
     warm_up(corpus)
     import tempfile
 
-    import atexit
-    import shutil
-
-    seed_dir = tempfile.mkdtemp(prefix="dcz-seeds-")  # libFuzzer also adds its new corpus entries here
-    atexit.register(shutil.rmtree, seed_dir, True)
+    seed_dir = tempfile.mkdtemp(prefix="dcz-seeds-")  # libFuzzer adds its new corpus entries here
+    print(f"corpus folder: {seed_dir} (libFuzzer exits without cleaning up; remove it when done)", flush=True)
     for name, data in corpus.seeds:
         with open(os.path.join(seed_dir, name + ".dcz"), "wb") as fh:
             fh.write(data)

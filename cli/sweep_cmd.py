@@ -29,10 +29,12 @@ from .options import data_option, model_input_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for sweep.csv, sweep.json, sweep.md, the PNGs, the .dcz files and the stage cache.")
+@click.option("--work-dir", type=click.Path(file_okay=False),
+              help="Stage cache folder [default: DIR/work]; share it to re-summarize a sweep elsewhere.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @model_input_options
 def sweep_cmd(model_path, data_spec, granularities, sparsities, fc_sparsity, retrain_epochs, finetune_epochs, bits,
-              lr, tolerance, seed, out_dir, as_json, arch, arch_kwargs, trust_pickle, trust_arch):
+              lr, tolerance, seed, out_dir, work_dir, as_json, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune MODEL's conv layers at each granularity and sparsity; compare accuracy, size and memory traffic.
 
     Every point runs prune -> retrain -> quantize [-> fine-tune] -> encode with
@@ -54,7 +56,7 @@ def sweep_cmd(model_path, data_spec, granularities, sparsities, fc_sparsity, ret
     result = run_sweep(
         model, info.arch, data_spec=data_spec, out_dir=out, input_key=file_key(model_path, info.arch),
         granularities=grans, sparsities=levels, fc_sparsity=fc_sparsity, retrain_epochs=retrain_epochs,
-        finetune_epochs=finetune_epochs, bits=bits, lr=lr, seed=seed, tolerance_pp=tolerance,
+        finetune_epochs=finetune_epochs, bits=bits, lr=lr, seed=seed, tolerance_pp=tolerance, work_dir=work_dir,
         log=lambda line: click.echo(line, err=True),
     )
     paths = write_sweep(result, out)

@@ -185,9 +185,10 @@ def run_sweep(
     tolerance_pp: float = 0.1,
     weight_vector: int = DEFAULT_WEIGHT_VECTOR,
     group_outputs: int = DEFAULT_GROUP_OUTPUTS,
+    work_dir: str | Path | None = None,
     log: Callable[[str], None] = _stderr,
 ) -> SweepResult:
-    """Run the sweep; ``.dcz`` files go to ``out_dir/dcz``, the stage cache to ``out_dir/work``."""
+    """Run the sweep; ``.dcz`` files go to ``out_dir/dcz``, the stage cache to ``work_dir`` (``out_dir/work``)."""
     from ..compression import compress_model, dense_bytes_of
     from ..container import read_dcz
     from ..layers import compressible_layers
@@ -204,8 +205,8 @@ def run_sweep(
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out}: {exc.strerror}") from None
     t0 = time.perf_counter()
-    ctx = _SweepContext(data_spec=data_spec, seed=seed, work_dir=out / "work", progress=False,
-                        log=lambda line: None)
+    ctx = _SweepContext(data_spec=data_spec, seed=seed, work_dir=Path(work_dir) if work_dir else out / "work",
+                        progress=False, log=lambda line: None)  # the sweep logs one line per point instead
     original = copy.deepcopy(model)
     geometry = conv_geometry(original, ctx.example_input(original, arch))
     baseline = ctx.evaluate(original)
