@@ -40,7 +40,8 @@ COMPRESS_ARGS = ["--data", "digits", "--retrain-epochs", "3", "--finetune-epochs
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def deepcompress(*args: str, cwd: Path | None = None) -> list[str]:
+def deepcompress(*args: object) -> list[str]:
+    """The command line of ``deepcompress ARGS`` run by this interpreter."""
     return [sys.executable, "-m", "deepcompress.cli", *[str(a) for a in args]]
 
 

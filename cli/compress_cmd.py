@@ -62,13 +62,14 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
             fc_granularity=fc_granularity, block=block, bits=bits, retrain_epochs=retrain_epochs,
             finetune_epochs=finetune_epochs, schedule=schedule, index_bits=index_bits, lr=lr, thin=thin, scope=scope,
         )
+    from deepcompress.atomic import check_output_path
+    from deepcompress.pipeline.runner import check_pipeline
+
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if out.resolve() == Path(model_path).resolve():
         raise click.BadParameter("the output would overwrite the input model", param_hint="-o")
-    if not out.parent.is_dir():
-        from deepcompress.errors import OutputError
-
-        raise OutputError(f"output folder {out.parent} does not exist")
+    check_output_path(out)
+    check_pipeline(plan.stages, model, RunContext(data_spec=data_spec))
     if data_spec is None:
         click.echo("no --data given: compressing data-free (no retraining, no accuracy figures)", err=True)
     ctx = RunContext(

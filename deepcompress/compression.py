@@ -84,7 +84,12 @@ def compress_model(
     and only rank 0 writes the file.
     """
     from . import distributed as dist
-    from .container import read_dcz, write_dcz
+    from .atomic import check_output_path, write_bytes_atomic
+    from .container import dumps_dcz, read_dcz
+    from .pipeline.runner import check_pipeline
+
+    check_output_path(output)
+    check_pipeline(recipe.stages, model, ctx)
 
     here = dist.setup_from_env(ctx, device=next((p.device for p in model.parameters()), None))
     dense = dense_bytes_of(model)
@@ -96,11 +101,11 @@ def compress_model(
         metrics.update(top1=final[-1]["top1"], error_pct=final[-1]["error_pct"], data=ctx.data_spec)
     written = None
     if here.is_main:
-        written = write_dcz(
-            output, state.encoded, arch=arch, recipe=recipe_json, metrics=metrics,
-            extra={"tool": f"deepcompress {__version__}"},
-        )
-        _verify_exact(read_dcz(output), state.model)
+        blob = dumps_dcz(state.encoded, arch=arch, recipe=recipe_json, metrics=metrics,
+                         extra={"tool": f"deepcompress {__version__}"})
+        _verify_exact(read_dcz(blob), state.model)  # before anything reaches the output path
+        write_bytes_atomic(output, blob)
+        written = len(blob)
     if here.world_size > 1:
         written = dist.broadcast_object(written)
         dist.shutdown()

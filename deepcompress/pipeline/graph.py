@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import PipelineError
+from ..errors import ConfigError, PipelineError
 from .stages import StageConfig
 
 
@@ -27,12 +27,20 @@ def validate(stages: Sequence[StageConfig], *, has_data: bool) -> None:
                 f"(add a {_provider(need)} stage before it)"
             )
         if stage.needs_data() and not has_data:
+            if getattr(stage, "sparsity", None) == "auto":
+                raise ConfigError(f"stage {i} '{stage.TYPE}': --sparsity auto needs --data to measure each layer's sensitivity")
             raise PipelineError(f"stage {i} '{stage.TYPE}' needs training data; pass --data SPEC")
         lost = stage.INVALIDATES & set(produced_by)
         if "encoded" in lost:
             raise PipelineError(
                 f"stage {i} '{stage.TYPE}' comes after 'encode' (stage {produced_by['encoded']}); "
                 "encode must be the last stage"
+            )
+        later = set().union(*(s.PROVIDES for s in stages[i:])) if i < len(stages) else set()
+        if "codebooks" in lost and "codebooks" not in later:
+            raise PipelineError(
+                f"stage {i} '{stage.TYPE}' moves the weights off the shared values of 'quantize' "
+                f"(stage {produced_by['codebooks']}); add a quantize stage after it"
             )
         available -= stage.INVALIDATES
         for key in lost:

@@ -45,9 +45,7 @@ def run_pipeline(
     use_cache: bool = True,
 ) -> PipelineState:
     """Validate ``stages`` and run them on ``model``; returns the final state."""
-    validate(stages, has_data=ctx.has_data)
-    for stage in stages:
-        stage.preflight(model)
+    check_pipeline(stages, model, ctx)
     keys = chain_keys(f"{input_key}|{ctx.data_spec}|{ctx.seed}", stages)
     state = PipelineState(model=model, arch=arch)
     start = 0
@@ -60,7 +58,12 @@ def run_pipeline(
         for i in range(len(stages) - 1, -1, -1):
             cached = ctx.work_dir / keys[i][:20] / "state.pt"
             if stages[i].TYPE != "encode" and cached.is_file():
-                state = PipelineState.load(cached, model, arch)
+                try:
+                    state = PipelineState.load(cached, model, arch)
+                except Exception as exc:  # a damaged cache entry is a miss, never a crash
+                    ctx.log(f"ignoring unreadable cache entry {cached}: {type(exc).__name__}")
+                    state = PipelineState(model=model, arch=arch, history=list(state.history))
+                    continue
                 start = i + 1
                 ctx.log(f"reusing cached result of stages 1-{i + 1} ({', '.join(s.TYPE for s in stages[: i + 1])})")
                 break
@@ -73,6 +76,8 @@ def run_pipeline(
         ctx.log(f"stage {i + 1}/{len(stages)}: {stage.TYPE}")
         t0 = time.perf_counter()
         state = run_stage(stage, state, ctx)
+        if "codebooks" in stage.INVALIDATES:
+            state.codebooks = {}  # weights moved off the shared values
         # wall time goes to the context, not the state: the file must not depend on it
         ctx.timings.append({"stage": stage.TYPE, "seconds": round(time.perf_counter() - t0, 3)})
         record: dict[str, Any] = {"stage": stage.TYPE}
@@ -94,6 +99,13 @@ def run_pipeline(
             if epoch_file.exists():
                 epoch_file.unlink()
     return state
+
+
+def check_pipeline(stages: Sequence[StageConfig], model: Any, ctx: RunContext) -> None:
+    """Everything that can be checked before work starts: order, inputs, data, layer names, blocks."""
+    validate(stages, has_data=ctx.has_data)
+    for stage in stages:
+        stage.preflight(model)
 
 
 def _load_cached_distributed(stages, keys, ctx, state, model, arch):

@@ -108,7 +108,7 @@ class PruneConfig(StageConfig):
         _check_positive(self.lr, "prune lr")
 
     def needs_data(self) -> bool:
-        return self.schedule != "oneshot" and self.epochs_per_step > 0
+        return self.sparsity == "auto" or (self.schedule != "oneshot" and self.epochs_per_step > 0)
 
     def preflight(self, model: Any) -> None:
         from ..pruning.masks import blocked_layers

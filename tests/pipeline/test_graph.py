@@ -32,8 +32,12 @@ def test_finetune_needs_codebooks():
 
 def test_retrain_after_quantize_invalidates_codebooks():
     """Retraining moves weights off the shared values, so fine-tuning after it has no codebooks."""
-    with pytest.raises(PipelineError, match="needs codebooks"):
+    with pytest.raises(PipelineError, match="stage 2 'retrain' moves the weights off the shared values"):
         validate([QuantizeConfig(), RetrainConfig(), FinetuneConfig(), EncodeConfig()], has_data=True)
+    with pytest.raises(PipelineError, match="stage 2 'prune' moves the weights off"):
+        validate([QuantizeConfig(), PruneConfig(), EncodeConfig()], has_data=False)
+    # quantizing again after the retrain makes the graph valid
+    validate([QuantizeConfig(), RetrainConfig(), QuantizeConfig(), FinetuneConfig(), EncodeConfig()], has_data=True)
 
 
 def test_must_end_with_encode_and_need_data():

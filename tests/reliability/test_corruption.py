@@ -20,7 +20,7 @@ from deepcompress.errors import ChecksumError, ContainerError
 from reliability_helpers import invoke
 
 # exhaustive while it fits this budget (split 1:3 between truncations and flips), else a seeded sample
-MAX_SECONDS = float(os.environ.get("DCZ_CORRUPTION_SECONDS", "40"))
+MAX_SECONDS = float(os.environ.get("DCZ_CORRUPTION_SECONDS", "30"))
 
 
 @pytest.fixture(scope="module")
