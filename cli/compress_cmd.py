@@ -42,10 +42,12 @@ GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
 @click.option("--no-cache", is_flag=True, help="Do not read or write the stage cache.")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last stage and epoch checkpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write OUTPUT.report.md/.json and OUTPUT.report/*.png beside the output.")
 @model_input_options
 def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, scope, max_accuracy_drop,
                  bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, thin, seed, recipe, work_dir, no_cache,
-                 resume, as_json, arch, arch_kwargs, trust_pickle, trust_arch):
+                 resume, as_json, report, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.compression import compress_model, file_key
     from deepcompress.pipeline.context import RunContext
@@ -77,8 +79,17 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
         work_dir=None if no_cache else Path(work_dir) if work_dir else out.with_name(out.name + ".work"),
     )
     ctx.max_accuracy_drop = max_accuracy_drop / 100.0
+    collector = None
+    if report:
+        from deepcompress.report import attach_report
+
+        collector = attach_report(ctx)
     result = compress_model(model, info.arch, plan, out, ctx, input_key=file_key(model_path, info.arch),
                             use_cache=not no_cache)
+    if collector is not None:
+        from deepcompress.report import finish_report
+
+        click.echo(f"report: {finish_report(collector, out, result)[0]}", err=True)
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
         return

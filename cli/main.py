@@ -57,6 +57,8 @@ def _register_optional() -> None:
         ("deepcompress.cli.demo_cmd", "demo_cmd"),
         ("deepcompress.cli.simulate_cmd", "simulate_cmd"),
         ("deepcompress.cli.sensitivity_cmd", "sensitivity_cmd"),
+        ("deepcompress.cli.sweep_cmd", "sweep_cmd"),
+        ("deepcompress.cli.report_cmd", "report_cmd"),
     ):
         try:
             mod = importlib.import_module(module)
