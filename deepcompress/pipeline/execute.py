@@ -333,7 +333,15 @@ def run_encode(cfg: EncodeConfig, state: PipelineState, ctx: RunContext) -> Pipe
     layer_names = {ref.tensor_name for ref in compressible_layers(model)}
     masks = state.masks
     encoded = []
-    for name, tensor in model.state_dict().items():
+    items = list(model.state_dict().items())
+    progress = ctx.progress and len(items) > 1
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="encode", unit="tensor", leave=False, file=sys.stderr, disable=None)
+    for name, tensor in items:
         array = tensor.detach().cpu().numpy()
         if name in state.codebooks:
             cb = state.codebooks[name]

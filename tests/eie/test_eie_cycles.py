@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import deque
 
 import numpy as np
@@ -150,15 +149,11 @@ def test_zero_activations_cost_nothing() -> None:
     assert (r.cycles, r.n_broadcasts, r.load_balance_efficiency) == (0, 0, 1.0)
 
 
-def test_alexnet_fc6_simulates_under_a_second() -> None:
-    """Alex-6 (9216 -> 4096, 9% weights, 35% activations, 64 PEs, FIFO 8) in under 1 s."""
+def test_alexnet_fc6_simulates() -> None:
+    """Alex-6 (9216 -> 4096, 9% weights, 35% activations, 64 PEs, FIFO 8) runs; its speed is in bench_eie.py."""
     layout = random_layout(4096, 9216, 0.09, seed=0, n_pes=64)
     a = random_activations(9216, 0.351, seed=1)
-    simulate_cycles(layout, a)  # compile / load the numba cache
-    t0 = time.perf_counter()
     r = simulate_cycles(layout, a)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 1.0
     assert r.n_broadcasts == round(0.351 * 9216)
     assert 0.9 < r.load_balance_efficiency <= 1.0
 

