@@ -254,13 +254,9 @@ def _auto_sparsity(cfg: PruneConfig, state: PipelineState, ctx: RunContext, gran
         raise ConfigError("--sparsity auto is not available in this build") from None
     baseline = ctx.evaluate(state.model)["top1"]
     table = sensitivity(state.model, lambda m: ctx.evaluate(m)["top1"], granularity, fc_granularity=fc_granularity)
-    chosen = pick_sparsities(table, max_accuracy_drop=state_max_drop(ctx), baseline_accuracy=baseline)
+    chosen = pick_sparsities(table, max_accuracy_drop=float(ctx.max_accuracy_drop), baseline_accuracy=baseline)
     ctx.log("auto sparsity: " + ", ".join(f"{n}={s:.2f}" for n, s in chosen.items()))
     return LayerSpec(default=None, by_kind={}, by_name=dict(chosen))
-
-
-def state_max_drop(ctx: RunContext) -> float:
-    return float(ctx.max_accuracy_drop)
 
 
 def _log_sparsity(ctx: RunContext, masks: Any) -> None:

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,3 @@ def default_recipe(
         stages.append(FinetuneConfig(epochs=finetune_epochs))
     stages.append(EncodeConfig(index_bits=index_bits))
     return Recipe(tuple(stages), name="default")
-
-
-def stage_types(stages: Sequence[StageConfig]) -> list[str]:
-    return [s.TYPE for s in stages]

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import distributed as dist
+from ..training import seed_everything
 from .context import RunContext
 from .execute import run_stage
 from .graph import validate
@@ -70,8 +71,6 @@ def run_pipeline(
     for i in range(start, len(stages)):
         stage = stages[i]
         ctx.stage_index, ctx.stage_key = i, keys[i]
-        from ..training import seed_everything
-
         seed_everything(ctx.stage_seed())
         ctx.log(f"stage {i + 1}/{len(stages)}: {stage.TYPE}")
         t0 = time.perf_counter()
