@@ -1,4 +1,4 @@
-"""numba kernels for the block-parallel Huffman codec and the histogram.
+"""numba kernels for the block-parallel Huffman codec, the histogram and the gap scatter.
 
 Imported lazily (only from inside functions of :mod:`huffman`), because it
 imports numba. Every kernel works on a range of independent blocks of
@@ -271,42 +271,59 @@ def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, n, 
         _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out, status, g)
 
 
-# Gap expansion fused with the codebook lookup (element-wise quantized tensors).
+# Gap expansion fused with the codebook lookup (element-wise quantized tensors), in two passes
+# over chunks of the gap stream (relindex.scatter_gaps checks everything between them).
 GAP_OK = 0
 GAP_BAD_SYMBOL = 1  # a symbol above the filler value
-GAP_PAST_END = 2  # a kept position at or past the end of the tensor
-GAP_COUNT = 3  # more or fewer kept symbols than index symbols
-GAP_TRAILING_FILLER = 4  # the stream ends with a filler
 
 
 @njit(cache=True, nogil=True)
-def scatter_gaps(gap, escape, idx, cb, out):
-    """Walk the gap symbols; write ``cb[idx[j]]`` at the j-th kept position of ``out`` (zeroed).
+def gap_chunk_sums(gap, escape, chunk, advance, kept, status, c0, c1):
+    """Pass 1 over chunks ``c0 .. c1`` of ``chunk`` gap symbols: blocks advanced and kept per chunk.
 
-    Returns a GAP_* status. ``idx`` values must be < ``cb.size`` (checked by the caller).
+    ``advance[c]`` is how far chunk ``c`` moves the cursor (``s + 1`` per kept
+    symbol, ``escape`` per filler), ``kept[c]`` its number of kept symbols;
+    ``status[c]`` is GAP_BAD_SYMBOL if the chunk holds a symbol above the filler.
     """
-    n_out = out.size
-    n_idx = idx.size
     e = np.int64(escape)
-    cursor = np.int64(0)
-    j = 0
-    for i in range(gap.size):
-        s = np.int64(gap[i])
-        if s == e:
-            cursor += e
-            continue
-        if s > e:
-            return GAP_BAD_SYMBOL
-        pos = cursor + s
-        if pos >= n_out:
-            return GAP_PAST_END
-        if j >= n_idx:
-            return GAP_COUNT
-        out[pos] = cb[idx[j]]
-        j += 1
-        cursor = pos + 1
-    if j != n_idx:
-        return GAP_COUNT
-    if gap.size and np.int64(gap[gap.size - 1]) == e:
-        return GAP_TRAILING_FILLER
-    return GAP_OK
+    for c in range(c0, c1):
+        lo = c * chunk
+        hi = min(lo + chunk, gap.size)
+        adv = np.int64(0)
+        k = np.int64(0)
+        bad = False
+        for i in range(lo, hi):
+            s = np.int64(gap[i])
+            if s < e:
+                adv += s + 1
+                k += 1
+            else:
+                adv += e
+                bad |= s > e
+        advance[c] = adv
+        kept[c] = k
+        status[c] = GAP_BAD_SYMBOL if bad else GAP_OK
+
+
+@njit(cache=True, nogil=True)
+def scatter_gap_chunks(gap, escape, chunk, cursor0, j0, idx, cb, out, c0, c1):
+    """Pass 2 over chunks ``c0 .. c1``: write ``cb[idx[j]]`` at each kept position of ``out`` (zeroed).
+
+    Chunk ``c`` starts at cursor ``cursor0[c]`` and index ``j0[c]`` (prefix sums of
+    pass 1, already checked to stay inside ``out`` and ``idx``).
+    """
+    e = np.int64(escape)
+    zero = np.float32(0.0)
+    for c in range(c0, c1):
+        cursor = cursor0[c]
+        j = j0[c]
+        for i in range(c * chunk, min((c + 1) * chunk, gap.size)):
+            # branch-free: a filler writes +0.0 at the last block it skips (a pruned one), and
+            # the stream never ends with a filler, so idx[j] exists either way
+            s = np.int64(gap[i])
+            keep = s != e
+            pos = cursor + s - (not keep)
+            v = cb[idx[j]]
+            out[pos] = v if keep else zero
+            j += keep
+            cursor = pos + 1

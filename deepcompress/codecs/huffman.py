@@ -34,6 +34,7 @@ import heapq
 import numpy as np
 
 from ..errors import CodecError
+from . import parallel
 
 MAX_CODE_LENGTH = 14
 BLOCK_SYMBOLS = 1 << 16
@@ -43,32 +44,6 @@ MULTI_BITS = 12
 # streams with at least this many symbols are split over a small thread pool
 PARALLEL_SYMBOLS = 1 << 19
 _PAD = 16
-_POOL = None  # (ThreadPoolExecutor, its worker count), created on first use
-
-
-def _threads() -> int:
-    import numba
-
-    return numba.get_num_threads()
-
-
-def _run(kernel, n_units: int, n_symbols: int, *args) -> None:
-    """Run ``kernel(*args, u0, u1)`` over ``0 .. n_units``, in a few ranges on threads if long."""
-    global _POOL
-    threads = min(_threads(), n_units) if n_symbols >= PARALLEL_SYMBOLS else 1
-    if threads <= 1:
-        kernel(*args, 0, n_units)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    if _POOL is None or _POOL[1] < threads - 1:
-        _POOL = (ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="deepcompress-codec"), threads - 1)
-    pool = _POOL[0]
-    cuts = [n_units * t // threads for t in range(threads + 1)]
-    futures = [pool.submit(kernel, *args, cuts[t], cuts[t + 1]) for t in range(1, threads)]
-    kernel(*args, cuts[0], cuts[1])  # the calling thread takes the first range
-    for f in futures:
-        f.result()
 
 
 def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> np.ndarray:
@@ -78,7 +53,7 @@ def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> np.
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     nb = (sym.size + block_symbols - 1) // block_symbols
     hist = np.zeros((nb, 256), dtype=np.int64)
-    _run(_kernels.block_histograms, nb, sym.size, sym, block_symbols, hist)
+    parallel.run_ranges(_kernels.block_histograms, nb, sym.size >= PARALLEL_SYMBOLS, sym, block_symbols, hist)
     return hist
 
 
@@ -282,7 +257,8 @@ def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_
         out[:head] = nbytes[:-1].astype("<u4").view(np.uint8)
     table = np.zeros(256, dtype=np.uint32)
     table[: lengths.size] = (_reverse_bits(canonical_codes(lengths), lengths) << 4) | lengths
-    _run(_kernels.encode_blocks, nb, sym.size, sym, table, block_symbols, starts, out, int(lengths.max()))
+    parallel.run_ranges(_kernels.encode_blocks, nb, sym.size >= PARALLEL_SYMBOLS, sym, table, block_symbols,
+                        starts, out, int(lengths.max()))
     return out.tobytes()
 
 
@@ -361,8 +337,8 @@ def decode(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, block_
     padded[: raw.size] = raw
     out = np.empty(n_symbols, dtype=np.uint8)
     status = np.zeros(nb, dtype=np.int8)
-    _run(_kernels.decode_blocks, (nb + 3) // 4, n_symbols, padded, starts, multi, multi_bits, single,
-         single_bits, n_symbols, block_symbols, out, status)
+    parallel.run_ranges(_kernels.decode_blocks, (nb + 3) // 4, n_symbols >= PARALLEL_SYMBOLS, padded, starts,
+                        multi, multi_bits, single, single_bits, n_symbols, block_symbols, out, status)
     bad = np.flatnonzero(status)
     if bad.size:
         k = int(bad[0])

@@ -27,6 +27,9 @@ from ..errors import CodecError
 
 MIN_INDEX_BITS = 1
 MAX_INDEX_BITS = 8
+# scatter_gaps works in chunks of this many gap symbols, on threads when a stream has PARALLEL_SYMBOLS
+GAP_CHUNK = 1 << 16
+PARALLEL_SYMBOLS = 1 << 19
 
 
 def escape(index_bits: int) -> int:
@@ -114,24 +117,42 @@ def decode_gaps(symbols: np.ndarray, index_bits: int, n_blocks: int, n_kept: int
 
 def scatter_gaps(symbols: np.ndarray, index_bits: int, n_kept: int, idx: np.ndarray, codebook: np.ndarray,
                  out: np.ndarray, *, what: str) -> None:
-    """Element-wise decoding in one pass: ``out[k-th kept position] = codebook[idx[k]]``.
+    """Element-wise decoding without a position array: ``out[k-th kept position] = codebook[idx[k]]``.
 
     ``out`` is the flat, zeroed output (one block per weight); ``idx`` holds
     ``n_kept`` codebook indices, each < ``codebook.size``. Same checks as
-    :func:`decode_gaps`; CodecError if the stream is inconsistent.
+    :func:`decode_gaps`; CodecError if the stream is inconsistent, and then
+    ``out`` is left untouched.
+
+    Two passes over chunks of :data:`GAP_CHUNK` symbols, each on the codecs'
+    threads for long streams: the first sums every chunk's cursor advance and
+    kept count (and validates the whole stream); their prefix sums give each
+    chunk its start, so the second pass scatters the chunks independently.
     """
     from . import _kernels as k
+    from . import parallel
 
     sym = np.ascontiguousarray(symbols, dtype=np.uint8)
-    status = k.scatter_gaps(sym, escape(index_bits), np.ascontiguousarray(idx, dtype=np.uint8),
-                            np.ascontiguousarray(codebook, dtype=np.float32), out)
-    if status == k.GAP_OK:
-        return
-    if status == k.GAP_BAD_SYMBOL:
+    idx = np.ascontiguousarray(idx, dtype=np.uint8)
+    e = escape(index_bits)
+    n_chunks = -(-sym.size // GAP_CHUNK)
+    advance = np.zeros(n_chunks, dtype=np.int64)
+    kept = np.zeros(n_chunks, dtype=np.int64)
+    status = np.zeros(n_chunks, dtype=np.int8)
+    big = sym.size >= PARALLEL_SYMBOLS
+    parallel.run_ranges(k.gap_chunk_sums, n_chunks, big, sym, e, GAP_CHUNK, advance, kept, status)
+    if status.any():
         raise CodecError(f"{what}: gap symbol {int(sym.max())} exceeds the {index_bits}-bit field")
-    if status == k.GAP_PAST_END:
-        raise CodecError(f"{what}: gaps reach past the grid of {out.size} blocks")
-    if status == k.GAP_COUNT:
-        found = int(np.count_nonzero(sym < escape(index_bits)))
+    found = int(kept.sum())
+    if found != n_kept or idx.size != n_kept:
         raise CodecError(f"{what}: {found} kept blocks in the gap stream, expected {n_kept}")
-    raise CodecError(f"{what}: the gap stream ends with a filler")
+    if sym.size and sym[-1] == e:
+        raise CodecError(f"{what}: the gap stream ends with a filler")
+    if int(advance.sum()) > out.size:  # the cursor after the last kept block (the last symbol is one)
+        raise CodecError(f"{what}: gaps reach past the grid of {out.size} blocks")
+    cursor0 = np.zeros(n_chunks, dtype=np.int64)
+    j0 = np.zeros(n_chunks, dtype=np.int64)
+    np.cumsum(advance[:-1], out=cursor0[1:])
+    np.cumsum(kept[:-1], out=j0[1:])
+    parallel.run_ranges(k.scatter_gap_chunks, n_chunks, big, sym, e, GAP_CHUNK, cursor0, j0, idx,
+                        np.ascontiguousarray(codebook, dtype=np.float32), out)

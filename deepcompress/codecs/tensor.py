@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import CodecError
 from ..granularity import Granularity
-from . import relindex
+from . import buffers, relindex
 from . import streams as codec
 from .encoded import EncodedTensor
 from .meta import DENSE_DTYPES, Counts, counts, label, validate_meta
@@ -195,30 +195,6 @@ def _checked(meta: Mapping, stream_data: Mapping, max_elements: int) -> dict[str
     return views
 
 
-# outputs at least this large come straight from an anonymous mmap (see _zeroed)
-MMAP_BYTES = 4 << 20
-
-
-def _zeroed(n: int, dtype: Any) -> np.ndarray:
-    """A writable zeroed array of ``n`` items for the decoder to scatter into.
-
-    Large ones are anonymous mmaps, prefaulted with ``MAP_POPULATE`` where the
-    platform has it, rather than ``np.zeros``: numpy asks for transparent huge
-    pages on large buffers, and where THP is in ``madvise`` mode a first write
-    may stall on memory compaction (0.3-0.6 s for a 150 MB tensor on the
-    project's machine), while faulting 4 KiB pages in one by one as the scatter
-    touches them costs about twice a populated mapping (docs/benchmarks/load.md).
-    """
-    dtype = np.dtype(dtype)
-    nbytes = n * dtype.itemsize
-    import mmap
-
-    if nbytes < MMAP_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
-        return np.zeros(n, dtype=dtype)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
-    return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags), dtype=dtype)
-
-
 def _symbols(meta: Mapping, views: Mapping[str, memoryview], stream: str, n: int, bits: int) -> np.ndarray:
     return codec.decode_symbols(meta["streams"][stream], views[stream], n, bits,
                                 what=f"{label(meta)} stream {stream!r}")
@@ -284,7 +260,7 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarra
         sym = _quantized_symbols(meta, views, c, cb.size)
         if c.index_bits is not None and c.block_size == 1 and sym.size:
             # element-wise: expand the gaps and look up the codebook in one pass into zeroed memory
-            out = _zeroed(c.n_weights, np.float32)
+            out = buffers.zeroed(c.n_weights, np.float32)
             relindex.scatter_gaps(_gap_symbols(meta, views, c), c.index_bits, c.n_kept_blocks, sym, cb, out,
                                   what=f"{who} stream 'gap'")
             return out.reshape(meta["shape"])

@@ -127,10 +127,12 @@ class DczFile:
         return decode_labels(self._entry(name).meta, self.streams(name), max_elements=max_elements)
 
     def decode_all(self, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, np.ndarray]:
-        """Decode every tensor, in file order.
+        """Decode every tensor; the dict is in file order.
 
         All metas are validated before any decoding, and ``max_elements`` caps the
-        elements of all tensors together as well as of each one.
+        elements of all tensors together as well as of each one. Tensors are
+        decoded on the codecs' task pool, largest first (:mod:`..codecs.parallel`);
+        an error is that of the first bad tensor in file order.
         """
         self.validate_all(max_elements=max_elements)
         total = sum(math.prod(self._entry(name).meta["shape"]) for name in self.tensor_names)
@@ -139,7 +141,15 @@ class DczFile:
                 f"the file's {len(self.tensor_names)} tensors hold {total} elements in all, "
                 f"more than the limit {max_elements}"
             )
-        return {name: self.decode(name, max_elements=max_elements) for name in self.tensor_names}
+        from ..codecs import parallel
+        from ..codecs.tensor import decode_tensor
+
+        names = self.tensor_names
+        jobs = [(self._entry(name).meta, self.streams(name)) for name in names]
+        sizes = [math.prod(meta["shape"]) for meta, _ in jobs]
+        arrays = parallel.map_largest_first(
+            lambda job: decode_tensor(job[0], job[1], max_elements=max_elements), jobs, sizes)
+        return dict(zip(names, arrays))
 
 
 def read_dcz(source: str | os.PathLike[str] | bytes, *, verify: bool = True) -> DczFile:

@@ -119,14 +119,38 @@ def parse_container(buf: memoryview, *, verify: bool = True) -> Layout:
     stored_file_crc = fmt.unpack_trailer(buf)
     layout = Layout(pre.major, pre.minor, header, h_len, pre.encoding, data_start, data_length, size, entries)
     if verify:
-        for entry in entries:
-            verify_sections(buf, entry.sections)
-        actual = fmt.crc32(buf[: size - 4])
+        actual = _verify_all(buf, entries)
         if actual != stored_file_crc:
             raise ChecksumError(
                 f"whole file ({size} bytes): CRC32 {actual:08x} != stored {stored_file_crc:08x}"
             )
     return layout
+
+
+# files at least this large compute the whole-file CRC on a second thread, beside the section CRCs
+PARALLEL_CRC_BYTES = 1 << 20
+
+
+def _verify_all(buf: memoryview, entries: list[TensorEntry]) -> int:
+    """Check every section's CRC32 (raising on the first mismatch); return the whole-file CRC32.
+
+    zlib releases the GIL on long buffers, so for a large file the whole-file
+    checksum runs on a helper thread while this one checks the sections.
+    """
+    whole: list[int] = []
+    helper = None
+    if len(buf) >= PARALLEL_CRC_BYTES:
+        import threading
+
+        helper = threading.Thread(target=lambda: whole.append(fmt.crc32(buf[: len(buf) - 4])), daemon=True)
+        helper.start()
+    try:
+        for entry in entries:
+            verify_sections(buf, entry.sections)
+    finally:
+        if helper is not None:
+            helper.join()
+    return whole[0] if helper is not None else fmt.crc32(buf[: len(buf) - 4])
 
 
 def verify_sections(buf: memoryview, sections: tuple[Section, ...]) -> None:

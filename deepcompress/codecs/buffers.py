@@ -1,0 +1,82 @@
+"""Fresh zeroed output buffers for the decoders, prefaulted on several threads.
+
+A decoded AlexNet is 244 MB of new memory, and obtaining it (the kernel zeroing
+and mapping every page) is the largest single cost of ``deepcompress.load``
+(docs/benchmarks/load.md). Large outputs therefore come from an anonymous
+mmap whose pages are populated up front with ``madvise(MADV_POPULATE_WRITE)``,
+one piece per codec thread. The call goes through ctypes, which releases the
+GIL, so the pieces (and other tensors' decoding) really run in parallel;
+``mmap``'s own ``MAP_POPULATE`` holds the GIL for the whole population.
+
+Not ``np.zeros``: numpy asks for transparent huge pages on large buffers, and
+where THP is in ``madvise`` mode a first write may stall on memory compaction
+(0.3-0.6 s for a 150 MB tensor on the project's machine). Where the madvise
+call is unavailable (not Linux, or a kernel older than 5.14) the mapping is
+made with ``MAP_POPULATE`` instead, or with ``np.zeros`` where there is no
+anonymous mmap at all.
+"""
+
+from __future__ import annotations
+
+import mmap
+from typing import Any
+
+import numpy as np
+
+from . import parallel
+
+# outputs at least this large come from an anonymous mmap
+MMAP_BYTES = 4 << 20
+# each thread populates pieces of at least this many bytes
+PIECE_BYTES = 8 << 20
+MADV_POPULATE_WRITE = 23  # linux/mman.h, Linux 5.14+
+
+_MADVISE: Any = None  # libc's madvise via ctypes, False where unavailable; looked up on first use
+
+
+def _madvise() -> Any:
+    global _MADVISE
+    if _MADVISE is None:
+        _MADVISE = False
+        if hasattr(mmap, "MAP_ANONYMOUS"):
+            try:
+                import ctypes
+
+                fn = ctypes.CDLL(None, use_errno=True).madvise
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                fn.restype = ctypes.c_int
+                _MADVISE = fn
+            except (OSError, AttributeError):
+                pass
+    return _MADVISE
+
+
+def _populate_pieces(madvise: Any, addr: int, nbytes: int, piece: int, status: np.ndarray,
+                     u0: int, u1: int) -> None:
+    """Populate pieces ``u0 .. u1`` (``piece`` bytes each, the last one shorter); record failures."""
+    for u in range(u0, u1):
+        start = u * piece
+        if madvise(addr + start, min(piece, nbytes - start), MADV_POPULATE_WRITE) != 0:
+            status[u] = 1
+
+
+def zeroed(n: int, dtype: Any) -> np.ndarray:
+    """A writable, zeroed, C-contiguous 1-D array of ``n`` items, its pages already mapped."""
+    dtype = np.dtype(dtype)
+    nbytes = n * dtype.itemsize
+    if nbytes < MMAP_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.zeros(n, dtype=dtype)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    madvise = _madvise()
+    if madvise:
+        buf = mmap.mmap(-1, nbytes, flags=flags)
+        arr = np.frombuffer(buf, dtype=dtype)
+        n_pieces = -(-nbytes // PIECE_BYTES)
+        status = np.zeros(n_pieces, dtype=np.int8)
+        parallel.run_ranges(_populate_pieces, n_pieces, True, madvise, arr.ctypes.data, nbytes, PIECE_BYTES,
+                            status)
+        if status.any():  # the kernel refused (older than 5.14): unmapped pages fault in on first write,
+            global _MADVISE  # and later buffers use MAP_POPULATE
+            _MADVISE = False
+        return arr
+    return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags | getattr(mmap, "MAP_POPULATE", 0)), dtype=dtype)

@@ -1,0 +1,79 @@
+"""The codecs' thread pools: numba kernels release the GIL, so plain Python threads run them in parallel.
+
+Two pools, so that work submitted from inside a pooled task never waits on its
+own pool:
+
+* the *range* pool splits one long kernel call into a few index ranges
+  (:func:`run_ranges`; Huffman coding, histograms);
+* the *task* pool runs independent tasks such as whole tensors
+  (:func:`map_largest_first`; ``DczFile.decode_all``).
+
+The number of threads is numba's (``NUMBA_NUM_THREADS``, default: the CPU
+count). With one thread everything runs in the calling thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_LOCK = threading.Lock()
+_POOLS: dict[str, tuple[ThreadPoolExecutor, int]] = {}
+
+
+def threads() -> int:
+    """How many threads the codecs use (numba's thread count)."""
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def _pool(kind: str, workers: int) -> ThreadPoolExecutor:
+    with _LOCK:
+        have = _POOLS.get(kind)
+        if have is None or have[1] < workers:
+            have = (ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"deepcompress-{kind}"), workers)
+            _POOLS[kind] = have
+        return have[0]
+
+
+def run_ranges(kernel: Callable[..., Any], n_units: int, parallel: bool, *args: Any) -> None:
+    """Run ``kernel(*args, u0, u1)`` over ``0 .. n_units``: in one call, or in a few ranges on threads.
+
+    The calling thread takes the first range. ``parallel=False`` (a short
+    stream) always makes one call.
+    """
+    n = min(threads(), n_units) if parallel else 1
+    if n <= 1:
+        kernel(*args, 0, n_units)
+        return
+    # callers may themselves be task-pool workers: size the pool so that each of
+    # up to threads() + 1 concurrent callers gets its n - 1 helpers without queueing
+    pool = _pool("ranges", (threads() + 1) * (n - 1))
+    cuts = [n_units * t // n for t in range(n + 1)]
+    futures = [pool.submit(kernel, *args, cuts[t], cuts[t + 1]) for t in range(1, n)]
+    kernel(*args, cuts[0], cuts[1])
+    for f in futures:
+        f.result()
+
+
+def map_largest_first(fn: Callable[[T], R], items: Sequence[T], sizes: Sequence[int]) -> list[R]:
+    """``[fn(x) for x in items]``, run on the task pool with the largest ``sizes`` started first.
+
+    Every task is finished before this returns or raises; if tasks failed, the
+    exception of the first failing item in input order is raised, so the
+    error does not depend on thread timing.
+    """
+    n = min(threads(), len(items))
+    if n <= 1:
+        return [fn(x) for x in items]
+    pool = _pool("tasks", n)
+    order = sorted(range(len(items)), key=lambda i: (-sizes[i], i))
+    futures = {i: pool.submit(fn, items[i]) for i in order}
+    wait(futures.values())
+    return [futures[i].result() for i in range(len(items))]
