@@ -86,6 +86,27 @@ def test_fused_scatter_equals_decode_then_gather(bits, n, density, seed):
     assert out.tobytes() == expected.tobytes()
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64])
+def test_chunked_parallel_scatter_equals_one_chunk(monkeypatch, chunk):
+    """Chunks (here tiny, on the codecs' threads) start where the previous ones end, fillers included."""
+    rng = np.random.default_rng(chunk)
+    for bits in (1, 2, 4, 8):
+        n = 5000
+        kept = np.flatnonzero(rng.random(n) < 0.07)
+        sym, _ = relindex.encode_gaps(kept, bits)
+        cb = rng.normal(size=5).astype(np.float32)
+        idx = rng.integers(0, cb.size, kept.size).astype(np.uint8)
+        one = np.zeros(n, np.float32)
+        relindex.scatter_gaps(sym, bits, kept.size, idx, cb, one, what="t")
+        monkeypatch.setattr(relindex, "GAP_CHUNK", chunk)
+        monkeypatch.setattr(relindex, "PARALLEL_SYMBOLS", 1)
+        many = np.zeros(n, np.float32)
+        relindex.scatter_gaps(sym, bits, kept.size, idx, cb, many, what="t")
+        monkeypatch.undo()
+        assert many.tobytes() == one.tobytes()
+        assert np.array_equal(np.flatnonzero(one), kept[cb[idx] != 0])
+
+
 def test_fused_scatter_rejects_what_decode_gaps_rejects():
     cb = np.ones(2, np.float32)
     bits, e = 3, relindex.escape(3)

@@ -1,0 +1,72 @@
+"""The codecs' thread pools and prefaulted output buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepcompress.codecs import buffers, parallel
+
+
+def test_map_largest_first_keeps_input_order_and_submits_the_largest_first(monkeypatch):
+    monkeypatch.setattr(parallel, "threads", lambda: 2)
+    submitted: list[int] = []
+    real_pool = parallel._pool
+
+    class Recording:
+        def __init__(self, pool):
+            self.pool = pool
+
+        def submit(self, fn, x):
+            submitted.append(x)
+            return self.pool.submit(fn, x)
+
+    monkeypatch.setattr(parallel, "_pool", lambda kind, workers: Recording(real_pool(kind, workers)))
+    items = list(range(10))
+    sizes = [1, 5, 3, 9, 0, 9, 2, 2, 7, 4]
+    assert parallel.map_largest_first(lambda x: x * x, items, sizes) == [x * x for x in items]
+    assert submitted == [3, 5, 8, 1, 9, 2, 6, 7, 0, 4]  # by size, then by position
+
+
+def test_map_largest_first_raises_the_first_failure_in_input_order(monkeypatch):
+    monkeypatch.setattr(parallel, "threads", lambda: 2)
+    done: list[int] = []
+
+    def work(x: int) -> int:
+        if x in (2, 6):
+            raise ValueError(f"bad {x}")
+        done.append(x)
+        return x
+
+    with pytest.raises(ValueError, match="bad 2"):
+        parallel.map_largest_first(work, list(range(8)), [0, 0, 1, 0, 0, 0, 5, 0])
+    assert sorted(done) == [0, 1, 3, 4, 5, 7]  # every task finished before the error was raised
+
+
+def test_run_ranges_covers_every_unit_once(monkeypatch):
+    monkeypatch.setattr(parallel, "threads", lambda: 3)
+    hits = np.zeros(100, np.int64)
+
+    def kernel(out, u0, u1):
+        out[u0:u1] += 1
+
+    parallel.run_ranges(kernel, 100, True, hits)
+    parallel.run_ranges(kernel, 100, False, hits)
+    assert np.all(hits == 2)
+
+
+@pytest.mark.parametrize("n", [0, 1, 1000, (buffers.MMAP_BYTES // 4) + 3, 5 * buffers.PIECE_BYTES // 4 + 17])
+def test_zeroed_is_zero_writable_and_sized(n):
+    arr = buffers.zeroed(n, np.float32)
+    assert arr.shape == (n,) and arr.dtype == np.float32 and arr.flags.writeable and arr.flags.c_contiguous
+    assert not arr.view(np.uint32).any()  # +0.0 everywhere
+    if n:
+        arr[0] = -2.0
+        arr[-1] = 1.5
+        assert arr[-1] == 1.5 and arr[0] == (-2.0 if n > 1 else 1.5)
+
+
+def test_zeroed_without_madvise_falls_back_to_a_populated_mapping(monkeypatch):
+    monkeypatch.setattr(buffers, "_MADVISE", False)
+    arr = buffers.zeroed(buffers.MMAP_BYTES // 4 + 1, np.float32)
+    assert not arr.any() and arr.flags.writeable
