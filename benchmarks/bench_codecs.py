@@ -6,11 +6,13 @@ Streams (built here, seeded):
   gap4 relative indices with 4-bit fields (escape fillers) of a random mask at 9% density
   gap8 the same with 8-bit fields
 
-Per stream it prints the empirical entropy, the Huffman and zstd-19 sizes in bits per symbol,
-their ratio, and throughputs in M symbols/s measured in this run, back to back per round:
-Huffman encode (histogram + code lengths + coding) and decode, and zstd-19 decode; as wall
-clock (best round) with numba's threads and with one thread, and as the median CPU time of
-the calling thread with one thread (the figure least disturbed by other processes).
+Per stream it prints the empirical entropy; the sizes in bits per symbol of Huffman per symbol
+(``huffman``), Huffman over pairs of symbols (``huffman_pairs``, streams of at most 6 bits),
+zstd-19, and of the codec the encoder picks for a .dcz file (the smallest); and throughputs
+in M symbols/s measured in this run, back to back per round: encode (histogram + code
+lengths + coding) and decode of each Huffman codec, and zstd-19 decode; as wall clock (best
+round) with numba's threads and with one thread, and as the median CPU time of the calling
+thread with one thread (the figure least disturbed by other processes).
 Then a whole layer goes through the tensor API and is compared with zstd-19 on its streams.
 
 Run: cd /work/main && PYTHONPATH=. OPENBLAS_NUM_THREADS=1 /work/venv/bin/python benchmarks/bench_codecs.py
@@ -90,45 +92,69 @@ def huffman_encode(sym: np.ndarray) -> tuple[bytes, np.ndarray]:
     return huffman.encode(sym, lengths, counts=counts), lengths
 
 
+def pairs_encode(sym: np.ndarray, bits: int) -> tuple[bytes, np.ndarray]:
+    """Full encode of the huffman_pairs codec: pairing, histogram, length-limited code, coding."""
+    pairs = huffman.pair_symbols(sym, bits)
+    counts = huffman.block_counts(pairs, huffman.BLOCK_SYMBOLS, 1 << (2 * bits))
+    lengths = huffman.code_lengths(counts.sum(axis=0))
+    return huffman.encode(pairs, lengths, counts=counts), lengths
+
+
+def codec_variants(sym: np.ndarray, bits: int) -> dict:
+    """name -> (bits per symbol incl. code_lengths, encode fn, decode fn) for the Huffman codecs of a stream."""
+    n = sym.size
+    data, lengths = huffman_encode(sym)
+    assert np.array_equal(huffman.decode(data, n, lengths), sym)
+    out = {"huffman": ((len(data) + len(huffman.lengths_to_hex(lengths))) * 8 / n, lambda: huffman_encode(sym),
+                       lambda: huffman.decode(data, n, lengths))}
+    if bits <= huffman.PAIR_MAX_BITS:
+        pdata, plengths = pairs_encode(sym, bits)
+        assert np.array_equal(huffman.decode_pairs(pdata, n, plengths, bits), sym)
+        out["pairs"] = ((len(pdata) + len(huffman.lengths_to_hex(plengths))) * 8 / n,
+                        lambda: pairs_encode(sym, bits), lambda: huffman.decode_pairs(pdata, n, plengths, bits))
+    return out
+
+
 def bench_streams(streams: dict, repeat: int) -> None:
     import numba
+
+    from deepcompress.codecs import streams as stream_codecs
 
     zc = zstandard.ZstdCompressor(level=19)
     zd = zstandard.ZstdDecompressor()
     threads = numba.get_num_threads()
-    print(f"## Streams: sizes; wall clock (best of {repeat}) with {threads} numba threads "
-          "(zstd is single-threaded)")
-    print(f"{'stream':6} {'n':>9} {'H':>6} {'huff':>6} {'+%H':>6} {'zstd19':>6} {'huff/zstd':>9} "
-          f"{'enc':>5} {'dec':>5} {'zdec':>5} {'dec/zstd':>8} {'enc/dec':>7}")
-    single = []
-    for name, sym in streams.items():
+    print("## Stream sizes (bits per symbol; Huffman sizes include the block table and code_lengths)")
+    print(f"{'stream':6} {'n':>9} {'H':>6} {'huff':>6} {'+%H':>6} {'pairs':>6} {'+%H':>6} {'zstd19':>6} "
+          f"{'picked':>13} {'+%H':>6} {'picked/zstd':>11}")
+    rows = []
+    for name, (sym, bits) in streams.items():
         n = sym.size
         h = entropy_bits(huffman.histogram(sym)) / n
-        data, lengths = huffman_encode(sym)
-        assert np.array_equal(huffman.decode(data, n, lengths), sym)
-        hbits = (len(data) + len(huffman.lengths_to_hex(lengths))) * 8 / n
+        variants = codec_variants(sym, bits)
         zdata = zc.compress(sym.tobytes())
         assert zd.decompress(zdata) == sym.tobytes()
         zbits = len(zdata) * 8 / n
-        fns = {"enc": lambda: huffman_encode(sym), "dec": lambda: huffman.decode(data, n, lengths),
-               "zdec": lambda: zd.decompress(zdata)}
-        t = paired(fns, repeat, time.perf_counter)
-        enc, dec, zdec = (n / t[k] / 1e6 for k in ("enc", "dec", "zdec"))
-        print(f"{name:6} {n:9d} {h:6.3f} {hbits:6.3f} {100 * (hbits / h - 1):+5.2f}% {zbits:6.3f} "
-              f"{hbits / zbits:9.4f} {enc:5.0f} {dec:5.0f} {zdec:5.0f} {dec / zdec:8.2f} {enc / dec:7.2f}")
-        numba.set_num_threads(1)
-        for clock in (time.perf_counter, time.thread_time):
-            t = paired(fns, repeat, clock)
-            single.append((clock.__name__, name, *(n / t[k] / 1e6 for k in ("enc", "dec", "zdec"))))
-        numba.set_num_threads(threads)
-    for clock, title in (("perf_counter", f"wall clock (best of {repeat})"),
-                         ("thread_time", "CPU time of the calling thread (insensitive to other processes)")):
+        smeta, sdata = stream_codecs.encode_symbols(sym, bits)  # what a .dcz file stores
+        picked = stream_codecs.cost(smeta, sdata) * 8 / n
+        hb = variants["huffman"][0]
+        pb = variants["pairs"][0] if "pairs" in variants else float("nan")
+        print(f"{name:6} {n:9d} {h:6.3f} {hb:6.3f} {100 * (hb / h - 1):+5.2f}% {pb:6.3f} {100 * (pb / h - 1):+5.2f}% "
+              f"{zbits:6.3f} {smeta['codec']:>13} {100 * (picked / h - 1):+5.2f}% {picked / zbits:11.4f}")
+        rows.append((name, n, variants, zdata))
+    for nt, clock, title in ((threads, time.perf_counter, f"wall clock (best of {repeat}), {threads} numba threads"),
+                             (1, time.perf_counter, f"wall clock (best of {repeat}), 1 numba thread"),
+                             (1, time.thread_time, "CPU time of the calling thread, median, 1 numba thread "
+                                                   "(insensitive to other processes)")):
+        numba.set_num_threads(nt)
         print()
-        print(f"## Streams: 1 numba thread, {title}")
-        print(f"{'stream':6} {'enc':>5} {'dec':>5} {'zdec':>5} {'dec/zstd':>8} {'enc/dec':>7}")
-        for c, name, enc, dec, zdec in single:
-            if c == clock:
-                print(f"{name:6} {enc:5.0f} {dec:5.0f} {zdec:5.0f} {dec / zdec:8.2f} {enc / dec:7.2f}")
+        print(f"## Throughput in M symbols/s: {title}; zstd-19 decode is single-threaded")
+        print(f"{'stream':6} {'codec':8} {'enc':>5} {'dec':>5} {'zdec':>5} {'dec/zstd':>8} {'enc/dec':>7}")
+        for name, n, variants, zdata in rows:
+            for codec, (_, enc_fn, dec_fn) in variants.items():
+                t = paired({"enc": enc_fn, "dec": dec_fn, "zdec": lambda: zd.decompress(zdata)}, repeat, clock)
+                enc, dec, zdec = (n / t[k] / 1e6 for k in ("enc", "dec", "zdec"))
+                print(f"{name:6} {codec:8} {enc:5.0f} {dec:5.0f} {zdec:5.0f} {dec / zdec:8.2f} {enc / dec:7.2f}")
+    numba.set_num_threads(threads)
 
 
 def bench_tensor(rng: np.random.Generator) -> None:
@@ -170,14 +196,13 @@ def main() -> None:
 
     rng = np.random.default_rng(2016)
     w = kept_normal_weights(args.symbols, 0.09, rng)
-    streams = {
-        "q5": kmeans_labels(w, 32),
-        "q8": kmeans_labels(w, 256),
-        "gap4": gap_stream(args.symbols, 0.09, 4, rng),
-        "gap8": gap_stream(args.symbols, 0.09, 8, rng),
+    streams = {  # name -> (symbols, symbol bits)
+        "q5": (kmeans_labels(w, 32), 5),
+        "q8": (kmeans_labels(w, 256), 8),
+        "gap4": (gap_stream(args.symbols, 0.09, 4, rng), 4),
+        "gap8": (gap_stream(args.symbols, 0.09, 8, rng), 8),
     }
-    data, lengths = huffman_encode(streams["q5"][:100_000])  # compile / load the numba cache
-    huffman.decode(data, 100_000, lengths)
+    codec_variants(streams["q5"][0][:100_000], 5)  # compile / load the numba cache
     print(f"throughputs in M symbols/s over {args.repeat} back-to-back rounds; sizes in bits per symbol")
     print()
     bench_streams(streams, args.repeat)

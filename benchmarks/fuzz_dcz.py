@@ -38,6 +38,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import multiprocessing as mp
@@ -270,6 +271,9 @@ def make_seeds() -> list[tuple[str, bytes]]:
             quantized("big.weight", (96, 128), "element", 5, 0.1, skew=True),
             encode_dense("zeros", np.zeros(512, dtype=np.float32)),
         ], lenet),
+        ("huffman_pairs", [  # skewed 3-bit labels: the index and gap streams are coded in pairs
+            quantized("fc.weight", (96, 128), "element", 3, 0.4, skew=True),
+        ], lenet),
         ("no_tensors", [], None),
     ]
     out = []
@@ -286,7 +290,8 @@ INTERESTING_INTS = [0, 1, -1, 2, 7, 8, 9, 255, 256, 2**15, 2**16, 2**31 - 1, 2**
                     2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), 10**30]
 INTERESTING_VALUES: list[Any] = INTERESTING_INTS + [
     1.5, -0.0, 0.5, 1e308, True, False, None, "", "x", "element", "kernel", "block:1x4", "quantized", "float",
-    "dense", "raw", "huffman", "zstd", "float64", "complex128", "bool", "int8", [], {}, [1], [0], [2**40],
+    "dense", "raw", "huffman", "huffman_pairs", "zstd", "float64", "complex128", "bool", "int8",
+    [], {}, [1], [0], [2**40], ["huffman_pairs"],
     [1, 1], [2**31, 2**31], [-1, 4], {"codec": "raw"}, {"codec": "zstd"}, {"offset": 0, "length": 0, "crc32": 0},
     "11111111", "0" * 40, "9" * 64,
 ]
@@ -312,10 +317,15 @@ def _get(node: Any, path: tuple) -> Any:
     return node
 
 
+def _interesting(rng: random.Random) -> Any:
+    """A copy of one of INTERESTING_VALUES (a shared list or dict, edited in place later, could come to hold itself)."""
+    return copy.deepcopy(rng.choice(INTERESTING_VALUES))
+
+
 def _edit_value(rng: random.Random, value: Any, pool: list[Any]) -> Any:
     r = rng.random()
     if r < 0.45:
-        return rng.choice(INTERESTING_VALUES)
+        return _interesting(rng)
     if r < 0.6 and pool:
         return json.loads(json.dumps(rng.choice(pool)))  # a value from elsewhere in the header
     if type(value) is int:
@@ -335,7 +345,7 @@ def _edit_value(rng: random.Random, value: Any, pool: list[Any]) -> Any:
     if isinstance(value, str) and value:
         i = rng.randrange(len(value))
         return value[:i] + rng.choice("019aZ:x_") + value[i + 1 :]
-    return rng.choice(INTERESTING_VALUES)
+    return _interesting(rng)
 
 
 def mutate_header(rng: random.Random, parts: Parts) -> bytes:
@@ -371,7 +381,7 @@ def mutate_header(rng: random.Random, parts: Parts) -> bytes:
         if r < 0.12 and isinstance(parent, dict):
             del parent[key]
         elif r < 0.24 and isinstance(value, dict):
-            value[rng.choice(EXTRA_KEYS)] = rng.choice(INTERESTING_VALUES)
+            value[rng.choice(EXTRA_KEYS)] = _interesting(rng)
         else:
             pool = [_get(header, p) for p in rng.sample(paths, min(4, len(paths)))]
             parent[key] = _edit_value(rng, value, pool)

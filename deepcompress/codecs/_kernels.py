@@ -140,11 +140,11 @@ def _load64(data, p):
 
 
 # Decoding. Two tables:
-#  multi[p] (uint32), p = the next MULTI_BITS stream bits: up to 3 symbols whose codes fit
-#    entirely in those bits: s0 | s1 << 8 | s2 << 16 | count << 24 | total_length << 26;
+#  multi[p] (uint32), p = the next MULTI_BITS stream bits: up to 3 output symbols whose codes
+#    fit entirely in those bits: s0 | s1 << 8 | s2 << 16 | count << 24 | total_length << 26;
 #    count 0 = the first code is longer than MULTI_BITS (or invalid): use the single table.
-#  single[p] (uint16), p = the next single_bits (= longest code) bits: symbol << 4 | length,
-#    length 0 = no codeword.
+#  single[p] (uint16), p = the next single_bits (= longest code) bits: coded symbol << 4 | length,
+#    length 0 = no codeword. A coded symbol is one output symbol, or a pair of them (huffman_pairs).
 # A round is one refill (>= 56 valid bits) and 4 lookups of at most 14 bits each, so it
 # emits at most 12 symbols. Four blocks are decoded interleaved to overlap the latency
 # of their lookup chains.
@@ -153,7 +153,19 @@ ROUND = 12
 
 
 @njit(cache=True, inline="always")
-def _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i):
+def _emit(out, i, v, shift, low):
+    """Write the coded symbol ``v`` at ``out[i]``: itself, or (``shift`` > 0) the pair it stands for."""
+    u = np.uint64(i)
+    if shift:
+        out[u] = v >> shift
+        out[u + np.uint64(1)] = v & low
+        return i + 2
+    out[u] = v
+    return i + 1
+
+
+@njit(cache=True, inline="always")
+def _round(data, out, multi, mmask, single, smask, shift, low, buf, cnt, pos, i):
     buf |= _load64(data, np.uint64(pos)) << np.uint64(cnt)
     pos += (63 - cnt) >> 3
     cnt |= 56
@@ -164,8 +176,7 @@ def _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i):
         if c == 0:
             e2 = single[buf & smask]
             ln = np.int64(e2 & 15)
-            out[np.uint64(i)] = e2 >> 4
-            i += 1
+            i = _emit(out, i, np.int64(e2 >> 4), shift, low)
             bad |= ln == 0
         else:
             ln = np.int64(e >> 26)
@@ -180,7 +191,7 @@ def _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i):
 
 
 @njit(cache=True, nogil=True)
-def _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out, status, g):
+def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n, block, out, status, g):
     """Decode blocks ``4g .. 4g+3`` (interleaved while all four have room for a round)."""
     nblocks = byte_starts.size - 1
     k0 = g * 4
@@ -207,10 +218,10 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out,
         while i0 + ROUND <= e0 and i1 + ROUND <= e1 and i2 + ROUND <= e2 and i3 + ROUND <= e3:
             if p0 * 8 - c0 > lim0 or p1 * 8 - c1 > lim1 or p2 * 8 - c2 > lim2 or p3 * 8 - c3 > lim3:
                 break
-            b0, c0, p0, i0, x0 = _round(data, out, multi, mmask, single, smask, b0, c0, p0, i0)
-            b1, c1, p1, i1, x1 = _round(data, out, multi, mmask, single, smask, b1, c1, p1, i1)
-            b2, c2, p2, i2, x2 = _round(data, out, multi, mmask, single, smask, b2, c2, p2, i2)
-            b3, c3, p3, i3, x3 = _round(data, out, multi, mmask, single, smask, b3, c3, p3, i3)
+            b0, c0, p0, i0, x0 = _round(data, out, multi, mmask, single, smask, shift, low, b0, c0, p0, i0)
+            b1, c1, p1, i1, x1 = _round(data, out, multi, mmask, single, smask, shift, low, b1, c1, p1, i1)
+            b2, c2, p2, i2, x2 = _round(data, out, multi, mmask, single, smask, shift, low, b2, c2, p2, i2)
+            b3, c3, p3, i3, x3 = _round(data, out, multi, mmask, single, smask, shift, low, b3, c3, p3, i3)
             if x0 or x1 or x2 or x3:
                 sts[0] = BAD_CODE if x0 else OK
                 sts[1] = BAD_CODE if x1 else OK
@@ -230,7 +241,7 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out,
             if pos * 8 - cnt > end_bits:
                 st = OVERRUN
                 break
-            buf, cnt, pos, i, bad = _round(data, out, multi, mmask, single, smask, buf, cnt, pos, i)
+            buf, cnt, pos, i, bad = _round(data, out, multi, mmask, single, smask, shift, low, buf, cnt, pos, i)
             if bad:
                 st = BAD_CODE
         while st == OK and i < s1:
@@ -242,10 +253,9 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out,
             cnt |= 56
             e = single[buf & smask]
             ln = np.int64(e & 15)
-            out[np.uint64(i)] = e >> 4
+            i = _emit(out, i, np.int64(e >> 4), shift, low)
             buf >>= np.uint64(ln)
             cnt -= ln
-            i += 1
             if ln == 0:
                 st = BAD_CODE
         if st == OK:
@@ -258,17 +268,22 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out,
 
 
 @njit(cache=True, nogil=True)
-def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, n, block, out, status, g0, g1):
-    """Decode the groups of 4 blocks ``g0 .. g1-1`` of a stream of ``n`` symbols into ``out``.
+def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, shift, n, block, out, status, g0, g1):
+    """Decode the groups of 4 blocks ``g0 .. g1-1`` of a stream of ``n`` output symbols into ``out``.
 
     ``data`` is the bit data padded with at least 16 zero bytes; block ``k``
-    occupies bytes ``byte_starts[k] .. byte_starts[k+1]``. ``status[k]``
-    receives OK, BAD_CODE, OVERRUN or BAD_END. Codes are at most 14 bits.
+    occupies bytes ``byte_starts[k] .. byte_starts[k+1]`` and decodes to
+    ``out[k * block : (k + 1) * block]``. ``status[k]`` receives OK, BAD_CODE,
+    OVERRUN or BAD_END. Codes are at most 14 bits. ``shift`` 0: one coded
+    symbol is one output symbol; ``shift`` b > 0: a coded symbol ``p`` is the
+    pair of output symbols ``p >> b, p & (2**b - 1)`` (``n`` and ``block`` even).
     """
     mmask = np.uint64((1 << multi_bits) - 1)
     smask = np.uint64((1 << single_bits) - 1)
+    low = np.int64((1 << shift) - 1)
     for g in range(g0, g1):
-        _decode_group(data, byte_starts, multi, mmask, single, smask, n, block, out, status, g)
+        _decode_group(data, byte_starts, multi, mmask, single, smask, np.int64(shift), low, n, block, out, status,
+                      g)
 
 
 # Gap expansion fused with the codebook lookup (element-wise quantized tensors), in two passes

@@ -25,6 +25,13 @@ Stream layout
     and every codeword is written most significant code bit first. The block's
     last byte is padded with zero bits; its length is ``ceil(code bits / 8)``.
     Decoders check that each block's symbols end inside its last byte.
+
+Pairs (the ``huffman_pairs`` stream codec)
+    For ``b``-bit symbols with ``b <= PAIR_MAX_BITS``, the coded symbols may be
+    the pairs ``s[2j] << b | s[2j+1]`` (an odd count pads the last pair with 0):
+    one code over an alphabet of ``2**(2b)`` values, laid out exactly as above
+    with blocks of ``block_symbols`` pairs. A whole-bit code per pair wastes less
+    than one per symbol on skewed distributions (docs/codecs.md, 5.3).
 """
 
 from __future__ import annotations
@@ -41,17 +48,29 @@ BLOCK_SYMBOLS = 1 << 16
 MIN_BLOCK_SYMBOLS = 1 << 8
 MAX_BLOCK_SYMBOLS = 1 << 24
 MULTI_BITS = 12
+# pair symbols (2b bits) must fit the decode table's 12-bit symbol field
+PAIR_MAX_BITS = 6
 # streams with at least this many symbols are split over a small thread pool
 PARALLEL_SYMBOLS = 1 << 19
 _PAD = 16
 
 
-def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> np.ndarray:
-    """Counts of the 256 byte values in each block of ``block_symbols`` symbols, shape (n_blocks, 256)."""
+def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS, alphabet: int = 256) -> np.ndarray:
+    """Counts of the symbol values in each block of ``block_symbols`` symbols, shape (n_blocks, alphabet).
+
+    uint8 symbols (``alphabet`` 256) are counted by a numba kernel; wider
+    alphabets (pair symbols, :func:`pair_symbols`) by ``np.bincount``.
+    """
     from . import _kernels
 
+    nb = (np.size(symbols) + block_symbols - 1) // block_symbols
+    if alphabet > 256:
+        sym = np.ascontiguousarray(symbols).ravel().astype(np.int64)
+        if sym.size and int(sym.max()) >= alphabet:
+            raise CodecError(f"huffman: symbol {int(sym.max())} is outside the alphabet of {alphabet}")
+        keys = np.arange(sym.size, dtype=np.int64) // block_symbols * alphabet + sym
+        return np.bincount(keys, minlength=nb * alphabet).reshape(nb, alphabet)
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
-    nb = (sym.size + block_symbols - 1) // block_symbols
     hist = np.zeros((nb, 256), dtype=np.int64)
     parallel.run_ranges(_kernels.block_histograms, nb, sym.size >= PARALLEL_SYMBOLS, sym, block_symbols, hist)
     return hist
@@ -70,7 +89,7 @@ def _huffman_lengths(freqs: np.ndarray, used: list[int]) -> np.ndarray:
     heap = [(int(freqs[s]), s) for s in used]
     heapq.heapify(heap)
     parent: dict[int, int] = {}
-    nid = 256
+    nid = freqs.size  # internal node ids follow the symbol values
     while len(heap) > 1:
         w1, a = heapq.heappop(heap)
         w2, b = heapq.heappop(heap)
@@ -216,7 +235,7 @@ def n_blocks(n_symbols: int, block_symbols: int) -> int:
 
 
 def _block_bits(lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    lens = np.zeros(256, dtype=np.int64)
+    lens = np.zeros(counts.shape[1], dtype=np.int64)
     lens[: lengths.size] = lengths
     if np.any(counts[:, lens == 0]):
         raise CodecError("huffman: a symbol in the stream has no code")
@@ -233,18 +252,21 @@ def encoded_size(lengths: np.ndarray, counts: np.ndarray) -> int:
 
 def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
            *, counts: np.ndarray | None = None) -> bytes:
-    """Huffman-code uint8 ``symbols`` with the canonical code of ``lengths`` (layout above).
+    """Huffman-code ``symbols`` with the canonical code of ``lengths`` (layout above).
 
-    ``counts`` may pass the stream's :func:`block_counts` if already computed.
+    Symbols are uint8, or uint16 pair symbols when ``lengths`` covers more than
+    256 values. ``counts`` may pass the stream's :func:`block_counts` if already
+    computed.
     """
     from . import _kernels
 
-    sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+    lengths = np.asarray(lengths, dtype=np.uint8)
+    wide = lengths.size > 256
+    sym = np.ascontiguousarray(symbols, dtype=np.uint16 if wide else np.uint8).ravel()
     if sym.size == 0:
         return b""
     if counts is None:
-        counts = block_counts(sym, block_symbols)
-    lengths = np.asarray(lengths, dtype=np.uint8)
+        counts = block_counts(sym, block_symbols, max(256, lengths.size))
     nbytes = (_block_bits(lengths, counts) + 7) // 8
     nb = nbytes.size
     head = 4 * (nb - 1)
@@ -255,7 +277,7 @@ def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_
     out = np.empty(int(starts[-1]), dtype=np.uint8)
     if nb > 1:
         out[:head] = nbytes[:-1].astype("<u4").view(np.uint8)
-    table = np.zeros(256, dtype=np.uint32)
+    table = np.zeros(max(256, lengths.size), dtype=np.uint32)
     table[: lengths.size] = (_reverse_bits(canonical_codes(lengths), lengths) << 4) | lengths
     parallel.run_ranges(_kernels.encode_blocks, nb, sym.size >= PARALLEL_SYMBOLS, sym, table, block_symbols,
                         starts, out, int(lengths.max()))
@@ -282,11 +304,22 @@ def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
     return msb[rev], table_bits
 
 
-def multi_table(single: np.ndarray, single_bits: int) -> tuple[np.ndarray, int]:
-    """Table of up to 3 symbols per lookup of ``MULTI_BITS`` bits (entry layout in :mod:`_kernels`)."""
+def multi_table(single: np.ndarray, single_bits: int, shift: int = 0) -> tuple[np.ndarray, int]:
+    """Table of up to 3 symbols per lookup of ``MULTI_BITS`` bits (entry layout in :mod:`_kernels`).
+
+    With ``shift`` b > 0 the coded symbols are pairs (``p >> b, p & (2**b - 1)``):
+    an entry then holds the two symbols of one codeword.
+    """
     mbits = MULTI_BITS
     smask = (1 << single_bits) - 1
     q = np.arange(1 << mbits, dtype=np.int64)
+    if shift:
+        e = single[q & smask].astype(np.int64)
+        ln = e & 15
+        v = e >> 4
+        ok = (ln > 0) & (ln <= mbits)
+        entry = (v >> shift) | ((v & ((1 << shift) - 1)) << 8) | (2 << 24) | (ln << 26)
+        return np.where(ok, entry, 0).astype(np.uint32), mbits
     rem = np.full(q.size, mbits, dtype=np.int64)
     ok = np.ones(q.size, dtype=bool)
     entry = np.zeros(q.size, dtype=np.int64)
@@ -304,16 +337,46 @@ def multi_table(single: np.ndarray, single_bits: int) -> tuple[np.ndarray, int]:
     return (entry | (count << 24) | (total << 26)).astype(np.uint32), mbits
 
 
+def pair_symbols(symbols: np.ndarray, symbol_bits: int) -> np.ndarray:
+    """Pair symbols (uint16) ``s[2j] << b | s[2j+1]`` of ``b``-bit symbols; an odd last one pairs with 0."""
+    sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+    if sym.size % 2:
+        sym = np.concatenate([sym, np.zeros(1, dtype=np.uint8)])
+    return (sym[0::2].astype(np.uint16) << symbol_bits) | sym[1::2]
+
+
 def decode(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
            *, what: str = "huffman stream") -> np.ndarray:
     """Decode ``n_symbols`` uint8 symbols; CodecError on any inconsistency."""
-    check_lengths(lengths, n_symbols, what)
+    return _decode(data, n_symbols, lengths, block_symbols, 0, what)
+
+
+def decode_pairs(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, symbol_bits: int,
+                 block_symbols: int = BLOCK_SYMBOLS, *, what: str = "huffman stream") -> np.ndarray:
+    """Decode ``n_symbols`` uint8 symbols from a stream of ``ceil(n / 2)`` Huffman-coded pair symbols.
+
+    ``lengths`` covers the ``2**(2 * symbol_bits)`` pair values; ``block_symbols``
+    counts pairs. The padding symbol of an odd count must be 0 (CodecError otherwise).
+    """
+    if not 1 <= symbol_bits <= PAIR_MAX_BITS:
+        raise CodecError(f"{what}: pairs of {symbol_bits}-bit symbols are not supported")
+    out = _decode(data, (n_symbols + 1) // 2, lengths, block_symbols, symbol_bits, what)
+    if n_symbols % 2 and out[-1] != 0:
+        raise CodecError(f"{what}: the padding symbol of the last pair is {int(out[-1])}, not 0")
+    return out[:n_symbols]
+
+
+def _decode(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_symbols: int, shift: int,
+            what: str) -> np.ndarray:
+    """Decode ``n_coded`` coded symbols; each is one output symbol (``shift`` 0) or a pair of them."""
+    check_lengths(lengths, n_coded, what)
     raw = np.frombuffer(data, dtype=np.uint8)
-    if n_symbols == 0:
+    per = 2 if shift else 1
+    if n_coded == 0:
         if raw.size:
             raise CodecError(f"{what}: {raw.size} bytes for 0 symbols")
         return np.zeros(0, dtype=np.uint8)
-    nb = n_blocks(n_symbols, block_symbols)
+    nb = n_blocks(n_coded, block_symbols)
     head = 4 * (nb - 1)
     used = [int(v) for v in lengths if v]
     lo, hi = min(used), max(used)
@@ -326,19 +389,20 @@ def decode(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, block_
     starts[nb] = raw.size
     sizes = np.diff(starts)
     counts = np.full(nb, block_symbols, dtype=np.int64)
-    counts[-1] = n_symbols - block_symbols * (nb - 1)
+    counts[-1] = n_coded - block_symbols * (nb - 1)
     if np.any(sizes < (counts * lo + 7) // 8) or np.any(sizes > (counts * hi + 7) // 8):
-        raise CodecError(f"{what}: block sizes do not fit {n_symbols} symbols of {lo}..{hi} bits")
+        raise CodecError(f"{what}: block sizes do not fit {n_coded} symbols of {lo}..{hi} bits")
     from . import _kernels
 
     single, single_bits = decode_table(lengths)
-    multi, multi_bits = multi_table(single, single_bits)
+    multi, multi_bits = multi_table(single, single_bits, shift)
     padded = np.zeros(raw.size + _PAD, dtype=np.uint8)
     padded[: raw.size] = raw
-    out = np.empty(n_symbols, dtype=np.uint8)
+    out = np.empty(per * n_coded, dtype=np.uint8)
     status = np.zeros(nb, dtype=np.int8)
-    parallel.run_ranges(_kernels.decode_blocks, (nb + 3) // 4, n_symbols >= PARALLEL_SYMBOLS, padded, starts,
-                        multi, multi_bits, single, single_bits, n_symbols, block_symbols, out, status)
+    parallel.run_ranges(_kernels.decode_blocks, (nb + 3) // 4, per * n_coded >= PARALLEL_SYMBOLS, padded, starts,
+                        multi, multi_bits, single, single_bits, shift, per * n_coded, per * block_symbols, out,
+                        status)
     bad = np.flatnonzero(status)
     if bad.size:
         k = int(bad[0])

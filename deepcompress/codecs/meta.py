@@ -26,7 +26,7 @@ DENSE_DTYPES = (
     "float16", "float32", "float64", "complex64", "complex128",
 )
 MAX_RANK = 32
-SYMBOL_CODECS = ("raw", "huffman", "zstd")
+SYMBOL_CODECS = streams.CODECS
 ITEM_CODECS = ("raw", "zstd")
 FLOAT32_BITS = 32
 

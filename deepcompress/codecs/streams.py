@@ -4,7 +4,9 @@ Two families of streams exist:
 
 * **symbol streams** (``"index"``, ``"gap"``): uint8 symbols of ``symbol_bits``
   (1..8) bits. Candidates: ``raw`` (:mod:`bitpack`), ``huffman``
-  (:mod:`huffman`) and ``zstd`` (level 19 on one byte per symbol).
+  (:mod:`huffman`), ``huffman_pairs`` (one Huffman code over pairs of
+  symbols, for ``symbol_bits`` up to ``huffman.PAIR_MAX_BITS``) and ``zstd``
+  (level 19 on one byte per symbol).
 * **byte streams** (``"codebook"``, ``"values"``, ``"data"``): fixed-size little-endian items of
   ``symbol_bits`` = 8 x itemsize bits. Candidates: ``raw`` (the items' bytes in
   order) and ``zstd`` of the *byte planes* (byte 0 of every item, then byte 1 of
@@ -12,7 +14,7 @@ Two families of streams exist:
 
 The cost of a candidate is its byte length, plus the length of the
 ``code_lengths`` string for Huffman (it is stored in the header). The smallest
-cost wins; ties go to the earlier of raw, huffman, zstd. A stream's meta holds
+cost wins; ties go to the earlier of raw, huffman, huffman_pairs, zstd. A stream's meta holds
 only ``codec`` (and ``code_lengths``): its symbol count and width follow from
 the tensor meta, its byte length from its section.
 """
@@ -31,7 +33,10 @@ ZSTD_LEVEL = 19
 # byte streams above this size use a faster level (zstd-19 runs at a few MB/s)
 ZSTD_LEVEL_LARGE = 9
 ZSTD_LARGE_BYTES = 8 << 20
-CODECS = ("raw", "huffman", "zstd")
+CODECS = ("raw", "huffman", "huffman_pairs", "zstd")
+# pair coding is tried on streams of at least this many symbols (its code_lengths string
+# has up to 2**(2 * symbol_bits) digits, so shorter streams never gain)
+PAIR_MIN_SYMBOLS = 1024
 
 
 def entropy_bits(counts: np.ndarray) -> float:
@@ -99,6 +104,9 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
         if lower + len(hexlen) < candidates[0][0]:  # otherwise raw wins anyway
             size = huffman.encoded_size(lengths, block_counts)
             candidates.append((size + len(hexlen), {"codec": "huffman", "code_lengths": hexlen}, None))
+        pairs = _pair_candidate(sym, symbol_bits)
+        if pairs is not None:
+            candidates.append(pairs)
         if zstd:
             data = _zstd_compress(sym.tobytes(), ZSTD_LEVEL)
             candidates.append((len(data), {"codec": "zstd"}, data))
@@ -107,7 +115,21 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
         data = bitpack.pack_bits(sym, symbol_bits)
     elif params["codec"] == "huffman":
         data = huffman.encode(sym, lengths, huffman.BLOCK_SYMBOLS, counts=block_counts)
+    elif params["codec"] == "huffman_pairs":
+        pair_lengths = huffman.hex_to_lengths(params["code_lengths"], 1 << (2 * symbol_bits), "pairs")
+        data = huffman.encode(huffman.pair_symbols(sym, symbol_bits), pair_lengths, huffman.BLOCK_SYMBOLS)
     return dict(params), data
+
+
+def _pair_candidate(sym: np.ndarray, symbol_bits: int) -> tuple[int, dict[str, Any], None] | None:
+    """(cost, params, None) of coding ``sym`` as Huffman-coded pairs, or None where pairs don't apply."""
+    if symbol_bits > huffman.PAIR_MAX_BITS or sym.size < PAIR_MIN_SYMBOLS:
+        return None
+    alphabet = 1 << (2 * symbol_bits)
+    pcounts = huffman.block_counts(huffman.pair_symbols(sym, symbol_bits), huffman.BLOCK_SYMBOLS, alphabet)
+    lengths = huffman.code_lengths(pcounts.sum(axis=0))
+    hexlen = huffman.lengths_to_hex(lengths)
+    return huffman.encoded_size(lengths, pcounts) + len(hexlen), {"codec": "huffman_pairs", "code_lengths": hexlen}, None
 
 
 def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, n_symbols: int, symbol_bits: int, *,
@@ -120,6 +142,9 @@ def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, n_symbols
     if codec == "huffman":
         lengths = huffman.hex_to_lengths(smeta["code_lengths"], 1 << bits, what)
         return huffman.decode(data, n, lengths, huffman.BLOCK_SYMBOLS, what=what)
+    if codec == "huffman_pairs":
+        lengths = huffman.hex_to_lengths(smeta["code_lengths"], 1 << (2 * bits), what)
+        return huffman.decode_pairs(data, n, lengths, bits, huffman.BLOCK_SYMBOLS, what=what)
     out = np.frombuffer(_zstd_decompress(data, n, what), dtype=np.uint8)
     if n and int(out.max()) >> bits:
         raise CodecError(f"{what}: zstd symbol {int(out.max())} does not fit in {bits} bits")
@@ -222,15 +247,21 @@ def check_stream_meta(smeta: Any, nbytes: int, *, what: str, n_symbols: int, sym
         if nbytes < 1 and n_symbols:
             raise CodecError(f"{what}: empty zstd stream for {n_symbols} symbols")
     else:
-        lengths = huffman.hex_to_lengths(smeta.get("code_lengths"), 1 << symbol_bits, what)
-        huffman.check_lengths(lengths, n_symbols, what)
-        if n_symbols:
+        pairs = codec == "huffman_pairs"
+        if pairs and symbol_bits > huffman.PAIR_MAX_BITS:
+            raise CodecError(f"{what}: huffman_pairs needs symbols of at most {huffman.PAIR_MAX_BITS} bits, "
+                             f"not {symbol_bits}")
+        n_coded = (n_symbols + 1) // 2 if pairs else n_symbols
+        alphabet = 1 << (2 * symbol_bits if pairs else symbol_bits)
+        lengths = huffman.hex_to_lengths(smeta.get("code_lengths"), alphabet, what)
+        huffman.check_lengths(lengths, n_coded, what)
+        if n_coded:
             used = lengths[lengths > 0]
-            nb = huffman.n_blocks(n_symbols, huffman.BLOCK_SYMBOLS)
-            lo = 4 * (nb - 1) + (n_symbols * int(used.min()) + 7) // 8
-            hi = 4 * (nb - 1) + (n_symbols * int(used.max()) + 7) // 8 + nb
+            nb = huffman.n_blocks(n_coded, huffman.BLOCK_SYMBOLS)
+            lo = 4 * (nb - 1) + (n_coded * int(used.min()) + 7) // 8
+            hi = 4 * (nb - 1) + (n_coded * int(used.max()) + 7) // 8 + nb
             if not lo <= nbytes <= hi:
-                raise CodecError(f"{what}: {nbytes} bytes cannot hold {n_symbols} Huffman symbols "
+                raise CodecError(f"{what}: {nbytes} bytes cannot hold {n_coded} Huffman symbols "
                                  f"(expected {lo}..{hi})")
         elif nbytes:
             raise CodecError(f"{what}: {nbytes} bytes for 0 symbols")

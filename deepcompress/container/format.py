@@ -29,7 +29,9 @@ from __future__ import annotations
 import re
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ChecksumError, ContainerError, UnsupportedVersionError
 
@@ -57,9 +59,26 @@ HEADER_ENCODINGS = (HEADER_PLAIN, HEADER_ZSTD)
 MAX_HEADER_RATIO = 64
 """A zstd header may decode to at most this many times its stored length."""
 
-KNOWN_FEATURES: frozenset[str] = frozenset()
-"""Required features this release understands. Format 1.0 defines none; a file
-listing any other required feature is refused with UnsupportedVersionError."""
+CODEC_FEATURES: dict[str, str] = {"huffman_pairs": "huffman_pairs"}
+"""Stream codecs that a file may use only if it lists the named required feature
+(readers that predate the codec then refuse the file as newer, rather than
+failing on an unknown codec)."""
+
+KNOWN_FEATURES: frozenset[str] = frozenset(CODEC_FEATURES.values())
+"""Required features this release understands; a file listing any other
+required feature is refused with UnsupportedVersionError."""
+
+
+def features_of(metas: Iterable[Any]) -> list[str]:
+    """The sorted required features that tensor metas need (from their streams' codecs)."""
+    found = set()
+    for meta in metas:
+        streams = meta.get("streams") if isinstance(meta, dict) else None
+        for rec in streams.values() if isinstance(streams, dict) else ():
+            codec = rec.get("codec") if isinstance(rec, dict) else None
+            if isinstance(codec, str) and codec in CODEC_FEATURES:
+                found.add(CODEC_FEATURES[codec])
+    return sorted(found)
 
 STREAM_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 """Stream names: 1-64 ASCII letters, digits, ``_``, ``.``, ``-``."""

@@ -102,6 +102,9 @@ def parse_container(buf: memoryview, *, verify: bool = True) -> Layout:
     header = decode_header(unpack_header(header_view, pre.encoding, pre.decoded_length))
     _check_features(header, pre.major, pre.minor)
     tensors = _check_header(header)
+    missing = sorted(set(fmt.features_of(meta for _, meta, _ in tensors)) - set(header["required_features"]))
+    if missing:
+        raise ContainerError(f"header: streams use {', '.join(missing)} but 'required_features' does not list it")
 
     data_start = fmt.PREAMBLE_SIZE + fmt.align(h_len)
     data_length = header["data_length"]

@@ -98,7 +98,7 @@ def build_dcz(
         "extra": _optional_object(extra, "extra"),
         "metrics": _optional_object(metrics, "metrics"),
         "recipe": _optional_object(recipe, "recipe"),
-        "required_features": [],
+        "required_features": fmt.features_of(entry["meta"] for entry in entries),
         "tensors": entries,
         "tool": {"name": fmt.TOOL_NAME, "version": tool_version()},
     }

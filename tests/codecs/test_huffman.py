@@ -195,3 +195,85 @@ def test_encoder_matches_the_documented_layout(seed, alphabet, n):
     sym = rng.choice(alphabet, size=n, p=rng.dirichlet(np.full(alphabet, 0.3))).astype(np.uint8)
     lengths = huffman.code_lengths(huffman.histogram(sym))
     assert huffman.encode(sym, lengths, 256) == _reference_encode(sym, lengths, 256)
+
+
+# ---- pairs: one code over pairs of b-bit symbols (the huffman_pairs stream codec)
+
+def _pair_round_trip(sym: np.ndarray, bits: int, block: int = huffman.BLOCK_SYMBOLS) -> bytes:
+    pairs = huffman.pair_symbols(sym, bits)
+    alphabet = 1 << (2 * bits)
+    counts = huffman.block_counts(pairs, block, alphabet)
+    lengths = huffman.code_lengths(counts.sum(axis=0))
+    data = huffman.encode(pairs, lengths, block)
+    assert len(data) == huffman.encoded_size(lengths, counts)
+    assert huffman.encode(pairs, lengths, block, counts=counts) == data
+    out = huffman.decode_pairs(data, sym.size, lengths, bits, block)
+    assert out.dtype == np.uint8 and np.array_equal(out, sym)
+    return data
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, huffman.PAIR_MAX_BITS), st.integers(0, 5000), st.floats(0.05, 5.0),
+       st.sampled_from([256, 1000, huffman.BLOCK_SYMBOLS]), st.integers(0, 2**32 - 1))
+def test_pairs_round_trip_every_width_odd_and_even(bits, n, alpha, block, seed):
+    rng = np.random.default_rng(seed)
+    k = 1 << bits
+    sym = rng.choice(k, size=n, p=rng.dirichlet(np.full(k, alpha))).astype(np.uint8)
+    _pair_round_trip(sym, bits, block)
+
+
+def test_pair_symbols_layout():
+    """Pair j is s[2j] << b | s[2j+1]; an odd count pairs the last symbol with 0."""
+    sym = np.array([1, 2, 3, 0, 3], np.uint8)
+    assert huffman.pair_symbols(sym, 2).tolist() == [1 << 2 | 2, 3 << 2 | 0, 3 << 2 | 0]
+    assert huffman.pair_symbols(sym[:0], 2).size == 0
+
+
+def test_pairs_beat_single_symbols_on_a_skewed_stream():
+    rng = np.random.default_rng(5)
+    sym = rng.choice(4, size=200_000, p=[0.82, 0.1, 0.05, 0.03]).astype(np.uint8)
+    single = huffman.encoded_size(huffman.code_lengths(huffman.histogram(sym)), huffman.block_counts(sym))
+    assert len(_pair_round_trip(sym, 2)) < 0.9 * single
+
+
+def test_pairs_parallel_decode_and_long_codes(monkeypatch):
+    """Pairs with codes longer than the 12-bit multi table, decoded on the thread pool, many blocks."""
+    rng = np.random.default_rng(11)
+    sym = rng.choice(64, size=40_001, p=rng.dirichlet(np.full(64, 0.2))).astype(np.uint8)
+    monkeypatch.setattr(huffman, "PARALLEL_SYMBOLS", 1)
+    data = _pair_round_trip(sym, 6, 512)
+    lengths = huffman.code_lengths(huffman.block_counts(huffman.pair_symbols(sym, 6), 512, 4096).sum(axis=0))
+    assert int(lengths.max()) > huffman.MULTI_BITS
+    assert len(data) > 0
+
+
+def test_pairs_reject_a_nonzero_padding_symbol_and_bad_widths():
+    lengths = np.zeros(16, np.uint8)
+    lengths[[0b1101, 0b0100]] = 1  # two pair values: (3, 1) and (1, 0)
+    data = huffman.encode(np.array([0b1101, 0b1101], np.uint16), lengths)
+    assert huffman.decode_pairs(data, 4, lengths, 2).tolist() == [3, 1, 3, 1]
+    with pytest.raises(CodecError, match="padding symbol of the last pair is 1"):
+        huffman.decode_pairs(data, 3, lengths, 2)
+    with pytest.raises(CodecError, match="pairs of 7-bit symbols"):
+        huffman.decode_pairs(data, 4, np.zeros(1 << 14, np.uint8), 7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.data())
+def test_corrupt_pair_streams_raise_codec_error_only(seed, data):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    bits = int(rng.integers(1, huffman.PAIR_MAX_BITS + 1))
+    sym = rng.choice(1 << bits, size=n, p=rng.dirichlet(np.ones(1 << bits))).astype(np.uint8)
+    pairs = huffman.pair_symbols(sym, bits)
+    lengths = huffman.code_lengths(huffman.block_counts(pairs, 256, 1 << (2 * bits)).sum(axis=0))
+    stream = bytearray(huffman.encode(pairs, lengths, 256))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(stream) - 1))
+        stream[i] ^= 1 << data.draw(st.integers(0, 7))
+    count = data.draw(st.sampled_from([n, n + 1, max(0, n - 1), 2 * n]))
+    try:
+        out = huffman.decode_pairs(bytes(stream), count, lengths, bits, 256)
+    except CodecError:
+        return
+    assert out.shape == (count,)

@@ -86,3 +86,40 @@ def test_codebook_stream_rejects_bad_content():
         streams.decode_codebook(raw, np.array([1.0, np.inf], np.float32).tobytes(), 2, what="c")
     with pytest.raises(CodecError, match="not a zstd frame"):
         streams.decode_codebook({"codec": "zstd"}, b"nonsense", 2, what="c")
+
+
+def test_pairs_win_on_skewed_short_alphabets_and_decode():
+    """A skewed 3-bit stream: a code per pair of symbols beats a code per symbol, and is chosen."""
+    rng = np.random.default_rng(7)
+    sym = rng.choice(8, 30_001, p=[0.7, 0.12, 0.08, 0.04, 0.03, 0.015, 0.01, 0.005]).astype(np.uint8)
+    smeta, data = streams.encode_symbols(sym, 3)
+    assert smeta["codec"] == "huffman_pairs" and set(smeta) == {"codec", "code_lengths"}
+    streams.check_stream_meta(smeta, len(data), what="s", n_symbols=sym.size, symbol_bits=3,
+                              codecs=streams.CODECS)
+    assert np.array_equal(streams.decode_symbols(smeta, data, sym.size, 3, what="s"), sym)
+    entropy = streams.entropy_bits(np.bincount(sym))
+    assert 8 * streams.cost(smeta, data) < 1.01 * entropy + 8 * len(smeta["code_lengths"]) + 64
+
+
+def test_pairs_are_not_tried_where_they_cannot_apply():
+    rng = np.random.default_rng(8)
+    wide = rng.choice(128, 50_000, p=rng.dirichlet(np.full(128, 0.3))).astype(np.uint8)
+    assert streams.encode_symbols(wide, 7)[0]["codec"] != "huffman_pairs"  # 7 bits: pairs exceed 12 bits
+    short = rng.choice(4, 500, p=[0.9, 0.05, 0.03, 0.02]).astype(np.uint8)
+    assert streams.encode_symbols(short, 2)[0]["codec"] != "huffman_pairs"  # below PAIR_MIN_SYMBOLS
+
+
+def test_pair_stream_meta_is_checked():
+    rng = np.random.default_rng(9)
+    sym = rng.choice(4, 20_000, p=[0.85, 0.1, 0.03, 0.02]).astype(np.uint8)
+    smeta, data = streams.encode_symbols(sym, 2)
+    assert smeta["codec"] == "huffman_pairs"
+    with pytest.raises(CodecError, match="cannot hold"):
+        streams.check_stream_meta(smeta, 20 * len(data), what="s", n_symbols=sym.size, symbol_bits=2,
+                                  codecs=streams.CODECS)
+    with pytest.raises(CodecError, match="at most 6 bits"):
+        streams.check_stream_meta(smeta, len(data), what="s", n_symbols=sym.size, symbol_bits=7,
+                                  codecs=streams.CODECS)
+    with pytest.raises(CodecError, match="not one of"):
+        streams.check_stream_meta(smeta, len(data), what="s", n_symbols=sym.size, symbol_bits=2,
+                                  codecs=("raw", "huffman", "zstd"))

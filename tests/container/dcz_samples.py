@@ -201,3 +201,29 @@ def real_bytes() -> bytes:
     tensors, _ = real_samples()
     with pinned_tool_version():
         return writer.dumps_dcz(tensors, arch=REAL_ARCH, recipe=REAL_RECIPE, metrics=REAL_METRICS)
+
+
+def pairs_samples() -> tuple[list[EncodedTensor], dict[str, Any]]:
+    """A pruned 3-bit layer with skewed labels: its index stream is coded as ``huffman_pairs``."""
+    import numpy as np
+
+    from deepcompress.codecs import tensor as ct
+
+    rng = np.random.default_rng(20261202)
+    codebook = np.linspace(-0.4, 0.4, 8).astype(np.float32)
+    labels = rng.choice(8, size=(96, 128), p=[0.01, 0.02, 0.04, 0.8, 0.08, 0.03, 0.01, 0.01])
+    mask = rng.random((96, 128)) < 0.4
+    arrays = {"fc.weight": np.where(mask, codebook[labels], 0).astype(np.float32)}
+    tensors = [_encode_quantized(ct, "fc.weight", labels, mask, codebook, "element", (1, 1), 3, None)]
+    arrays["fc.bias"] = rng.standard_normal(96).astype(np.float32)
+    tensors.append(ct.encode_dense("fc.bias", arrays["fc.bias"]))
+    return tensors, arrays
+
+
+PAIRS_ARCH = {"name": "lenet300", "kwargs": {"in_features": 128}}
+
+
+def pairs_bytes() -> bytes:
+    tensors, _ = pairs_samples()
+    with pinned_tool_version():
+        return writer.dumps_dcz(tensors, arch=PAIRS_ARCH)

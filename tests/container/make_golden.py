@@ -2,9 +2,10 @@
 
     cd /work/main && PYTHONPATH=. /work/venv/bin/python tests/container/make_golden.py
 
-Writes ``synthetic.dcz`` (container only: arbitrary stream bytes) and
+Writes ``synthetic.dcz`` (container only: arbitrary stream bytes),
 ``codecs.dcz`` (tensors of every kind encoded by deepcompress.codecs from seeded
-data). Headers carry a pinned tool version so the files change only when the
+data) and ``pairs.dcz`` (a layer whose index stream is ``huffman_pairs``, so the
+file lists that required feature). Headers carry a pinned tool version so the files change only when the
 format or the codecs change. Rerun it after a deliberate change of either, and
 review the diff of ``git diff --stat tests/container/golden``.
 """
@@ -16,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dcz_samples import GOLDEN_DIR, real_bytes, synthetic_bytes  # noqa: E402
+from dcz_samples import GOLDEN_DIR, pairs_bytes, real_bytes, synthetic_bytes  # noqa: E402
 
 from deepcompress.atomic import write_bytes_atomic  # noqa: E402
 
-GOLDEN_FILES = {"synthetic.dcz": synthetic_bytes, "codecs.dcz": real_bytes}
+GOLDEN_FILES = {"synthetic.dcz": synthetic_bytes, "codecs.dcz": real_bytes, "pairs.dcz": pairs_bytes}
 
 
 def main() -> None:

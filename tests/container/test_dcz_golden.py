@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dcz_samples import (
-    GOLDEN_DIR, GOLDEN_TOOL_VERSION, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, real_bytes,
-    real_samples, synthetic_bytes, synthetic_tensors,
+    GOLDEN_DIR, GOLDEN_TOOL_VERSION, PAIRS_ARCH, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, pairs_bytes,
+    pairs_samples, real_bytes, real_samples, synthetic_bytes, synthetic_tensors,
 )
 
 from deepcompress.container import read_dcz
@@ -29,6 +29,19 @@ def test_synthetic_golden_bytes():
 
 def test_codecs_golden_bytes():
     assert real_bytes() == (GOLDEN_DIR / "codecs.dcz").read_bytes()
+
+
+def test_pairs_golden_bytes_and_feature():
+    """A file with a huffman_pairs stream lists the feature; files without one list none."""
+    assert pairs_bytes() == (GOLDEN_DIR / "pairs.dcz").read_bytes()
+    f = read_dcz(GOLDEN_DIR / "pairs.dcz")
+    assert f.header["required_features"] == ["huffman_pairs"] and f.arch == PAIRS_ARCH
+    assert f.meta("fc.weight")["streams"]["index"]["codec"] == "huffman_pairs"
+    _, arrays = pairs_samples()
+    decoded = f.decode_all()
+    for name, expected in arrays.items():
+        assert decoded[name].tobytes() == expected.tobytes(), name
+    assert read_dcz(GOLDEN_DIR / "codecs.dcz").header["required_features"] == []
 
 
 def test_synthetic_golden_reads_back():

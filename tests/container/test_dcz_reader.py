@@ -75,6 +75,22 @@ def test_unknown_required_feature(parts):
     assert "newer version of deepcompress (format 1.4); upgrade" in str(err)
 
 
+def test_pair_codec_needs_its_feature_listed(monkeypatch):
+    """A huffman_pairs stream in a file that does not list the feature is refused; a reader that does
+    not know the feature (an older release) refuses the file as newer instead of misreading it."""
+    from dcz_samples import GOLDEN_DIR, assemble, split
+
+    from deepcompress.container import format as fmt
+
+    golden = (GOLDEN_DIR / "pairs.dcz").read_bytes()
+    header, data = split(golden)
+    header["required_features"] = []
+    _reject(assemble(header, data), match="streams use huffman_pairs but 'required_features' does not list it")
+    monkeypatch.setattr(fmt, "KNOWN_FEATURES", frozenset())
+    err = _reject(golden, UnsupportedVersionError, "'huffman_pairs'")
+    assert "upgrade" in str(err)
+
+
 def test_oversized_declared_header(parts):
     header, data = parts
     raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
