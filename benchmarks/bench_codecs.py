@@ -94,10 +94,9 @@ def huffman_encode(sym: np.ndarray) -> tuple[bytes, np.ndarray]:
 
 def pairs_encode(sym: np.ndarray, bits: int) -> tuple[bytes, np.ndarray]:
     """Full encode of the huffman_pairs codec: pairing, histogram, length-limited code, coding."""
-    pairs = huffman.pair_symbols(sym, bits)
-    counts = huffman.block_counts(pairs, huffman.BLOCK_SYMBOLS, 1 << (2 * bits))
+    counts = huffman.pair_block_counts(sym, bits)
     lengths = huffman.code_lengths(counts.sum(axis=0))
-    return huffman.encode(pairs, lengths, counts=counts), lengths
+    return huffman.encode(sym, lengths, counts=counts, pairs_of=bits), lengths
 
 
 def codec_variants(sym: np.ndarray, bits: int) -> dict:

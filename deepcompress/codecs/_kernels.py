@@ -50,6 +50,25 @@ def block_histograms(symbols, block, hist, k0, k1):
 
 
 @njit(cache=True, nogil=True)
+def pair_block_histograms(symbols, shift, block, hist, k0, k1):
+    """Counts of the pair symbols ``s[2j] << shift | s[2j+1]`` (an odd last one paired with 0) in
+    blocks ``k0 .. k1-1`` of ``block`` pairs, into ``hist[k]`` (shape (n_blocks, 2**(2 * shift)))."""
+    n = symbols.size
+    n_pairs = (n + 1) // 2
+    sh = np.uint64(shift)
+    for k in range(k0, k1):
+        j = np.uint64(k * block)
+        end = np.uint64(min(n_pairs, (k + 1) * block))
+        if end == np.uint64(n_pairs) and n % 2:
+            end -= np.uint64(1)
+            hist[k, np.uint64(symbols[n - 1]) << sh] += 1
+        while j < end:
+            u = j + j
+            hist[k, (np.uint64(symbols[u]) << sh) | np.uint64(symbols[u + np.uint64(1)])] += 1
+            j += np.uint64(1)
+
+
+@njit(cache=True, nogil=True)
 def _encode_block(symbols, codes, block, byte_starts, out, max_len, k):
     """Write block ``k``'s codewords LSB-first at ``byte_starts[k]``.
 

@@ -37,6 +37,7 @@ Pairs (the ``huffman_pairs`` stream codec)
 from __future__ import annotations
 
 import heapq
+import sys
 
 import numpy as np
 
@@ -73,6 +74,19 @@ def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS, alphab
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     hist = np.zeros((nb, 256), dtype=np.int64)
     parallel.run_ranges(_kernels.block_histograms, nb, sym.size >= PARALLEL_SYMBOLS, sym, block_symbols, hist)
+    return hist
+
+
+def pair_block_counts(symbols: np.ndarray, symbol_bits: int, block_pairs: int = BLOCK_SYMBOLS) -> np.ndarray:
+    """:func:`block_counts` of ``pair_symbols(symbols, symbol_bits)``, counted without forming the pairs."""
+    from . import _kernels
+
+    sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+    n_pairs = (sym.size + 1) // 2
+    nb = (n_pairs + block_pairs - 1) // block_pairs
+    hist = np.zeros((nb, 1 << (2 * symbol_bits)), dtype=np.int64)
+    parallel.run_ranges(_kernels.pair_block_histograms, nb, sym.size >= PARALLEL_SYMBOLS, sym, symbol_bits,
+                        block_pairs, hist)
     return hist
 
 
@@ -251,22 +265,45 @@ def encoded_size(lengths: np.ndarray, counts: np.ndarray) -> int:
 
 
 def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
-           *, counts: np.ndarray | None = None) -> bytes:
+           *, counts: np.ndarray | None = None, pairs_of: int | None = None) -> bytes:
     """Huffman-code ``symbols`` with the canonical code of ``lengths`` (layout above).
 
     Symbols are uint8, or uint16 pair symbols when ``lengths`` covers more than
-    256 values. ``counts`` may pass the stream's :func:`block_counts` if already
-    computed.
+    256 values. With ``pairs_of=b`` the uint8 ``symbols`` are coded as their
+    pairs (:func:`pair_symbols`) without forming them: ``lengths`` is then the
+    pair code and ``block_symbols`` counts pairs. ``counts`` may pass the
+    stream's :func:`block_counts` (for pairs :func:`pair_block_counts`) if
+    already computed.
     """
     from . import _kernels
 
     lengths = np.asarray(lengths, dtype=np.uint8)
-    wide = lengths.size > 256
-    sym = np.ascontiguousarray(symbols, dtype=np.uint16 if wide else np.uint8).ravel()
+    if pairs_of is not None:
+        alphabet = 1 << (2 * pairs_of)
+        if lengths[alphabet:].any():
+            raise CodecError(f"huffman: a code for a pair value outside {pairs_of}-bit symbols")
+        lengths = lengths[:alphabet]
+    entries = (_reverse_bits(canonical_codes(lengths), lengths) << 4) | lengths
+    if pairs_of is None:
+        sym = np.ascontiguousarray(symbols, dtype=np.uint16 if lengths.size > 256 else np.uint8).ravel()
+        if sym.size and counts is None:
+            counts = block_counts(sym, block_symbols, max(256, lengths.size))
+        table = np.zeros(max(256, lengths.size), dtype=np.uint32)
+        table[: lengths.size] = entries
+    else:
+        raw = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+        if raw.size and counts is None:
+            counts = pair_block_counts(raw, pairs_of, block_symbols)
+        if raw.size % 2:
+            raw = np.concatenate([raw, np.zeros(1, dtype=np.uint8)])
+        # each pair read as one native uint16 (bytes s0, s1) indexes a table laid out for that order
+        sym = raw.view(np.uint16)
+        p = np.arange(lengths.size, dtype=np.int64)
+        s0, s1 = p >> pairs_of, p & ((1 << pairs_of) - 1)
+        table = np.zeros(1 << 16, dtype=np.uint32)
+        table[(s0 | s1 << 8) if sys.byteorder == "little" else (s0 << 8 | s1)] = entries
     if sym.size == 0:
         return b""
-    if counts is None:
-        counts = block_counts(sym, block_symbols, max(256, lengths.size))
     nbytes = (_block_bits(lengths, counts) + 7) // 8
     nb = nbytes.size
     head = 4 * (nb - 1)
@@ -277,8 +314,6 @@ def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_
     out = np.empty(int(starts[-1]), dtype=np.uint8)
     if nb > 1:
         out[:head] = nbytes[:-1].astype("<u4").view(np.uint8)
-    table = np.zeros(max(256, lengths.size), dtype=np.uint32)
-    table[: lengths.size] = (_reverse_bits(canonical_codes(lengths), lengths) << 4) | lengths
     parallel.run_ranges(_kernels.encode_blocks, nb, sym.size >= PARALLEL_SYMBOLS, sym, table, block_symbols,
                         starts, out, int(lengths.max()))
     return out.tobytes()

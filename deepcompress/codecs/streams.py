@@ -104,9 +104,11 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
         if lower + len(hexlen) < candidates[0][0]:  # otherwise raw wins anyway
             size = huffman.encoded_size(lengths, block_counts)
             candidates.append((size + len(hexlen), {"codec": "huffman", "code_lengths": hexlen}, None))
-        pairs = _pair_candidate(sym, symbol_bits)
+        pairs = _pair_code(sym, symbol_bits)
         if pairs is not None:
-            candidates.append(pairs)
+            pair_counts, pair_lengths, hexpairs = pairs
+            size = huffman.encoded_size(pair_lengths, pair_counts) + len(hexpairs)
+            candidates.append((size, {"codec": "huffman_pairs", "code_lengths": hexpairs}, None))
         if zstd:
             data = _zstd_compress(sym.tobytes(), ZSTD_LEVEL)
             candidates.append((len(data), {"codec": "zstd"}, data))
@@ -116,20 +118,17 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
     elif params["codec"] == "huffman":
         data = huffman.encode(sym, lengths, huffman.BLOCK_SYMBOLS, counts=block_counts)
     elif params["codec"] == "huffman_pairs":
-        pair_lengths = huffman.hex_to_lengths(params["code_lengths"], 1 << (2 * symbol_bits), "pairs")
-        data = huffman.encode(huffman.pair_symbols(sym, symbol_bits), pair_lengths, huffman.BLOCK_SYMBOLS)
+        data = huffman.encode(sym, pair_lengths, huffman.BLOCK_SYMBOLS, counts=pair_counts, pairs_of=symbol_bits)
     return dict(params), data
 
 
-def _pair_candidate(sym: np.ndarray, symbol_bits: int) -> tuple[int, dict[str, Any], None] | None:
-    """(cost, params, None) of coding ``sym`` as Huffman-coded pairs, or None where pairs don't apply."""
+def _pair_code(sym: np.ndarray, symbol_bits: int) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """(per-block pair counts, code lengths, their hex string) for Huffman-coded pairs; None where pairs don't apply."""
     if symbol_bits > huffman.PAIR_MAX_BITS or sym.size < PAIR_MIN_SYMBOLS:
         return None
-    alphabet = 1 << (2 * symbol_bits)
-    pcounts = huffman.block_counts(huffman.pair_symbols(sym, symbol_bits), huffman.BLOCK_SYMBOLS, alphabet)
-    lengths = huffman.code_lengths(pcounts.sum(axis=0))
-    hexlen = huffman.lengths_to_hex(lengths)
-    return huffman.encoded_size(lengths, pcounts) + len(hexlen), {"codec": "huffman_pairs", "code_lengths": hexlen}, None
+    counts = huffman.pair_block_counts(sym, symbol_bits, huffman.BLOCK_SYMBOLS)
+    lengths = huffman.code_lengths(counts.sum(axis=0))
+    return counts, lengths, huffman.lengths_to_hex(lengths)
 
 
 def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, n_symbols: int, symbol_bits: int, *,

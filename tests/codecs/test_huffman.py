@@ -203,10 +203,13 @@ def _pair_round_trip(sym: np.ndarray, bits: int, block: int = huffman.BLOCK_SYMB
     pairs = huffman.pair_symbols(sym, bits)
     alphabet = 1 << (2 * bits)
     counts = huffman.block_counts(pairs, block, alphabet)
+    assert np.array_equal(huffman.pair_block_counts(sym, bits, block), counts[:, :alphabet])
+    assert not counts[:, alphabet:].any()
     lengths = huffman.code_lengths(counts.sum(axis=0))
     data = huffman.encode(pairs, lengths, block)
     assert len(data) == huffman.encoded_size(lengths, counts)
     assert huffman.encode(pairs, lengths, block, counts=counts) == data
+    assert huffman.encode(sym, lengths, block, pairs_of=bits) == data  # the pairs read straight from sym
     out = huffman.decode_pairs(data, sym.size, lengths, bits, block)
     assert out.dtype == np.uint8 and np.array_equal(out, sym)
     return data
