@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,35 @@ def test_only_rank0_writes_and_resume_reuses_its_cache(runs, tmp_path):
     _, log = _compress(model, tmp_path / "again.dcz", "--work-dir", str(work), "--resume", nproc=2)
     assert "reusing cached result of stages 1-4" in log
     assert (tmp_path / "again.dcz").read_bytes() == (folder / "ddp.dcz").read_bytes()
+
+
+@pytest.mark.slow
+def test_two_ranks_killed_mid_stage_then_resumed_give_the_same_bytes(runs, tmp_path):
+    """kill -9 of the whole 2-rank job during retraining: no output, and a 2-rank --resume writes the
+    bytes of the uninterrupted 2-rank run."""
+    folder, _, _, _, _, model = runs
+    out, work = tmp_path / "killed.dcz", tmp_path / "killed.work"
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [sys.executable, *launcher, "-m", "deepcompress.cli", "compress", str(model), "-o", str(out), *FLAGS,
+           "--work-dir", str(work)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=str(HERE),
+                            env={**_env(), "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    killed = False
+    try:
+        for line in proc.stderr:
+            if "retrain epoch 1/2" in line:
+                os.killpg(proc.pid, signal.SIGKILL)  # every rank and the launcher at once
+                killed = True
+                break
+    finally:
+        if not killed:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=TIMEOUT)
+    assert killed, "the run ended before its first retraining epoch"
+    assert not out.exists()
+    _, log = _compress(model, out, "--work-dir", str(work), "--resume", nproc=2)
+    assert "resuming after epoch 1/2" in log or "reusing cached result" in log
+    assert out.read_bytes() == (folder / "ddp.dcz").read_bytes()
 
 
 def test_shards_partition_every_batch_and_single_process_is_unchanged():
