@@ -13,7 +13,9 @@ in M symbols/s measured in this run, back to back per round: encode (histogram +
 lengths + coding) and decode of each Huffman codec, and zstd-19 decode; as wall clock (best
 round) with numba's threads and with one thread, and as the median CPU time of the calling
 thread with one thread (the figure least disturbed by other processes).
-Then a whole layer goes through the tensor API and is compared with zstd-19 on its streams.
+Then a whole layer goes through the tensor API and is compared with zstd-19 on its streams, and
+whole .dcz files (``--dcz``, default benchmarks/out/*.dcz, e.g. the MNIST headline files) are
+compared with the same files whose index and gap streams would be zstd-19 instead.
 
 Run: cd /work/main && PYTHONPATH=. OPENBLAS_NUM_THREADS=1 /work/venv/bin/python benchmarks/bench_codecs.py
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import zstandard
@@ -187,10 +190,53 @@ def bench_tensor(rng: np.random.Generator) -> None:
     print(f"encode_quantized {t_enc:.2f} s, decode_tensor {t_dec:.3f} s")
 
 
+def zstd_of_symbol_streams(path: Path) -> tuple[int, int, int]:
+    """(file bytes, bytes of its index + gap streams, zstd-19 bytes of the same symbols, one byte each).
+
+    The symbols are rebuilt from the decoded file: each quantized tensor's codebook
+    index per kept weight (kept blocks in order) and its gap symbols at the file's
+    own ``index_bits``; everything else in the file is the same for both.
+    """
+    from deepcompress.container import read_dcz
+
+    zc = zstandard.ZstdCompressor(level=19)
+    f = read_dcz(path)
+    ours = theirs = 0
+    for name in f.tensor_names:
+        meta = f.meta(name)
+        if meta["kind"] != "quantized":
+            continue
+        labels, _ = f.decode_labels(name)
+        block = tuple(meta["block"])
+        kept = relindex.kept_blocks(labels >= 0, block, name)
+        index = relindex.to_blocks(labels, block)[kept].astype(np.uint8).ravel()
+        sizes = f.stream_sizes(name)
+        ours += sizes["index"] + len(meta["streams"]["index"].get("code_lengths", ""))
+        theirs += len(zc.compress(index.tobytes()))
+        if meta.get("index_bits") is not None:
+            gaps, _ = relindex.encode_gaps(kept, meta["index_bits"])
+            ours += sizes["gap"] + len(meta["streams"]["gap"].get("code_lengths", ""))
+            theirs += len(zc.compress(gaps.tobytes()))
+    return f.file_bytes, ours, theirs
+
+
+def bench_files(paths: list[Path]) -> None:
+    """Whole files against the same files with every index and gap stream replaced by zstd-19."""
+    print()
+    print("## Whole .dcz files: ours against zstd-19 on the same index and gap symbol streams")
+    print(f"{'file':40} {'bytes':>9} {'streams':>9} {'zstd19':>9} {'file if zstd19':>14} {'ratio':>7}")
+    for path in paths:
+        size, ours, theirs = zstd_of_symbol_streams(path)
+        alt = size - ours + theirs
+        print(f"{str(path):40} {size:9d} {ours:9d} {theirs:9d} {alt:14d} {size / alt:7.4f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=4_000_000, help="kept weights per stream")
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--dcz", type=Path, nargs="*", default=None,
+                    help="whole .dcz files to compare with zstd-19 (default: benchmarks/out/*.dcz, if any)")
     args = ap.parse_args()
 
     rng = np.random.default_rng(2016)
@@ -206,6 +252,9 @@ def main() -> None:
     print()
     bench_streams(streams, args.repeat)
     bench_tensor(rng)
+    files = args.dcz if args.dcz is not None else sorted((Path(__file__).parent / "out").glob("*.dcz"))
+    if files:
+        bench_files(files)
 
 
 if __name__ == "__main__":

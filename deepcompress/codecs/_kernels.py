@@ -68,6 +68,25 @@ def pair_block_histograms(symbols, shift, block, hist, k0, k1):
             j += np.uint64(1)
 
 
+@njit(cache=True, inline="always")
+def _put(entry, buf, cnt):
+    """Append one code (``entry`` = ``reversed_code << 4 | length``) to the bit buffer."""
+    e = np.uint64(entry)
+    return buf | ((e >> np.uint64(4)) << cnt), cnt + (e & np.uint64(15))
+
+
+@njit(cache=True, inline="always")
+def _flush32(out, p, buf, cnt):
+    """Once 32 or more bits are pending, write the low 32 of them at ``out[p]`` (LSB-first)."""
+    if cnt >= np.uint64(32):
+        out[p] = np.uint8(buf & np.uint64(0xFF))
+        out[p + np.uint64(1)] = np.uint8((buf >> np.uint64(8)) & np.uint64(0xFF))
+        out[p + np.uint64(2)] = np.uint8((buf >> np.uint64(16)) & np.uint64(0xFF))
+        out[p + np.uint64(3)] = np.uint8((buf >> np.uint64(24)) & np.uint64(0xFF))
+        return p + np.uint64(4), buf >> np.uint64(32), cnt - np.uint64(32)
+    return p, buf, cnt
+
+
 @njit(cache=True, nogil=True)
 def _encode_block(symbols, codes, block, byte_starts, out, max_len, k):
     """Write block ``k``'s codewords LSB-first at ``byte_starts[k]``.
@@ -87,45 +106,19 @@ def _encode_block(symbols, codes, block, byte_starts, out, max_len, k):
     if max_len <= 8:
         # four codes (<= 32 bits) per flush check: cnt stays < 32 + 32
         while i + np.uint64(4) <= end:
-            e = np.uint64(codes[symbols[i]])
-            buf |= (e >> np.uint64(4)) << cnt
-            cnt += e & np.uint64(15)
-            e = np.uint64(codes[symbols[i + np.uint64(1)]])
-            buf |= (e >> np.uint64(4)) << cnt
-            cnt += e & np.uint64(15)
-            e = np.uint64(codes[symbols[i + np.uint64(2)]])
-            buf |= (e >> np.uint64(4)) << cnt
-            cnt += e & np.uint64(15)
-            e = np.uint64(codes[symbols[i + np.uint64(3)]])
-            buf |= (e >> np.uint64(4)) << cnt
-            cnt += e & np.uint64(15)
+            buf, cnt = _put(codes[symbols[i]], buf, cnt)
+            buf, cnt = _put(codes[symbols[i + np.uint64(1)]], buf, cnt)
+            buf, cnt = _put(codes[symbols[i + np.uint64(2)]], buf, cnt)
+            buf, cnt = _put(codes[symbols[i + np.uint64(3)]], buf, cnt)
             i += np.uint64(4)
-            if cnt >= np.uint64(32):
-                out[p] = np.uint8(buf & np.uint64(0xFF))
-                out[p + np.uint64(1)] = np.uint8((buf >> np.uint64(8)) & np.uint64(0xFF))
-                out[p + np.uint64(2)] = np.uint8((buf >> np.uint64(16)) & np.uint64(0xFF))
-                out[p + np.uint64(3)] = np.uint8((buf >> np.uint64(24)) & np.uint64(0xFF))
-                p += np.uint64(4)
-                buf >>= np.uint64(32)
-                cnt -= np.uint64(32)
+            p, buf, cnt = _flush32(out, p, buf, cnt)
     while i < end:
         # two codes (<= 28 bits) per flush check: cnt stays < 32 + 28
-        e = np.uint64(codes[symbols[i]])
-        buf |= (e >> np.uint64(4)) << cnt
-        cnt += e & np.uint64(15)
+        buf, cnt = _put(codes[symbols[i]], buf, cnt)
         if i + np.uint64(1) < end:
-            e = np.uint64(codes[symbols[i + np.uint64(1)]])
-            buf |= (e >> np.uint64(4)) << cnt
-            cnt += e & np.uint64(15)
+            buf, cnt = _put(codes[symbols[i + np.uint64(1)]], buf, cnt)
         i += np.uint64(2)
-        if cnt >= np.uint64(32):
-            out[p] = np.uint8(buf & np.uint64(0xFF))
-            out[p + np.uint64(1)] = np.uint8((buf >> np.uint64(8)) & np.uint64(0xFF))
-            out[p + np.uint64(2)] = np.uint8((buf >> np.uint64(16)) & np.uint64(0xFF))
-            out[p + np.uint64(3)] = np.uint8((buf >> np.uint64(24)) & np.uint64(0xFF))
-            p += np.uint64(4)
-            buf >>= np.uint64(32)
-            cnt -= np.uint64(32)
+        p, buf, cnt = _flush32(out, p, buf, cnt)
     while cnt > np.uint64(0):
         out[p] = np.uint8(buf & np.uint64(0xFF))
         p += np.uint64(1)
