@@ -18,8 +18,9 @@ Every figure here comes from a script in `benchmarks/` that anyone can rerun; th
 exact command and the date stand beside each number. Speed figures are ratios
 against a reference measured in the same run. The machine: 2 cores, 24 GiB, no
 GPU, Python 3.11, torch 2.13.0+cpu. Most runs on 2026-11-23 shared the machine
-with other jobs (load average 4-10), which inflates wall times; same-run ratios
-are the figures to trust.
+with other jobs (load average 4-10), which inflates wall times; the codec, load
+and sparse-inference runs of 2026-12-02 had it to themselves. Same-run ratios are
+the figures to trust.
 
 This file is assembled by `python benchmarks/collect_docs.py` from `docs/benchmarks/*.md`.
 """
