@@ -1,4 +1,11 @@
-"""Atomic output: write to a temporary file beside the target, then rename."""
+"""Atomic output: write to a temporary file beside the target, then rename.
+
+The temporary file is ``.NAME.HOST-PID.XXXXXXXX.tmp`` in the target's folder. A
+process killed with SIGKILL while writing cannot remove it, so every later
+successful write of NAME removes the ones that a process of this host left
+behind and that is no longer running (files of other hosts, which may share the
+folder over a network file system, are left alone).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     target = check_output_path(path)
     folder = target.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise OutputError(f"cannot write to {folder}: {exc.strerror}") from None
     try:
@@ -34,6 +41,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; honour the umask like open()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+        _remove_stale_temps(target)
     except OSError as exc:
         _remove_quietly(tmp)
         if exc.errno == errno.ENOSPC:
@@ -71,6 +79,37 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _temp_prefix(target: Path) -> str:
+    import socket
+
+    host = "".join(c if c.isalnum() or c == "-" else "_" for c in socket.gethostname()) or "host"
+    return f".{target.name}.{host}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, and belongs to someone else
+        return True
+    return True
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Remove the temporary files of ``target`` left by dead processes of this host."""
+    prefix = _temp_prefix(target)
+    with contextlib.suppress(OSError):
+        with os.scandir(target.parent) as entries:
+            for entry in entries:
+                name = entry.name
+                if not (name.startswith(prefix) and name.endswith(".tmp")):
+                    continue
+                pid = name[len(prefix):].split(".", 1)[0]
+                if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                    _remove_quietly(entry.path)
 
 
 def _remove_quietly(path: str) -> None:

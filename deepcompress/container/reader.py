@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ChecksumError, ContainerError
+from ..errors import ChecksumError, ContainerError, UnsupportedVersionError
 from . import format as fmt
 from .header import check_arch, decode_header, unpack_header
 
@@ -100,7 +100,7 @@ def parse_container(buf: memoryview, *, verify: bool = True) -> Layout:
     if actual != pre.header_crc:
         raise ChecksumError(f"header ({h_len} bytes): CRC32 {actual:08x} != stored {pre.header_crc:08x}")
     header = decode_header(unpack_header(header_view, pre.encoding, pre.decoded_length))
-    _check_features(header, pre.major, pre.minor)
+    _check_features(header)
     tensors = _check_header(header)
     missing = sorted(set(fmt.features_of(meta for _, meta, _ in tensors)) - set(header["required_features"]))
     if missing:
@@ -167,14 +167,19 @@ def verify_sections(buf: memoryview, sections: tuple[Section, ...]) -> None:
             )
 
 
-def _check_features(header: dict[str, Any], major: int, minor: int) -> None:
+def _check_features(header: dict[str, Any]) -> None:
     features = header.get("required_features")
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
         raise ContainerError("header: 'required_features' must be a list of strings")
     unknown = sorted(set(features) - fmt.KNOWN_FEATURES)
     if unknown:
         shown = ", ".join(repr(f[:40]) for f in unknown[:5])
-        raise fmt.newer_version_error(major, minor, f"unknown required feature {shown}")
+        known = ", ".join(sorted(fmt.KNOWN_FEATURES)) or "none"
+        raise UnsupportedVersionError(
+            f"unknown required feature {shown}: made by a newer version of deepcompress; upgrade "
+            f"(this release reads format {fmt.version_text(fmt.FORMAT_MAJOR, fmt.FORMAT_MINOR)} "
+            f"with the features: {known})"
+        )
 
 
 def _check_header(header: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
