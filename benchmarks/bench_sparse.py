@@ -1,6 +1,6 @@
 """Dense vs sparse (CSR, int32 indices) inference latency of pruned fully connected stacks.
 
-Run: cd /work/main && PYTHONPATH=. OPENBLAS_NUM_THREADS=1 /work/venv/bin/python benchmarks/bench_sparse.py
+Run: cd /work/main && PYTHONPATH=. OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sparse.py
 
 Models (random weights, random pruning pattern at the paper's densities, Deep
 Compression Tables 1 and 4):
@@ -10,7 +10,9 @@ Compression Tables 1 and 4):
 For each torch thread count (1 and 2) and batch size (1 and 64) the dense and
 the sparse model run alternately (so both see the same machine load), after a
 warm-up; the medians are reported with their ratio. A density sweep of the
-single fc6-sized layer at batch 1 and 64 shows where CSR stops paying off.
+single fc6-sized layer at batch 1 and 64 shows where CSR stops paying off, and a
+layer-size sweep at 9% density and batch 1 shows below which size it loses (the
+``min_weights`` option of ``deepcompress.sparse.sparsify``).
 Each model's outputs are checked against the dense model's before timing.
 """
 
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from deepcompress.models import build_model  # noqa: E402
 from deepcompress.sparse import sparsify  # noqa: E402
 
-COMMAND = "PYTHONPATH=. OPENBLAS_NUM_THREADS=1 /work/venv/bin/python benchmarks/bench_sparse.py"
+COMMAND = "PYTHONPATH=. OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sparse.py"
 
 
 def prune_(model: nn.Module, densities: list[float], seed: int) -> nn.Module:
@@ -131,6 +133,19 @@ def main() -> None:
             print(f"  density {d:.2f} batch={batch:>2}: dense {fmt_ms(td)} ms, sparse {fmt_ms(ts)} ms, "
                   f"speed-up {td / ts:.2f}x", flush=True)
 
+    print("\n# layer-size sweep: one layer at 9% density, batch 1")
+    sizes = []
+    for nt in threads:
+        torch.set_num_threads(nt)
+        for out_f, in_f in ((100, 300), (300, 784), (512, 512), (1024, 1024), (1024, 2048), (2048, 2048),
+                            (4096, 4096)):
+            dense = prune_(nn.Sequential(nn.Linear(in_f, out_f)), [0.09], seed=3)
+            sparse = sparsify(copy.deepcopy(dense), threshold_density=1.0)
+            td, ts = time_pair(dense, sparse, torch.randn(1, in_f), 300, warmup=30)
+            sizes.append((nt, out_f, in_f, td, ts))
+            print(f"  threads={nt} {out_f}x{in_f} ({out_f * in_f} weights): dense {fmt_ms(td)} ms, "
+                  f"sparse {fmt_ms(ts)} ms, speed-up {td / ts:.2f}x", flush=True)
+
     print("\n## Markdown\n")
     print("| model | torch threads | batch | dense (ms) | sparse CSR int32 (ms) | speed-up |")
     print("|---|---|---|---|---|---|")
@@ -140,6 +155,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for d, batch, td, ts in sweep:
         print(f"| {d:.2f} | {batch} | {fmt_ms(td)} | {fmt_ms(ts)} | {td / ts:.2f}x |")
+    print("\n| torch threads | layer | weights | dense (ms) | sparse (ms) | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for nt, out_f, in_f, td, ts in sizes:
+        print(f"| {nt} | {out_f} x {in_f} | {out_f * in_f:,} | {fmt_ms(td)} | {fmt_ms(ts)} | {td / ts:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -153,11 +153,17 @@ def sparsify(
     threshold_density: float = DEFAULT_THRESHOLD_DENSITY,
     *,
     layers: list[str] | None = None,
+    min_weights: int = 0,
 ) -> nn.Module:
     """Replace each ``nn.Linear`` whose weight density is at most ``threshold_density`` by a :class:`SparseLinear`.
 
     Works in place and returns ``model``. ``layers`` (module names, e.g.
-    ``["classifier.1"]``) restricts the candidates. Only modules of exactly type
+    ``["classifier.1"]``) restricts the candidates. ``min_weights`` leaves
+    layers with fewer weights dense: at batch 1 the fixed cost of a sparse
+    kernel call outweighs its saving on small layers (on this project's
+    machines sparse lost below about 2**18 weights with one thread and 2**20
+    with two; docs/benchmarks/sparse.md), so ``min_weights=1 << 20`` keeps only
+    the layers where sparse pays. Only modules of exactly type
     ``nn.Linear`` are replaced: subclasses (such as the attention output
     projection, whose ``.weight`` the attention code reads directly) stay dense,
     and so do the Linear children of torch's Transformer layers and
@@ -168,6 +174,8 @@ def sparsify(
     """
     if isinstance(threshold_density, bool) or not 0.0 <= float(threshold_density) <= 1.0:
         raise ConfigError(f"threshold_density must be in [0, 1], got {threshold_density!r}")
+    if isinstance(min_weights, bool) or not isinstance(min_weights, int) or min_weights < 0:
+        raise ConfigError(f"min_weights must be a non-negative integer, got {min_weights!r}")
     if not isinstance(model, nn.Module):
         raise ModelError(f"sparsify needs an nn.Module, got {type(model).__name__}")
     wanted = None if layers is None else set(layers)
@@ -182,7 +190,9 @@ def sparsify(
             return None
         if isinstance(parent, _READS_CHILD_WEIGHTS):
             return None
-        if module.weight.is_meta or _density(module.weight) > threshold_density:
+        if module.weight.is_meta or module.weight.numel() < min_weights:
+            return None
+        if _density(module.weight) > threshold_density:
             return None
         return SparseLinear.from_linear(module)
 

@@ -139,12 +139,24 @@ def test_input_shapes_and_no_bias():
         sp(torch.randn(2, 11))
 
 
+def test_min_weights_leaves_small_layers_dense():
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    with torch.no_grad():
+        for layer in (model[0], model[2]):
+            layer.weight.mul_(torch.rand(layer.weight.shape) < 0.1)
+    sparsify(model, threshold_density=1.0, min_weights=64 * 32)
+    assert isinstance(model[0], SparseLinear) and type(model[2]) is nn.Linear  # 2048 weights kept, 128 not
+    assert model._deepcompress_sparse == ["0"]
+
+
 def test_bad_arguments():
     model = nn.Sequential(nn.Linear(3, 3))
     with pytest.raises(ConfigError, match="threshold_density"):
         sparsify(model, threshold_density=1.5)
     with pytest.raises(ConfigError, match="no module named nope"):
         sparsify(model, layers=["nope"])
+    with pytest.raises(ConfigError, match="min_weights"):
+        sparsify(model, min_weights=-1)
     with pytest.raises(ModelError, match="2-D"):
         SparseLinear(torch.zeros(3))
 
