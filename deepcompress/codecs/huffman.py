@@ -56,22 +56,12 @@ PARALLEL_SYMBOLS = 1 << 19
 _PAD = 16
 
 
-def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS, alphabet: int = 256) -> np.ndarray:
-    """Counts of the symbol values in each block of ``block_symbols`` symbols, shape (n_blocks, alphabet).
-
-    uint8 symbols (``alphabet`` 256) are counted by a numba kernel; wider
-    alphabets (pair symbols, :func:`pair_symbols`) by ``np.bincount``.
-    """
+def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> np.ndarray:
+    """Counts of the 256 byte values in each block of ``block_symbols`` symbols, shape (n_blocks, 256)."""
     from . import _kernels
 
-    nb = (np.size(symbols) + block_symbols - 1) // block_symbols
-    if alphabet > 256:
-        sym = np.ascontiguousarray(symbols).ravel().astype(np.int64)
-        if sym.size and int(sym.max()) >= alphabet:
-            raise CodecError(f"huffman: symbol {int(sym.max())} is outside the alphabet of {alphabet}")
-        keys = np.arange(sym.size, dtype=np.int64) // block_symbols * alphabet + sym
-        return np.bincount(keys, minlength=nb * alphabet).reshape(nb, alphabet)
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+    nb = (sym.size + block_symbols - 1) // block_symbols
     hist = np.zeros((nb, 256), dtype=np.int64)
     parallel.run_ranges(_kernels.block_histograms, nb, sym.size >= PARALLEL_SYMBOLS, sym, block_symbols, hist)
     return hist
@@ -266,14 +256,12 @@ def encoded_size(lengths: np.ndarray, counts: np.ndarray) -> int:
 
 def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
            *, counts: np.ndarray | None = None, pairs_of: int | None = None) -> bytes:
-    """Huffman-code ``symbols`` with the canonical code of ``lengths`` (layout above).
+    """Huffman-code uint8 ``symbols`` with the canonical code of ``lengths`` (layout above).
 
-    Symbols are uint8, or uint16 pair symbols when ``lengths`` covers more than
-    256 values. With ``pairs_of=b`` the uint8 ``symbols`` are coded as their
-    pairs (:func:`pair_symbols`) without forming them: ``lengths`` is then the
-    pair code and ``block_symbols`` counts pairs. ``counts`` may pass the
-    stream's :func:`block_counts` (for pairs :func:`pair_block_counts`) if
-    already computed.
+    With ``pairs_of=b`` the symbols are coded as their pairs (:func:`pair_symbols`)
+    without forming them: ``lengths`` is then the pair code and ``block_symbols``
+    counts pairs. ``counts`` may pass the stream's :func:`block_counts` (for
+    pairs :func:`pair_block_counts`) if already computed.
     """
     from . import _kernels
 
@@ -285,10 +273,10 @@ def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_
         lengths = lengths[:alphabet]
     entries = (_reverse_bits(canonical_codes(lengths), lengths) << 4) | lengths
     if pairs_of is None:
-        sym = np.ascontiguousarray(symbols, dtype=np.uint16 if lengths.size > 256 else np.uint8).ravel()
+        sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
         if sym.size and counts is None:
-            counts = block_counts(sym, block_symbols, max(256, lengths.size))
-        table = np.zeros(max(256, lengths.size), dtype=np.uint32)
+            counts = block_counts(sym, block_symbols)
+        table = np.zeros(256, dtype=np.uint32)
         table[: lengths.size] = entries
     else:
         raw = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()

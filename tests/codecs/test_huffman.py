@@ -200,16 +200,15 @@ def test_encoder_matches_the_documented_layout(seed, alphabet, n):
 # ---- pairs: one code over pairs of b-bit symbols (the huffman_pairs stream codec)
 
 def _pair_round_trip(sym: np.ndarray, bits: int, block: int = huffman.BLOCK_SYMBOLS) -> bytes:
-    pairs = huffman.pair_symbols(sym, bits)
+    pairs = huffman.pair_symbols(sym, bits).astype(np.int64)
     alphabet = 1 << (2 * bits)
-    counts = huffman.block_counts(pairs, block, alphabet)
-    assert np.array_equal(huffman.pair_block_counts(sym, bits, block), counts[:, :alphabet])
-    assert not counts[:, alphabet:].any()
+    counts = huffman.pair_block_counts(sym, bits, block)
+    by_block = np.arange(pairs.size) // block * alphabet + pairs  # the same counts, from the pairs themselves
+    assert np.array_equal(counts, np.bincount(by_block, minlength=counts.size).reshape(counts.shape))
     lengths = huffman.code_lengths(counts.sum(axis=0))
-    data = huffman.encode(pairs, lengths, block)
+    data = huffman.encode(sym, lengths, block, pairs_of=bits)
     assert len(data) == huffman.encoded_size(lengths, counts)
-    assert huffman.encode(pairs, lengths, block, counts=counts) == data
-    assert huffman.encode(sym, lengths, block, pairs_of=bits) == data  # the pairs read straight from sym
+    assert huffman.encode(sym, lengths, block, counts=counts, pairs_of=bits) == data
     out = huffman.decode_pairs(data, sym.size, lengths, bits, block)
     assert out.dtype == np.uint8 and np.array_equal(out, sym)
     return data
@@ -245,7 +244,7 @@ def test_pairs_parallel_decode_and_long_codes(monkeypatch):
     sym = rng.choice(64, size=40_001, p=rng.dirichlet(np.full(64, 0.2))).astype(np.uint8)
     monkeypatch.setattr(huffman, "PARALLEL_SYMBOLS", 1)
     data = _pair_round_trip(sym, 6, 512)
-    lengths = huffman.code_lengths(huffman.block_counts(huffman.pair_symbols(sym, 6), 512, 4096).sum(axis=0))
+    lengths = huffman.code_lengths(huffman.pair_block_counts(sym, 6, 512).sum(axis=0))
     assert int(lengths.max()) > huffman.MULTI_BITS
     assert len(data) > 0
 
@@ -253,7 +252,7 @@ def test_pairs_parallel_decode_and_long_codes(monkeypatch):
 def test_pairs_reject_a_nonzero_padding_symbol_and_bad_widths():
     lengths = np.zeros(16, np.uint8)
     lengths[[0b1101, 0b0100]] = 1  # two pair values: (3, 1) and (1, 0)
-    data = huffman.encode(np.array([0b1101, 0b1101], np.uint16), lengths)
+    data = huffman.encode(np.array([3, 1, 3, 1], np.uint8), lengths, pairs_of=2)
     assert huffman.decode_pairs(data, 4, lengths, 2).tolist() == [3, 1, 3, 1]
     with pytest.raises(CodecError, match="padding symbol of the last pair is 1"):
         huffman.decode_pairs(data, 3, lengths, 2)
@@ -268,9 +267,8 @@ def test_corrupt_pair_streams_raise_codec_error_only(seed, data):
     n = int(rng.integers(1, 3000))
     bits = int(rng.integers(1, huffman.PAIR_MAX_BITS + 1))
     sym = rng.choice(1 << bits, size=n, p=rng.dirichlet(np.ones(1 << bits))).astype(np.uint8)
-    pairs = huffman.pair_symbols(sym, bits)
-    lengths = huffman.code_lengths(huffman.block_counts(pairs, 256, 1 << (2 * bits)).sum(axis=0))
-    stream = bytearray(huffman.encode(pairs, lengths, 256))
+    lengths = huffman.code_lengths(huffman.pair_block_counts(sym, bits, 256).sum(axis=0))
+    stream = bytearray(huffman.encode(sym, lengths, 256, pairs_of=bits))
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(stream) - 1))
         stream[i] ^= 1 << data.draw(st.integers(0, 7))
