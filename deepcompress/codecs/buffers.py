@@ -62,6 +62,7 @@ def _populate_pieces(madvise: Any, addr: int, nbytes: int, piece: int, status: n
 
 def zeroed(n: int, dtype: Any) -> np.ndarray:
     """A writable, zeroed, C-contiguous 1-D array of ``n`` items, its pages already mapped."""
+    global _MADVISE
     dtype = np.dtype(dtype)
     nbytes = n * dtype.itemsize
     if nbytes < MMAP_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
@@ -76,7 +77,6 @@ def zeroed(n: int, dtype: Any) -> np.ndarray:
         parallel.run_ranges(_populate_pieces, n_pieces, True, madvise, arr.ctypes.data, nbytes, PIECE_BYTES,
                             status)
         if status.any():  # the kernel refused (older than 5.14): unmapped pages fault in on first write,
-            global _MADVISE  # and later buffers use MAP_POPULATE
-            _MADVISE = False
+            _MADVISE = False  # and later buffers use MAP_POPULATE
         return arr
     return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags | getattr(mmap, "MAP_POPULATE", 0)), dtype=dtype)

@@ -51,8 +51,6 @@ MAX_BLOCK_SYMBOLS = 1 << 24
 MULTI_BITS = 12
 # pair symbols (2b bits) must fit the decode table's 12-bit symbol field
 PAIR_MAX_BITS = 6
-# streams with at least this many symbols are split over a small thread pool
-PARALLEL_SYMBOLS = 1 << 19
 _PAD = 16
 
 
@@ -63,7 +61,7 @@ def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> np.
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     nb = (sym.size + block_symbols - 1) // block_symbols
     hist = np.zeros((nb, 256), dtype=np.int64)
-    parallel.run_ranges(_kernels.block_histograms, nb, sym.size >= PARALLEL_SYMBOLS, sym, block_symbols, hist)
+    parallel.run_ranges(_kernels.block_histograms, nb, sym.size >= parallel.PARALLEL_SYMBOLS, sym, block_symbols, hist)
     return hist
 
 
@@ -75,7 +73,7 @@ def pair_block_counts(symbols: np.ndarray, symbol_bits: int, block_pairs: int = 
     n_pairs = (sym.size + 1) // 2
     nb = (n_pairs + block_pairs - 1) // block_pairs
     hist = np.zeros((nb, 1 << (2 * symbol_bits)), dtype=np.int64)
-    parallel.run_ranges(_kernels.pair_block_histograms, nb, sym.size >= PARALLEL_SYMBOLS, sym, symbol_bits,
+    parallel.run_ranges(_kernels.pair_block_histograms, nb, sym.size >= parallel.PARALLEL_SYMBOLS, sym, symbol_bits,
                         block_pairs, hist)
     return hist
 
@@ -302,7 +300,7 @@ def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_
     out = np.empty(int(starts[-1]), dtype=np.uint8)
     if nb > 1:
         out[:head] = nbytes[:-1].astype("<u4").view(np.uint8)
-    parallel.run_ranges(_kernels.encode_blocks, nb, sym.size >= PARALLEL_SYMBOLS, sym, table, block_symbols,
+    parallel.run_ranges(_kernels.encode_blocks, nb, sym.size >= parallel.PARALLEL_SYMBOLS, sym, table, block_symbols,
                         starts, out, int(lengths.max()))
     return out.tobytes()
 
@@ -423,7 +421,7 @@ def _decode(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_s
     padded[: raw.size] = raw
     out = np.empty(per * n_coded, dtype=np.uint8)
     status = np.zeros(nb, dtype=np.int8)
-    parallel.run_ranges(_kernels.decode_blocks, (nb + 3) // 4, per * n_coded >= PARALLEL_SYMBOLS, padded, starts,
+    parallel.run_ranges(_kernels.decode_blocks, (nb + 3) // 4, per * n_coded >= parallel.PARALLEL_SYMBOLS, padded, starts,
                         multi, multi_bits, single, single_bits, shift, per * n_coded, per * block_symbols, out,
                         status)
     bad = np.flatnonzero(status)

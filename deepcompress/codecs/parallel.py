@@ -19,6 +19,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+# streams (of symbols, or of gap symbols) at least this long are split over the range pool
+PARALLEL_SYMBOLS = 1 << 19
+
 T = TypeVar("T")
 R = TypeVar("R")
 

@@ -27,9 +27,8 @@ from ..errors import CodecError
 
 MIN_INDEX_BITS = 1
 MAX_INDEX_BITS = 8
-# scatter_gaps works in chunks of this many gap symbols, on threads when a stream has PARALLEL_SYMBOLS
+# scatter_gaps works in chunks of this many gap symbols (on threads for long streams)
 GAP_CHUNK = 1 << 16
-PARALLEL_SYMBOLS = 1 << 19
 
 
 def escape(index_bits: int) -> int:
@@ -139,7 +138,7 @@ def scatter_gaps(symbols: np.ndarray, index_bits: int, n_kept: int, idx: np.ndar
     advance = np.zeros(n_chunks, dtype=np.int64)
     kept = np.zeros(n_chunks, dtype=np.int64)
     status = np.zeros(n_chunks, dtype=np.int8)
-    big = sym.size >= PARALLEL_SYMBOLS
+    big = sym.size >= parallel.PARALLEL_SYMBOLS
     parallel.run_ranges(k.gap_chunk_sums, n_chunks, big, sym, e, GAP_CHUNK, advance, kept, status)
     if status.any():
         raise CodecError(f"{what}: gap symbol {int(sym.max())} exceeds the {index_bits}-bit field")

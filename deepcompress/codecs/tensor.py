@@ -259,7 +259,7 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarra
         cb = _codebook(meta, views)
         sym = _quantized_symbols(meta, views, c, cb.size)
         if c.index_bits is not None and c.block_size == 1 and sym.size:
-            # element-wise: expand the gaps and look up the codebook in one pass into zeroed memory
+            # element-wise: expand the gaps and look up the codebook straight into zeroed memory
             out = buffers.zeroed(c.n_weights, np.float32)
             relindex.scatter_gaps(_gap_symbols(meta, views, c), c.index_bits, c.n_kept_blocks, sym, cb, out,
                                   what=f"{who} stream 'gap'")

@@ -135,7 +135,9 @@ class DczFile:
         an error is that of the first bad tensor in file order.
         """
         self.validate_all(max_elements=max_elements)
-        total = sum(math.prod(self._entry(name).meta["shape"]) for name in self.tensor_names)
+        names = self.tensor_names
+        sizes = [math.prod(self._entry(name).meta["shape"]) for name in names]
+        total = sum(sizes)
         if total > max_elements:
             raise ContainerError(
                 f"the file's {len(self.tensor_names)} tensors hold {total} elements in all, "
@@ -144,9 +146,7 @@ class DczFile:
         from ..codecs import parallel
         from ..codecs.tensor import decode_tensor
 
-        names = self.tensor_names
         jobs = [(self._entry(name).meta, self.streams(name)) for name in names]
-        sizes = [math.prod(meta["shape"]) for meta, _ in jobs]
         arrays = parallel.map_largest_first(
             lambda job: decode_tensor(job[0], job[1], max_elements=max_elements), jobs, sizes)
         return dict(zip(names, arrays))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepcompress.codecs import huffman
+from deepcompress.codecs import huffman, parallel
 from deepcompress.errors import CodecError
 
 
@@ -158,7 +158,7 @@ def test_parallel_kernels_give_the_same_bytes(monkeypatch):
     sym = rng.choice(64, size=100_000, p=rng.dirichlet(np.full(64, 0.5))).astype(np.uint8)
     lengths = huffman.code_lengths(huffman.histogram(sym))
     serial = huffman.encode(sym, lengths, 1024)
-    monkeypatch.setattr(huffman, "PARALLEL_SYMBOLS", 1)
+    monkeypatch.setattr(parallel, "PARALLEL_SYMBOLS", 1)
     assert np.array_equal(huffman.block_counts(sym, 1024).sum(axis=0), huffman.histogram(sym))
     assert huffman.encode(sym, lengths, 1024) == serial
     assert np.array_equal(huffman.decode(serial, sym.size, lengths, 1024), sym)
@@ -242,7 +242,7 @@ def test_pairs_parallel_decode_and_long_codes(monkeypatch):
     """Pairs with codes longer than the 12-bit multi table, decoded on the thread pool, many blocks."""
     rng = np.random.default_rng(11)
     sym = rng.choice(64, size=40_001, p=rng.dirichlet(np.full(64, 0.2))).astype(np.uint8)
-    monkeypatch.setattr(huffman, "PARALLEL_SYMBOLS", 1)
+    monkeypatch.setattr(parallel, "PARALLEL_SYMBOLS", 1)
     data = _pair_round_trip(sym, 6, 512)
     lengths = huffman.code_lengths(huffman.pair_block_counts(sym, 6, 512).sum(axis=0))
     assert int(lengths.max()) > huffman.MULTI_BITS

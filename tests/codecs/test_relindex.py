@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepcompress.codecs import relindex
+from deepcompress.codecs import parallel, relindex
 from deepcompress.errors import CodecError
 
 
@@ -99,7 +99,7 @@ def test_chunked_parallel_scatter_equals_one_chunk(monkeypatch, chunk):
         one = np.zeros(n, np.float32)
         relindex.scatter_gaps(sym, bits, kept.size, idx, cb, one, what="t")
         monkeypatch.setattr(relindex, "GAP_CHUNK", chunk)
-        monkeypatch.setattr(relindex, "PARALLEL_SYMBOLS", 1)
+        monkeypatch.setattr(parallel, "PARALLEL_SYMBOLS", 1)
         many = np.zeros(n, np.float32)
         relindex.scatter_gaps(sym, bits, kept.size, idx, cb, many, what="t")
         monkeypatch.undo()
