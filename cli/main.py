@@ -53,7 +53,7 @@ def _register_optional() -> None:
     for module, attr in (
         ("deepcompress.cli.inspect_cmd", "inspect_cmd"),
         ("deepcompress.cli.compress_cmd", "compress_cmd"),
-        ("deepcompress.cli.compress_cmd", "decode_cmd"),
+        ("deepcompress.cli.decode_cmd", "decode_cmd"),
         ("deepcompress.cli.demo_cmd", "demo_cmd"),
         ("deepcompress.cli.simulate_cmd", "simulate_cmd"),
         ("deepcompress.cli.sensitivity_cmd", "sensitivity_cmd"),
