@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
+from deepcompress import blocks
 from deepcompress.codecs import huffman, relindex
 from deepcompress.codecs.streams import entropy_bits
 
@@ -209,7 +210,7 @@ def zstd_of_symbol_streams(path: Path) -> tuple[int, int, int]:
         labels, _ = f.decode_labels(name)
         block = tuple(meta["block"])
         kept = relindex.kept_blocks(labels >= 0, block, name)
-        index = relindex.to_blocks(labels, block)[kept].astype(np.uint8).ravel()
+        index = blocks.to_blocks(labels, block)[kept].astype(np.uint8).ravel()
         sizes = f.stream_sizes(name)
         ours += sizes["index"] + len(meta["streams"]["index"].get("code_lengths", ""))
         theirs += len(zc.compress(index.tobytes()))

@@ -206,6 +206,7 @@ def make_seeds() -> list[tuple[str, bytes]]:
     """Valid files of every kind, made with the public encoders (a few KB each)."""
     import numpy as np
 
+    from deepcompress import blocks
     from deepcompress.codecs import encode_dense, encode_float, encode_quantized
     from deepcompress.container import dumps_dcz
     from deepcompress.granularity import block_shape
@@ -215,10 +216,7 @@ def make_seeds() -> list[tuple[str, bytes]]:
     def quantized(name: str, shape: tuple[int, ...], gran: str, bits: int, density: float,
                   index_bits: int | None = None, skew: bool = False):
         block = block_shape(gran, shape, name)
-        grid = tuple(s // b for s, b in zip(shape, block))
-        kept = rng.random(grid) < density
-        for axis, b in enumerate(block):
-            kept = np.repeat(kept, b, axis=axis)
+        kept = blocks.expand(rng.random(blocks.grid(shape, block)) < density, block)
         k = 1 << bits
         if skew:
             labels = np.clip(np.round(rng.normal(k / 2, k / 8, size=shape)), 0, k - 1).astype(np.int64)
@@ -230,10 +228,7 @@ def make_seeds() -> list[tuple[str, bytes]]:
 
     def floating(name: str, shape: tuple[int, ...], gran: str, density: float, index_bits: int | None = None):
         block = block_shape(gran, shape, name)
-        grid = tuple(s // b for s, b in zip(shape, block))
-        kept = rng.random(grid) < density
-        for axis, b in enumerate(block):
-            kept = np.repeat(kept, b, axis=axis)
+        kept = blocks.expand(rng.random(blocks.grid(shape, block)) < density, block)
         weights = rng.standard_normal(shape).astype(np.float32)
         return encode_float(name, np.where(kept, weights, 0), kept, granularity=gran, block=block,
                             index_bits=index_bits)

@@ -31,6 +31,8 @@ granularity   block                                      block shape
 Conv1d/Conv3d weights follow the conv rules with their own spatial dims
 (``vector`` = the last spatial axis, ``kernel`` = all spatial axes).
 A custom block shape (e.g. ``1x4``) must divide the weight shape exactly.
+The grid arithmetic and the views between a weight and its blocks live in
+:mod:`deepcompress.blocks`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
+from .blocks import check_block
 from .errors import ConfigError
 
 LINEAR_VECTOR_LENGTH = 4
@@ -134,21 +137,10 @@ def block_shape(
 
 
 def _check_block(block: tuple[int, ...], shape: tuple[int, ...], name: str) -> tuple[int, ...]:
-    if len(block) != len(shape):
-        if len(block) == 2 and len(shape) > 2:
-            # a 2-D block on a conv weight applies to the (O, I) axes
-            block = block + (1,) * (len(shape) - 2)
-        else:
-            raise ConfigError(f"{name}: block {block} has {len(block)} dims but the weight {shape} has {len(shape)}")
-    for b, s in zip(block, shape):
-        if b < 1 or s % b != 0:
-            raise ConfigError(f"{name}: block {block} does not tile the weight shape {shape}")
-    return block
-
-
-def block_grid(weight_shape: Sequence[int], block: Sequence[int]) -> tuple[int, ...]:
-    """The number of blocks along each dimension."""
-    return tuple(int(s) // int(b) for s, b in zip(weight_shape, block))
+    if len(block) == 2 and len(shape) > 2:
+        # a 2-D block on a conv weight applies to the (O, I) axes
+        block = block + (1,) * (len(shape) - 2)
+    return check_block(shape, block, what=name)
 
 
 def granularity_label(granularity: "Granularity | str | Sequence[int]") -> str:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import blocks
 from ..errors import CodecError
 from . import relindex, streams
 
@@ -62,9 +63,9 @@ def counts(meta: Mapping[str, Any]) -> Counts:
     if meta["kind"] == "dense":
         return Counts(n, n, 1, n, n, 0, None)
     block = meta["block"]
-    size = math.prod(block)
+    size = blocks.block_size(block)
     kept = meta["n_kept_blocks"]
-    return Counts(n, math.prod(relindex.grid_shape(shape, block)), size, kept, kept * size,
+    return Counts(n, blocks.n_blocks(shape, block), size, kept, kept * size,
                   meta.get("n_fillers", 0), meta.get("index_bits"))
 
 
@@ -155,9 +156,8 @@ def _validate_sparse(meta: Mapping, who: str, shape: list[int]) -> None:
         _int(b) and 1 <= b <= max(1, s) for b, s in zip(block, shape)
     ):
         raise CodecError(f"{who}: block must be a list of {len(shape)} ints in 1..max(1, shape[d])")
-    if any(s % b for s, b in zip(shape, block)):
-        raise CodecError(f"{who}: block {block} does not tile shape {shape}")
-    n_blocks = math.prod(relindex.grid_shape(shape, block))
+    blocks.check_block(shape, block, what=who, error=CodecError)
+    n_blocks = blocks.n_blocks(shape, block)
     n_kept = meta["n_kept_blocks"]
     if not _int(n_kept) or not 0 <= n_kept <= n_blocks:
         raise CodecError(f"{who}: n_kept_blocks {n_kept!r} is not an int in 0..{n_blocks} (blocks of {block} in {shape})")

@@ -2,7 +2,8 @@
 
 Blocks tile the tensor; the block grid is ``shape[d] // block[d]`` along each
 axis and is traversed in C order (last axis fastest). Element granularity is the
-block of one weight. Inside a block the weights are in C order too.
+block of one weight. Inside a block the weights are in C order too
+(:mod:`deepcompress.blocks` holds the grid and the views).
 
 Gap stream, field width ``b`` (1..8 bits), escape value ``E = 2**b - 1``:
 
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .. import blocks
 from ..errors import CodecError
 
 MIN_INDEX_BITS = 1
@@ -36,49 +38,9 @@ def escape(index_bits: int) -> int:
     return (1 << index_bits) - 1
 
 
-def grid_shape(shape: Sequence[int], block: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(s) // int(b) for s, b in zip(shape, block))
-
-
-def to_blocks(array: np.ndarray, block: Sequence[int]) -> np.ndarray:
-    """View ``array`` as (n_blocks, block_size): grid in C order, C order inside each block."""
-    shape = array.shape
-    grid = grid_shape(shape, block)
-    size = int(np.prod(block, dtype=np.int64))
-    if size == 1:
-        return array.reshape(-1, 1)
-    inter = [d for g, b in zip(grid, block) for d in (g, int(b))]
-    nd = len(shape)
-    order = list(range(0, 2 * nd, 2)) + list(range(1, 2 * nd, 2))
-    return array.reshape(inter).transpose(order).reshape(-1, size)
-
-
-def from_blocks(blocks: np.ndarray, shape: Sequence[int], block: Sequence[int]) -> np.ndarray:
-    """Inverse of :func:`to_blocks`: a C-contiguous array of ``shape``."""
-    shape = tuple(int(s) for s in shape)
-    size = int(np.prod(block, dtype=np.int64))
-    if size == 1:
-        return blocks.reshape(shape)
-    grid = grid_shape(shape, block)
-    nd = len(shape)
-    x = blocks.reshape(list(grid) + [int(b) for b in block])
-    order = [i for d in range(nd) for i in (d, nd + d)]
-    return np.ascontiguousarray(x.transpose(order)).reshape(shape)
-
-
 def kept_blocks(mask: np.ndarray, block: Sequence[int], name: str) -> np.ndarray:
-    """Indices (int64, ascending) of the kept blocks; CodecError if a block is partly kept."""
-    mb = to_blocks(np.asarray(mask, dtype=bool), block)
-    anyk = mb.any(axis=1)
-    if mb.shape[1] > 1:
-        allk = mb.all(axis=1)
-        if not np.array_equal(anyk, allk):
-            first = int(np.flatnonzero(anyk != allk)[0])
-            raise CodecError(
-                f"tensor {name!r}: the mask is not constant inside block {first} of shape "
-                f"{tuple(int(b) for b in block)}; it cannot be coded at this granularity"
-            )
-    return np.flatnonzero(anyk)
+    """Indices (int64, ascending) of the kept blocks of tensor ``name``; CodecError if a block is partly kept."""
+    return blocks.kept_blocks(mask, block, what=f"tensor {name!r}", error=CodecError)
 
 
 def encode_gaps(kept: np.ndarray, index_bits: int) -> tuple[np.ndarray, int]:

@@ -13,12 +13,12 @@ The ``gap`` stream is absent when every block is kept (then ``index_bits`` is nu
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from .. import blocks
 from ..errors import CodecError
 from ..granularity import Granularity
 from . import buffers, relindex
@@ -36,16 +36,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- encoding
-
-def _check_block(name: str, shape: tuple[int, ...], block: Sequence[int]) -> tuple[int, ...]:
-    try:
-        blk = tuple(int(b) for b in block)
-    except (TypeError, ValueError):
-        raise CodecError(f"tensor {name!r}: block {block!r} is not a sequence of ints") from None
-    if len(blk) != len(shape) or any(b < 1 or s % b for s, b in zip(shape, blk)):
-        raise CodecError(f"tensor {name!r}: block {blk} does not tile the shape {shape}")
-    return blk
-
 
 def _check_index_bits(name: str, index_bits: int | None) -> None:
     if index_bits is not None and (
@@ -100,8 +90,7 @@ def _sparse_meta(name: str, kind: str, shape: tuple[int, ...], granularity: str,
 
 def _positions(name: str, mask: np.ndarray, block: tuple[int, ...], index_bits: int | None):
     kept = relindex.kept_blocks(mask, block, name)
-    n_blocks = math.prod(relindex.grid_shape(mask.shape, block))
-    gap = None if kept.size == n_blocks else _encode_gap(kept, index_bits)
+    gap = None if kept.size == blocks.n_blocks(mask.shape, block) else _encode_gap(kept, index_bits)
     return kept, gap
 
 
@@ -133,9 +122,9 @@ def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, gra
                          f"expected -1..{cb.size - 1}")
     _check_index_bits(name, index_bits)
     shape = tuple(int(s) for s in labels.shape)
-    blk = _check_block(name, shape, block)
+    blk = blocks.check_block(shape, block, what=f"tensor {name!r}", error=CodecError)
     kept, gap = _positions(name, labels >= 0, blk, index_bits)
-    sym = relindex.to_blocks(labels, blk)[kept].astype(np.uint8).ravel()
+    sym = blocks.to_blocks(labels, blk)[kept].astype(np.uint8).ravel()
     meta, data = _sparse_meta(name, "quantized", shape, granularity, blk, kept, gap)
     meta["bits"] = int(bits)
     meta["streams"]["index"], data["index"] = codec.encode_symbols(sym, int(bits))
@@ -155,9 +144,9 @@ def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularit
                          f"not {mask.dtype} {mask.shape}")
     _check_index_bits(name, index_bits)
     shape = tuple(int(s) for s in weights.shape)
-    blk = _check_block(name, shape, block)
+    blk = blocks.check_block(shape, block, what=f"tensor {name!r}", error=CodecError)
     kept, gap = _positions(name, mask, blk, index_bits)
-    vals = relindex.to_blocks(weights.astype(np.float32), blk)[kept].ravel()
+    vals = blocks.to_blocks(weights.astype(np.float32), blk)[kept].ravel()
     meta, data = _sparse_meta(name, "float", shape, granularity, blk, kept, gap)
     meta["streams"]["values"], data["values"] = codec.encode_items(vals.astype("<f4"))
     return EncodedTensor(meta=meta, streams=data)
@@ -216,11 +205,11 @@ def _scatter(meta: Mapping, c: Counts, kept: np.ndarray | None, values: np.ndarr
     """Place the kept blocks' values (C order) into a fresh array of the tensor's shape."""
     shape, block = meta["shape"], meta["block"]
     if kept is None:
-        blocks = values.reshape(c.n_blocks, c.block_size)
+        grouped = values.reshape(c.n_blocks, c.block_size)
     else:
-        blocks = np.full((c.n_blocks, c.block_size), fill, dtype=values.dtype)
-        blocks[kept] = values.reshape(-1, c.block_size)
-    return relindex.from_blocks(blocks, shape, block)
+        grouped = np.full((c.n_blocks, c.block_size), fill, dtype=values.dtype)
+        grouped[kept] = values.reshape(-1, c.block_size)
+    return blocks.from_blocks(grouped, shape, block)
 
 
 def _codebook(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray:

@@ -36,11 +36,12 @@ from typing import Union
 import torch
 
 from ..errors import ConfigError
-from ..granularity import Granularity, block_grid, block_shape, granularity_label
+from ..blocks import expand, grid
+from ..granularity import Granularity, block_shape, granularity_label
 from ..layers import LayerRef, compressible_layers
 from ..layerspec import LayerSpec, parse_layer_spec, sparsity_value
 from .maskset import MaskSet
-from .saliency import block_saliency, check_norm, expand_block_mask
+from .saliency import block_saliency, check_norm
 
 GranularityLike = Union[Granularity, str, Sequence[int]]
 SparsityLike = Union[float, str, Mapping, LayerSpec]
@@ -90,7 +91,7 @@ def layer_mask(
         else:
             grid_mask.fill_(False)
             grid_mask[torch.topk(flat, n - k, largest=True).indices] = True
-    return expand_block_mask(grid_mask.reshape(sal.shape), block)
+    return expand(grid_mask.reshape(sal.shape), block)
 
 
 def blocked_layers(
@@ -194,8 +195,7 @@ def global_masks(
     for layer, sal in zip(chosen, sals):
         part = keep[start : start + sal.numel()]
         start += sal.numel()
-        grid = block_grid(tuple(layer.ref.weight.shape), layer.block)
-        masks[layer.name] = expand_block_mask(part.reshape(grid), layer.block)
+        masks[layer.name] = expand(part.reshape(grid(layer.ref.weight.shape, layer.block)), layer.block)
         labels[layer.name] = layer.label
         blocks[layer.name] = layer.block
     return MaskSet(masks, labels, blocks)

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ..blocks import block_size
 from ..errors import ConfigError, ModelError
 
 STATE_VERSION = 1
@@ -257,10 +258,7 @@ class MaskSet:
         for name, mask in self._masks.items():
             if self._granularity[name] == COUPLED and not include_coupled:
                 continue
-            block = self._blocks[name]
-            size = 1
-            for b in block:
-                size *= b
+            size = block_size(self._blocks[name])
             pruned = int(mask.numel() - int(mask.sum()))
             layers[name] = LayerSparsity(
                 pruned=pruned,

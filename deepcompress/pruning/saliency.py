@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-from ..granularity import block_grid
+from ..blocks import check_block, grid_view
 
 NORMS = ("l1", "l2")
 
@@ -35,21 +35,6 @@ def check_norm(norm: str) -> str:
     if norm not in NORMS:
         raise ConfigError(f"unknown saliency norm {norm!r}; choose one of: {', '.join(NORMS)}")
     return norm
-
-
-def block_view(weight: torch.Tensor, block: Sequence[int]) -> torch.Tensor:
-    """``weight`` regrouped as ``(*grid, block_size)``: the last axis holds one block's weights."""
-    shape = tuple(weight.shape)
-    block = tuple(int(b) for b in block)
-    if len(block) != len(shape) or any(s % b for s, b in zip(shape, block)):
-        raise ConfigError(f"block {block} does not tile the weight shape {shape}")
-    grid = block_grid(shape, block)
-    split: list[int] = []
-    for g, b in zip(grid, block):
-        split += [g, b]
-    nd = len(shape)
-    order = [2 * i for i in range(nd)] + [2 * i + 1 for i in range(nd)]
-    return weight.reshape(split).permute(order).reshape(*grid, -1)
 
 
 def block_saliency(
@@ -70,26 +55,13 @@ def block_saliency(
         w = weight.detach()
         if w.dtype not in (torch.float32, torch.float64):
             w = w.float()
-        view = block_view(w, block)
+        view = grid_view(w, check_block(w.shape, block))
         n = view.shape[-1]
         ordinal = 1 if norm == "l1" else 2
         sal = torch.linalg.vector_norm(view, ord=ordinal, dim=-1)
         if normalized and n > 1:
             sal = sal / (n if norm == "l1" else math.sqrt(n))
         return sal
-
-
-def expand_block_mask(grid_mask: torch.Tensor, block: Sequence[int]) -> torch.Tensor:
-    """Expand a mask over the block grid to the weight's shape (each block filled)."""
-    block = tuple(int(b) for b in block)
-    grid = tuple(grid_mask.shape)
-    inter: list[int] = []
-    expanded: list[int] = []
-    for g, b in zip(grid, block):
-        inter += [g, 1]
-        expanded += [g, b]
-    shape = tuple(g * b for g, b in zip(grid, block))
-    return grid_mask.reshape(inter).expand(expanded).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -106,4 +78,4 @@ class BlockNorm:
         return block_saliency(weight, block, self.norm, normalized=self.normalized)
 
 
-__all__ = ["NORMS", "BlockNorm", "block_saliency", "block_view", "expand_block_mask", "check_norm"]
+__all__ = ["NORMS", "BlockNorm", "block_saliency", "check_norm"]

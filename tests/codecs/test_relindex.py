@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deepcompress import blocks
 from deepcompress.codecs import parallel, relindex
 from deepcompress.errors import CodecError
 
@@ -57,10 +58,10 @@ def test_decode_rejects_inconsistent_streams():
 
 def test_block_view_round_trip_and_order():
     a = np.arange(4 * 6).reshape(4, 6)
-    blocks = relindex.to_blocks(a, (2, 3))
-    assert blocks.tolist()[0] == [0, 1, 2, 6, 7, 8]  # C order inside the block
-    assert blocks.tolist()[1] == [3, 4, 5, 9, 10, 11]  # the grid in C order
-    assert np.array_equal(relindex.from_blocks(blocks, a.shape, (2, 3)), a)
+    grouped = blocks.to_blocks(a, (2, 3))
+    assert grouped.tolist()[0] == [0, 1, 2, 6, 7, 8]  # C order inside the block
+    assert grouped.tolist()[1] == [3, 4, 5, 9, 10, 11]  # the grid in C order
+    assert np.array_equal(blocks.from_blocks(grouped, a.shape, (2, 3)), a)
 
 
 def test_partly_kept_block_names_the_tensor():

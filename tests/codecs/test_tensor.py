@@ -14,7 +14,8 @@ from deepcompress.codecs.tensor import (
 )
 from deepcompress.codecs.meta import counts
 from deepcompress.errors import CodecError
-from deepcompress.granularity import block_shape, block_grid
+from deepcompress.blocks import grid as block_grid
+from deepcompress.granularity import block_shape
 
 CONV_GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
 FC_GRANULARITIES = ["element", "vector", "filter", "channel"]

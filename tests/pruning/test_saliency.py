@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepcompress.errors import ConfigError
-from deepcompress.granularity import block_grid, block_shape
-from deepcompress.pruning.saliency import BlockNorm, block_saliency, expand_block_mask
+from deepcompress.blocks import expand as expand_block_mask
+from deepcompress.blocks import grid as block_grid
+from deepcompress.granularity import block_shape
+from deepcompress.pruning.saliency import BlockNorm, block_saliency
 
 
 def _loop_saliency(w, block, norm):
