@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import zstdframe
 from ..errors import CodecError
 from . import bitpack, huffman
 
@@ -47,31 +48,6 @@ def entropy_bits(counts: np.ndarray) -> float:
     if n == 0:
         return 0.0
     return float(-(c * np.log2(c / n)).sum())
-
-
-def _zstd_compress(data: bytes, level: int) -> bytes:
-    import zstandard
-
-    return zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False).compress(data)
-
-
-def _zstd_decompress(data: bytes | memoryview, expected: int, what: str) -> bytes:
-    import zstandard
-
-    try:
-        declared = zstandard.frame_content_size(data)
-    except zstandard.ZstdError:
-        raise CodecError(f"{what}: not a zstd frame") from None
-    if declared != expected:
-        raise CodecError(f"{what}: zstd frame declares {declared} bytes, expected {expected}")
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    try:
-        out = dobj.decompress(data)
-    except zstandard.ZstdError as exc:
-        raise CodecError(f"{what}: corrupt zstd frame ({str(exc).splitlines()[0]})") from None
-    if not dobj.eof or dobj.unused_data or len(out) != expected:
-        raise CodecError(f"{what}: zstd frame is truncated or followed by extra bytes")
-    return out
 
 
 def cost(smeta: Mapping[str, Any], data: bytes) -> int:
@@ -110,7 +86,7 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
             size = huffman.encoded_size(pair_lengths, pair_counts) + len(hexpairs)
             candidates.append((size, {"codec": "huffman_pairs", "code_lengths": hexpairs}, None))
         if zstd:
-            data = _zstd_compress(sym.tobytes(), ZSTD_LEVEL)
+            data = zstdframe.compress(sym.tobytes(), ZSTD_LEVEL)
             candidates.append((len(data), {"codec": "zstd"}, data))
     _, params, data = min(candidates, key=lambda c: c[0])  # min keeps the first of equal costs
     if params["codec"] == "raw":
@@ -144,7 +120,7 @@ def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, n_symbols
     if codec == "huffman_pairs":
         lengths = huffman.hex_to_lengths(smeta["code_lengths"], 1 << (2 * bits), what)
         return huffman.decode_pairs(data, n, lengths, bits, huffman.BLOCK_SYMBOLS, what=what)
-    out = np.frombuffer(_zstd_decompress(data, n, what), dtype=np.uint8)
+    out = np.frombuffer(zstdframe.read_frame(data, n, what=what, error=CodecError), dtype=np.uint8)
     if n and int(out.max()) >> bits:
         raise CodecError(f"{what}: zstd symbol {int(out.max())} does not fit in {bits} bits")
     return out
@@ -162,7 +138,7 @@ def encode_items(array: np.ndarray) -> tuple[dict[str, Any], bytes]:
     candidates: list[tuple[int, dict[str, Any], bytes]] = [(len(raw), {"codec": "raw"}, raw)]
     if arr.size:
         level = ZSTD_LEVEL if len(raw) <= ZSTD_LARGE_BYTES else ZSTD_LEVEL_LARGE
-        data = _zstd_compress(_byte_planes(np.frombuffer(raw, dtype=np.uint8), itemsize), level)
+        data = zstdframe.compress(_byte_planes(np.frombuffer(raw, dtype=np.uint8), itemsize), level)
         candidates.append((len(data), {"codec": "zstd"}, data))
     _, params, data = min(candidates, key=lambda c: c[0])
     return dict(params), data
@@ -179,7 +155,8 @@ def decode_items(smeta: Mapping[str, Any], data: bytes | memoryview, n_items: in
             raise CodecError(f"{what}: {raw.size} raw bytes for {n} items of {itemsize} bytes")
         flat = raw.copy()
     else:
-        planes = np.frombuffer(_zstd_decompress(data, n * itemsize, what), dtype=np.uint8)
+        planes = np.frombuffer(zstdframe.read_frame(data, n * itemsize, what=what, error=CodecError),
+                               dtype=np.uint8)
         flat = np.ascontiguousarray(planes.reshape(itemsize, n).T).ravel()
     return flat.view(dtype.newbyteorder("<")).astype(dtype, copy=False)
 
@@ -189,12 +166,7 @@ def codebook_size(smeta: Mapping[str, Any], data: bytes | memoryview, bits: int,
     if smeta["codec"] == "raw":
         nbytes = memoryview(data).nbytes
     else:
-        import zstandard
-
-        try:
-            nbytes = zstandard.frame_content_size(data)
-        except zstandard.ZstdError:
-            raise CodecError(f"{what}: not a zstd frame") from None
+        nbytes = zstdframe.content_size(data, what=what, error=CodecError)
     limit = 4 << bits
     if nbytes < 0 or nbytes % 4 or nbytes > limit:
         raise CodecError(f"{what}: {nbytes} codebook bytes is not a multiple of 4 in 0..{limit} ({bits} bits)")

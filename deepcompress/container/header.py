@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .. import zstdframe
 from ..errors import ContainerError
 from . import format as fmt
 from .format import IMPORT_RE
@@ -73,9 +74,7 @@ def encode_header(header: Mapping[str, Any]) -> bytes:
 def pack_header(text: bytes) -> tuple[bytes, int]:
     """(stored bytes, encoding) of canonical header JSON: one zstd frame if that is smaller
     and within :data:`~.format.MAX_HEADER_RATIO`, else the JSON itself (ties: plain)."""
-    import zstandard
-
-    frame = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False).compress(text)
+    frame = zstdframe.compress(text, ZSTD_LEVEL)
     if len(frame) < len(text) and len(text) <= fmt.MAX_HEADER_RATIO * len(frame):
         return frame, fmt.HEADER_ZSTD
     return text, fmt.HEADER_PLAIN
@@ -84,9 +83,10 @@ def pack_header(text: bytes) -> tuple[bytes, int]:
 def unpack_header(stored: bytes | memoryview, encoding: int, decoded_length: int) -> bytes:
     """The header JSON bytes from its stored form; ContainerError unless exactly ``decoded_length`` bytes.
 
-    For zstd the declared content size must equal ``decoded_length``, which must be
-    at most :data:`~.format.MAX_HEADER_BYTES` and :data:`~.format.MAX_HEADER_RATIO`
-    times the stored length; decompression stops at that size, so nothing larger
+    For zstd, ``decoded_length`` must be at most :data:`~.format.MAX_HEADER_BYTES`
+    and :data:`~.format.MAX_HEADER_RATIO` times the stored length; the frame is
+    then read by :func:`deepcompress.zstdframe.read_frame`, which requires the
+    declared content size to equal it and stops at that size, so nothing larger
     is ever allocated.
     """
     n = len(stored)
@@ -100,22 +100,7 @@ def unpack_header(stored: bytes | memoryview, encoding: int, decoded_length: int
             f"header: decoded length {decoded_length} exceeds {limit} bytes (the {fmt.MAX_HEADER_BYTES}-byte cap "
             f"or {fmt.MAX_HEADER_RATIO}x the {n} stored bytes)"
         )
-    import zstandard
-
-    try:
-        declared = zstandard.frame_content_size(stored)
-    except zstandard.ZstdError:
-        raise ContainerError(f"header: the {n} stored bytes are not a zstd frame") from None
-    if declared != decoded_length:
-        raise ContainerError(f"header: zstd frame declares {declared} bytes, the preamble {decoded_length}")
-    try:
-        text = zstandard.ZstdDecompressor().decompress(stored, max_output_size=decoded_length,
-                                                        allow_extra_data=False)
-    except zstandard.ZstdError as exc:
-        raise ContainerError(f"header: corrupt zstd frame ({str(exc).splitlines()[0][:80]})") from None
-    if len(text) != decoded_length:
-        raise ContainerError(f"header: zstd frame holds {len(text)} bytes, declared {decoded_length}")
-    return text
+    return zstdframe.read_frame(stored, decoded_length, what="header", error=ContainerError)
 
 
 def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
