@@ -9,8 +9,10 @@ Importing this package does not import torch.
 
 from __future__ import annotations
 
+from .bruteforce import lloyd_bruteforce
+from .clusters import KMeansResult
 from .finetune import SharedWeights
-from .kmeans import KMeansResult, kmeans_1d, lloyd_bruteforce
+from .kmeans import kmeans_1d
 from .optimal import kmeans_1d_optimal
 from .sharing import DEFAULT_BITS, Codebook, cluster_weight, share_weights
 

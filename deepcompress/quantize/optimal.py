@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .exactsum import RunSums
-from .kmeans import KMeansResult, check_k, sorted_values
+from .clusters import KMeansResult, check_k, sorted_values
 
 MAX_TABLE = 1 << 27  # back-pointer entries (512 MiB of int32)
 

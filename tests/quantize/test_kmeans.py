@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from deepcompress.errors import ConfigError, DataError
 from deepcompress.quantize.inits import density_init, initial_centroids, kmeanspp_init, linear_init, random_init
-from deepcompress.quantize.kmeans import KMeansResult, assign_bruteforce, kmeans_1d, lloyd_bruteforce
+from deepcompress.quantize.bruteforce import assign_bruteforce, lloyd_bruteforce
+from deepcompress.quantize.clusters import KMeansResult
+from deepcompress.quantize.kmeans import kmeans_1d
 
 
 def pruned_normal(n: int, keep: float = 0.1, seed: int = 0, dtype=np.float32) -> np.ndarray:
