@@ -9,35 +9,25 @@ nothing. So a 4-bit table holds 15 non-zero shared weights.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from deepcompress.errors import ConfigError
+from deepcompress.quantize.clusters import KMeansResult
+from deepcompress.quantize.kmeans import kmeans_1d
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SharedWeights:
-    """Non-zero shared values and, per input value, the index of its shared value."""
-
-    centroids: np.ndarray  # float64, sorted ascending
-    labels: np.ndarray  # int64, same length as the clustered values
-
-
-def cluster_weights(values: np.ndarray, k: int) -> SharedWeights:
+def cluster_weights(values: np.ndarray, k: int) -> KMeansResult:
     """Cluster non-zero weight values into at most ``k`` shared values (linear-init Lloyd).
 
-    Uses the project's ``deepcompress.quantize.kmeans.kmeans_1d`` (linear init, empty
-    clusters relocated).
+    Uses the project's :func:`deepcompress.quantize.kmeans.kmeans_1d` (linear init,
+    empty clusters relocated): centroids float64 ascending, labels int64, one per value.
     """
-    from deepcompress.quantize.kmeans import kmeans_1d
-
     res = kmeans_1d(np.asarray(values, dtype=np.float32).ravel(), k, init="linear")
-    return SharedWeights(
-        centroids=np.asarray(res.centroids, dtype=np.float64), labels=np.asarray(res.labels, dtype=np.int64)
-    )
+    return KMeansResult(centroids=np.asarray(res.centroids, dtype=np.float64),
+                        labels=np.asarray(res.labels, dtype=np.int64), inertia=res.inertia, n_iter=res.n_iter)
 
 
 def fit_codebook(
