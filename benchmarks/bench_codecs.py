@@ -31,7 +31,7 @@ import numpy as np
 import zstandard
 
 from deepcompress import blocks
-from deepcompress.codecs import huffman, relindex
+from deepcompress.codecs import huffman, huffman_code, huffman_counts, relindex
 from deepcompress.codecs.streams import entropy_bits
 
 
@@ -91,15 +91,15 @@ def paired(fns: dict, repeat: int, clock) -> dict:
 
 def huffman_encode(sym: np.ndarray) -> tuple[bytes, np.ndarray]:
     """Full encode: histogram, length-limited code, coding."""
-    counts = huffman.block_counts(sym)
-    lengths = huffman.code_lengths(counts.sum(axis=0))
+    counts = huffman_counts.block_counts(sym)
+    lengths = huffman_code.code_lengths(counts.sum(axis=0))
     return huffman.encode(sym, lengths, counts=counts), lengths
 
 
 def pairs_encode(sym: np.ndarray, bits: int) -> tuple[bytes, np.ndarray]:
     """Full encode of the huffman_pairs codec: pairing, histogram, length-limited code, coding."""
-    counts = huffman.pair_block_counts(sym, bits)
-    lengths = huffman.code_lengths(counts.sum(axis=0))
+    counts = huffman_counts.pair_block_counts(sym, bits)
+    lengths = huffman_code.code_lengths(counts.sum(axis=0))
     return huffman.encode(sym, lengths, counts=counts, pairs_of=bits), lengths
 
 
@@ -108,12 +108,12 @@ def codec_variants(sym: np.ndarray, bits: int) -> dict:
     n = sym.size
     data, lengths = huffman_encode(sym)
     assert np.array_equal(huffman.decode(data, n, lengths), sym)
-    out = {"huffman": ((len(data) + len(huffman.lengths_to_hex(lengths))) * 8 / n, lambda: huffman_encode(sym),
+    out = {"huffman": ((len(data) + len(huffman_code.lengths_to_hex(lengths))) * 8 / n, lambda: huffman_encode(sym),
                        lambda: huffman.decode(data, n, lengths))}
     if bits <= huffman.PAIR_MAX_BITS:
         pdata, plengths = pairs_encode(sym, bits)
         assert np.array_equal(huffman.decode_pairs(pdata, n, plengths, bits), sym)
-        out["pairs"] = ((len(pdata) + len(huffman.lengths_to_hex(plengths))) * 8 / n,
+        out["pairs"] = ((len(pdata) + len(huffman_code.lengths_to_hex(plengths))) * 8 / n,
                         lambda: pairs_encode(sym, bits), lambda: huffman.decode_pairs(pdata, n, plengths, bits))
     return out
 
@@ -132,7 +132,7 @@ def bench_streams(streams: dict, repeat: int) -> None:
     rows = []
     for name, (sym, bits) in streams.items():
         n = sym.size
-        h = entropy_bits(huffman.histogram(sym)) / n
+        h = entropy_bits(huffman_counts.histogram(sym)) / n
         variants = codec_variants(sym, bits)
         zdata = zc.compress(sym.tobytes())
         assert zd.decompress(zdata) == sym.tobytes()

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import zstdframe
 from ..errors import CodecError
-from . import bitpack, huffman
+from . import bitpack, huffman, huffman_code, huffman_counts
 
 ZSTD_LEVEL = 19
 # byte streams above this size use a faster level (zstd-19 runs at a few MB/s)
@@ -64,7 +64,7 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
     """
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     n = int(sym.size)
-    block_counts = huffman.block_counts(sym, huffman.BLOCK_SYMBOLS)
+    block_counts = huffman_counts.block_counts(sym, huffman.BLOCK_SYMBOLS)
     counts = block_counts.sum(axis=0)
     if n and int(np.flatnonzero(counts)[-1]) >> symbol_bits:
         raise CodecError(f"symbol {int(np.flatnonzero(counts)[-1])} does not fit in {symbol_bits} bits")
@@ -74,8 +74,8 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
     ]
     lengths = None
     if n:
-        lengths = huffman.code_lengths(counts[: 1 << symbol_bits])
-        hexlen = huffman.lengths_to_hex(lengths)
+        lengths = huffman_code.code_lengths(counts[: 1 << symbol_bits])
+        hexlen = huffman_code.lengths_to_hex(lengths)
         lower = (int((counts[: lengths.size] * lengths).sum()) + 7) // 8
         if lower + len(hexlen) < candidates[0][0]:  # otherwise raw wins anyway
             size = huffman.encoded_size(lengths, block_counts)
@@ -102,9 +102,9 @@ def _pair_code(sym: np.ndarray, symbol_bits: int) -> tuple[np.ndarray, np.ndarra
     """(per-block pair counts, code lengths, their hex string) for Huffman-coded pairs; None where pairs don't apply."""
     if symbol_bits > huffman.PAIR_MAX_BITS or sym.size < PAIR_MIN_SYMBOLS:
         return None
-    counts = huffman.pair_block_counts(sym, symbol_bits, huffman.BLOCK_SYMBOLS)
-    lengths = huffman.code_lengths(counts.sum(axis=0))
-    return counts, lengths, huffman.lengths_to_hex(lengths)
+    counts = huffman_counts.pair_block_counts(sym, symbol_bits, huffman.BLOCK_SYMBOLS)
+    lengths = huffman_code.code_lengths(counts.sum(axis=0))
+    return counts, lengths, huffman_code.lengths_to_hex(lengths)
 
 
 def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, n_symbols: int, symbol_bits: int, *,
@@ -115,10 +115,10 @@ def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, n_symbols
     if codec == "raw":
         return bitpack.unpack_bits(data, n, bits)
     if codec == "huffman":
-        lengths = huffman.hex_to_lengths(smeta["code_lengths"], 1 << bits, what)
+        lengths = huffman_code.hex_to_lengths(smeta["code_lengths"], 1 << bits, what)
         return huffman.decode(data, n, lengths, huffman.BLOCK_SYMBOLS, what=what)
     if codec == "huffman_pairs":
-        lengths = huffman.hex_to_lengths(smeta["code_lengths"], 1 << (2 * bits), what)
+        lengths = huffman_code.hex_to_lengths(smeta["code_lengths"], 1 << (2 * bits), what)
         return huffman.decode_pairs(data, n, lengths, bits, huffman.BLOCK_SYMBOLS, what=what)
     out = np.frombuffer(zstdframe.read_frame(data, n, what=what, error=CodecError), dtype=np.uint8)
     if n and int(out.max()) >> bits:
@@ -224,8 +224,8 @@ def check_stream_meta(smeta: Any, nbytes: int, *, what: str, n_symbols: int, sym
                              f"not {symbol_bits}")
         n_coded = (n_symbols + 1) // 2 if pairs else n_symbols
         alphabet = 1 << (2 * symbol_bits if pairs else symbol_bits)
-        lengths = huffman.hex_to_lengths(smeta.get("code_lengths"), alphabet, what)
-        huffman.check_lengths(lengths, n_coded, what)
+        lengths = huffman_code.hex_to_lengths(smeta.get("code_lengths"), alphabet, what)
+        huffman_code.check_lengths(lengths, n_coded, what)
         if n_coded:
             used = lengths[lengths > 0]
             nb = huffman.n_blocks(n_coded, huffman.BLOCK_SYMBOLS)

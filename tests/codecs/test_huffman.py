@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepcompress.codecs import huffman, parallel
+from deepcompress.codecs import huffman, huffman_code, huffman_counts, parallel
 from deepcompress.errors import CodecError
 
 
@@ -28,9 +28,9 @@ def _huffman_cost(freqs) -> int:
 
 
 def _round_trip(sym: np.ndarray, block: int = huffman.BLOCK_SYMBOLS) -> bytes:
-    lengths = huffman.code_lengths(huffman.histogram(sym))
+    lengths = huffman_code.code_lengths(huffman_counts.histogram(sym))
     data = huffman.encode(sym, lengths, block)
-    assert len(data) == huffman.encoded_size(lengths, huffman.block_counts(sym, block))
+    assert len(data) == huffman.encoded_size(lengths, huffman_counts.block_counts(sym, block))
     assert np.array_equal(huffman.decode(data, sym.size, lengths, block), sym)
     return data
 
@@ -38,10 +38,10 @@ def _round_trip(sym: np.ndarray, block: int = huffman.BLOCK_SYMBOLS) -> bytes:
 def test_canonical_codes_golden():
     """Sorted by (length, symbol), codes count up and shift left when the length grows."""
     lengths = np.array([2, 1, 3, 3], np.uint8)
-    codes = huffman.canonical_codes(lengths)
+    codes = huffman_code.canonical_codes(lengths)
     assert [format(int(c), f"0{int(l)}b") for c, l in zip(codes, lengths)] == ["10", "0", "110", "111"]
-    assert huffman.lengths_to_hex(np.array([2, 1, 3, 3, 0, 0], np.uint8)) == "2133"
-    assert huffman.lengths_to_hex(np.array([3, 0, 14, 0], np.uint8)) == "30e"
+    assert huffman_code.lengths_to_hex(np.array([2, 1, 3, 3, 0, 0], np.uint8)) == "2133"
+    assert huffman_code.lengths_to_hex(np.array([3, 0, 14, 0], np.uint8)) == "30e"
 
 
 def test_stream_golden_bytes():
@@ -55,9 +55,9 @@ def test_stream_golden_bytes():
 @given(st.lists(st.integers(1, 10**6), min_size=2, max_size=256))
 def test_lengths_are_optimal_and_canonical_prefix_free(freqs):
     freqs = np.array(freqs, np.int64)
-    lengths = huffman.code_lengths(freqs, max_length=30)
+    lengths = huffman_code.code_lengths(freqs, max_length=30)
     assert int((freqs * lengths).sum()) == _huffman_cost(freqs)
-    codes = huffman.canonical_codes(lengths)
+    codes = huffman_code.canonical_codes(lengths)
     words = sorted(format(int(c), f"0{int(l)}b") for c, l in zip(codes, lengths))
     for a, b in zip(words, words[1:]):
         assert not b.startswith(a)
@@ -70,10 +70,10 @@ def test_length_limit_respected_on_fibonacci_frequencies():
     while len(fib) < 40:
         fib.append(fib[-1] + fib[-2])
     freqs = np.array(fib, np.int64)
-    assert int(huffman.code_lengths(freqs, max_length=64).max()) == 39
-    lengths = huffman.code_lengths(freqs)
-    assert int(lengths.max()) == huffman.MAX_CODE_LENGTH
-    huffman.check_lengths(lengths, 1, "test")
+    assert int(huffman_code.code_lengths(freqs, max_length=64).max()) == 39
+    lengths = huffman_code.code_lengths(freqs)
+    assert int(lengths.max()) == huffman_code.MAX_CODE_LENGTH
+    huffman_code.check_lengths(lengths, 1, "test")
     sym = np.repeat(np.arange(40, dtype=np.uint8), np.minimum(fib, 5000))
     _round_trip(np.random.default_rng(0).permutation(sym))
 
@@ -93,7 +93,7 @@ def test_multi_block_stream_and_entropy():
     p = rng.dirichlet(np.ones(32))
     sym = rng.choice(32, size=300_000, p=p).astype(np.uint8)
     data = _round_trip(sym)
-    h = huffman.histogram(sym)
+    h = huffman_counts.histogram(sym)
     q = h[h > 0] / sym.size
     entropy = float(-(q * np.log2(q)).sum()) * sym.size
     assert len(data) * 8 < 1.01 * entropy + 8 * 64
@@ -101,7 +101,7 @@ def test_multi_block_stream_and_entropy():
 
 def test_single_symbol_and_empty_streams():
     sym = np.full(1000, 7, np.uint8)
-    lengths = huffman.code_lengths(huffman.histogram(sym))
+    lengths = huffman_code.code_lengths(huffman_counts.histogram(sym))
     assert int(lengths[7]) == 1 and int(lengths.sum()) == 1
     data = _round_trip(sym)
     assert len(data) == 125  # one bit per symbol
@@ -111,17 +111,17 @@ def test_single_symbol_and_empty_streams():
 
 def test_bad_lengths_rejected():
     with pytest.raises(CodecError):
-        huffman.check_lengths(np.array([1, 1, 1]), 3, "s")  # Kraft sum > 1
+        huffman_code.check_lengths(np.array([1, 1, 1]), 3, "s")  # Kraft sum > 1
     with pytest.raises(CodecError):
-        huffman.check_lengths(np.array([1, 2, 0]), 3, "s")  # incomplete code
+        huffman_code.check_lengths(np.array([1, 2, 0]), 3, "s")  # incomplete code
     with pytest.raises(CodecError):
-        huffman.check_lengths(np.array([2, 0]), 3, "s")  # single code not of length 1
+        huffman_code.check_lengths(np.array([2, 0]), 3, "s")  # single code not of length 1
     with pytest.raises(CodecError):
-        huffman.check_lengths(np.array([0, 0]), 3, "s")  # no code but symbols
+        huffman_code.check_lengths(np.array([0, 0]), 3, "s")  # no code but symbols
     with pytest.raises(CodecError):
-        huffman.hex_to_lengths("1g", 4, "s")
+        huffman_code.hex_to_lengths("1g", 4, "s")
     with pytest.raises(CodecError):
-        huffman.hex_to_lengths("11111", 4, "s")
+        huffman_code.hex_to_lengths("11111", 4, "s")
 
 
 @settings(max_examples=60, deadline=None)
@@ -131,7 +131,7 @@ def test_corrupt_streams_raise_codec_error_only(seed, data):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 2000))
     sym = rng.choice(16, size=n, p=rng.dirichlet(np.ones(16))).astype(np.uint8)
-    lengths = huffman.code_lengths(huffman.histogram(sym))
+    lengths = huffman_code.code_lengths(huffman_counts.histogram(sym))
     stream = bytearray(huffman.encode(sym, lengths, 256))
     how = data.draw(st.sampled_from(["flip", "truncate", "extend", "count"]))
     count = n
@@ -156,10 +156,10 @@ def test_parallel_kernels_give_the_same_bytes(monkeypatch):
     """Long streams run on numba's threads; the bytes and the decoded symbols must not change."""
     rng = np.random.default_rng(3)
     sym = rng.choice(64, size=100_000, p=rng.dirichlet(np.full(64, 0.5))).astype(np.uint8)
-    lengths = huffman.code_lengths(huffman.histogram(sym))
+    lengths = huffman_code.code_lengths(huffman_counts.histogram(sym))
     serial = huffman.encode(sym, lengths, 1024)
     monkeypatch.setattr(parallel, "PARALLEL_SYMBOLS", 1)
-    assert np.array_equal(huffman.block_counts(sym, 1024).sum(axis=0), huffman.histogram(sym))
+    assert np.array_equal(huffman_counts.block_counts(sym, 1024).sum(axis=0), huffman_counts.histogram(sym))
     assert huffman.encode(sym, lengths, 1024) == serial
     assert np.array_equal(huffman.decode(serial, sym.size, lengths, 1024), sym)
     broken = bytearray(serial)
@@ -173,7 +173,7 @@ def test_parallel_kernels_give_the_same_bytes(monkeypatch):
 
 def _reference_encode(sym: np.ndarray, lengths: np.ndarray, block: int) -> bytes:
     """docs/codecs.md section 5.2 written out naively, one bit at a time."""
-    codes = huffman.canonical_codes(lengths)
+    codes = huffman_code.canonical_codes(lengths)
     blocks = []
     for start in range(0, sym.size, block):
         bits = []
@@ -193,19 +193,19 @@ def _reference_encode(sym: np.ndarray, lengths: np.ndarray, block: int) -> bytes
 def test_encoder_matches_the_documented_layout(seed, alphabet, n):
     rng = np.random.default_rng(seed)
     sym = rng.choice(alphabet, size=n, p=rng.dirichlet(np.full(alphabet, 0.3))).astype(np.uint8)
-    lengths = huffman.code_lengths(huffman.histogram(sym))
+    lengths = huffman_code.code_lengths(huffman_counts.histogram(sym))
     assert huffman.encode(sym, lengths, 256) == _reference_encode(sym, lengths, 256)
 
 
 # ---- pairs: one code over pairs of b-bit symbols (the huffman_pairs stream codec)
 
 def _pair_round_trip(sym: np.ndarray, bits: int, block: int = huffman.BLOCK_SYMBOLS) -> bytes:
-    pairs = huffman.pair_symbols(sym, bits).astype(np.int64)
+    pairs = huffman_counts.pair_symbols(sym, bits).astype(np.int64)
     alphabet = 1 << (2 * bits)
-    counts = huffman.pair_block_counts(sym, bits, block)
+    counts = huffman_counts.pair_block_counts(sym, bits, block)
     by_block = np.arange(pairs.size) // block * alphabet + pairs  # the same counts, from the pairs themselves
     assert np.array_equal(counts, np.bincount(by_block, minlength=counts.size).reshape(counts.shape))
-    lengths = huffman.code_lengths(counts.sum(axis=0))
+    lengths = huffman_code.code_lengths(counts.sum(axis=0))
     data = huffman.encode(sym, lengths, block, pairs_of=bits)
     assert len(data) == huffman.encoded_size(lengths, counts)
     assert huffman.encode(sym, lengths, block, counts=counts, pairs_of=bits) == data
@@ -227,14 +227,14 @@ def test_pairs_round_trip_every_width_odd_and_even(bits, n, alpha, block, seed):
 def test_pair_symbols_layout():
     """Pair j is s[2j] << b | s[2j+1]; an odd count pairs the last symbol with 0."""
     sym = np.array([1, 2, 3, 0, 3], np.uint8)
-    assert huffman.pair_symbols(sym, 2).tolist() == [1 << 2 | 2, 3 << 2 | 0, 3 << 2 | 0]
-    assert huffman.pair_symbols(sym[:0], 2).size == 0
+    assert huffman_counts.pair_symbols(sym, 2).tolist() == [1 << 2 | 2, 3 << 2 | 0, 3 << 2 | 0]
+    assert huffman_counts.pair_symbols(sym[:0], 2).size == 0
 
 
 def test_pairs_beat_single_symbols_on_a_skewed_stream():
     rng = np.random.default_rng(5)
     sym = rng.choice(4, size=200_000, p=[0.82, 0.1, 0.05, 0.03]).astype(np.uint8)
-    single = huffman.encoded_size(huffman.code_lengths(huffman.histogram(sym)), huffman.block_counts(sym))
+    single = huffman.encoded_size(huffman_code.code_lengths(huffman_counts.histogram(sym)), huffman_counts.block_counts(sym))
     assert len(_pair_round_trip(sym, 2)) < 0.9 * single
 
 
@@ -244,7 +244,7 @@ def test_pairs_parallel_decode_and_long_codes(monkeypatch):
     sym = rng.choice(64, size=40_001, p=rng.dirichlet(np.full(64, 0.2))).astype(np.uint8)
     monkeypatch.setattr(parallel, "PARALLEL_SYMBOLS", 1)
     data = _pair_round_trip(sym, 6, 512)
-    lengths = huffman.code_lengths(huffman.pair_block_counts(sym, 6, 512).sum(axis=0))
+    lengths = huffman_code.code_lengths(huffman_counts.pair_block_counts(sym, 6, 512).sum(axis=0))
     assert int(lengths.max()) > huffman.MULTI_BITS
     assert len(data) > 0
 
@@ -267,7 +267,7 @@ def test_corrupt_pair_streams_raise_codec_error_only(seed, data):
     n = int(rng.integers(1, 3000))
     bits = int(rng.integers(1, huffman.PAIR_MAX_BITS + 1))
     sym = rng.choice(1 << bits, size=n, p=rng.dirichlet(np.ones(1 << bits))).astype(np.uint8)
-    lengths = huffman.code_lengths(huffman.pair_block_counts(sym, bits, 256).sum(axis=0))
+    lengths = huffman_code.code_lengths(huffman_counts.pair_block_counts(sym, bits, 256).sum(axis=0))
     stream = bytearray(huffman.encode(sym, lengths, 256, pairs_of=bits))
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(stream) - 1))
