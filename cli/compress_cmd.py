@@ -21,7 +21,8 @@ GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
 @click.option("--fc-granularity", type=click.Choice(GRANULARITIES), default="element", show_default=True,
               help="Pruning granularity of fully connected layers.")
 @click.option("--block", metavar="RxC", help="A custom block shape for every layer, e.g. 1x4.")
-@click.option("--sparsity", metavar="SPEC", help="0.9, conv=0.7,fc=0.92, NAME=S, or auto (from sensitivity).")
+@click.option("--sparsity", metavar="SPEC", help="0.9, conv=0.7,fc=0.92, NAME=S, or auto (from sensitivity) "
+                   "[default: conv=0.7,fc=0.92 with --data; conv=0.5,fc=0.7 data-free].")
 @click.option("--scope", type=click.Choice(["layer", "global"]), default="layer", show_default=True,
               help="layer: a target per layer/type/name; global: one saliency threshold across layers.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=0.1, show_default=True,
@@ -39,57 +40,53 @@ GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--recipe", type=click.Path(dir_okay=False), help="A TOML recipe; replaces the stage flags.")
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Stage cache folder [default: OUTPUT.work].")
-@click.option("--no-cache", is_flag=True, help="Do not read or write the stage cache.")
+@click.option("--cache/--no-cache", default=None,
+              help="Keep each stage's result in the stage cache, for re-runs and --resume "
+                   "[default: on when the run retrains, off for data-free runs].")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last stage and epoch checkpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--report/--no-report", default=True, show_default=True,
-              help="Write OUTPUT.report.md/.json and OUTPUT.report/*.png beside the output.")
+              help="Write OUTPUT.report.md and OUTPUT.report.json beside the output.")
+@click.option("--report-plots", is_flag=True,
+              help="Also draw per-layer PNGs into OUTPUT.report/ (slow on models with many layers).")
 @model_input_options
 def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, scope, max_accuracy_drop,
-                 bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, thin, seed, recipe, work_dir, no_cache,
-                 resume, as_json, report, arch, arch_kwargs, trust_pickle, trust_arch):
+                 bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, thin, seed, recipe, work_dir, cache,
+                 resume, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
-    from deepcompress.compression import compress_model, file_key
-    from deepcompress.pipeline.context import RunContext
-    from deepcompress.pipeline.recipe import default_recipe, load_recipe
-
-    model, info = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
-    if recipe:
-        plan = load_recipe(recipe)
-        data_spec = data_spec or plan.data
-        seed = plan.seed if plan.seed is not None and seed == 0 else seed
-    else:
-        plan = default_recipe(
-            has_data=data_spec is not None, sparsity=sparsity, granularity=granularity,
-            fc_granularity=fc_granularity, block=block, bits=bits, retrain_epochs=retrain_epochs,
-            finetune_epochs=finetune_epochs, schedule=schedule, index_bits=index_bits, lr=lr, thin=thin, scope=scope,
-        )
-    from deepcompress.atomic import check_output_path
-    from deepcompress.pipeline.runner import check_pipeline
+    from deepcompress.compression import build_recipe, compress, recipe_data
 
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if out.resolve() == Path(model_path).resolve():
         raise click.BadParameter("the output would overwrite the input model", param_hint="-o")
-    check_output_path(out)
-    check_pipeline(plan.stages, model, RunContext(data_spec=data_spec))
-    if data_spec is None:
-        click.echo("no --data given: compressing data-free (no retraining, no accuracy figures)", err=True)
-    ctx = RunContext(
-        data_spec=data_spec, seed=seed, resume=resume,
-        work_dir=None if no_cache else Path(work_dir) if work_dir else out.with_name(out.name + ".work"),
-    )
-    ctx.max_accuracy_drop = max_accuracy_drop / 100.0
-    collector = None
-    if report:
-        from deepcompress.report import attach_report
-
-        collector = attach_report(ctx)
-    result = compress_model(model, info.arch, plan, out, ctx, input_key=file_key(model_path, info.arch),
-                            use_cache=not no_cache)
-    if collector is not None:
-        from deepcompress.report import finish_report
-
-        click.echo(f"report: {finish_report(collector, out, result)[0]}", err=True)
+    explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
+    data_spec = data_spec or recipe_data(recipe)
+    if recipe:
+        plan = build_recipe(recipe, has_data=data_spec is not None)
+    else:
+        plan = build_recipe(
+            None, has_data=data_spec is not None, sparsity=sparsity, granularity=granularity,
+            fc_granularity=fc_granularity, block=block, bits=bits, retrain_epochs=retrain_epochs,
+            finetune_epochs=finetune_epochs, schedule=schedule, index_bits=index_bits, lr=lr, thin=thin, scope=scope,
+            max_accuracy_drop=max_accuracy_drop,
+        )
+    trains = any(stage.needs_data() for stage in plan.stages)
+    if cache is None:
+        cache = trains
+    if resume and not cache:
+        raise click.BadParameter("--resume needs the stage cache; drop --no-cache", param_hint="--resume")
+    cache_dir = (Path(work_dir) if work_dir else out.with_name(out.name + ".work")) if cache else None
+    model, info = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
+    try:
+        result = compress(
+            model, out, recipe=plan, data=data_spec, arch=info.arch, seed=seed if explicit else None,
+            work_dir=cache_dir, resume=resume, report=("plots" if report_plots else True) if report else False,
+            inplace=True,  # the CLI's own copy of the model
+        )
+    except KeyboardInterrupt:
+        where = (f"; run the same command with --resume to continue from the last finished epoch "
+                 f"(stage cache: {cache_dir})") if cache_dir is not None else " (no stage cache, nothing to resume)"
+        raise click.ClickException(f"interrupted{where}") from None
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
         return
@@ -103,4 +100,13 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
         f"size: {result.dense_bytes:,} bytes dense float32 -> {result.file_bytes:,} bytes "
         f"({result.compression_ratio:.1f}x smaller) -> {result.output}"
     )
+    if result.report:
+        lines.append(f"report: {result.report[0]}")
+    if result.work_dir is not None:
+        lines.append(f"stage cache: {result.work_dir} ({_folder_bytes(result.work_dir) / 2**20:,.1f} MiB; "
+                     "reused by re-runs and --resume; delete it when done)")
     click.echo("\n".join(lines))
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

@@ -35,15 +35,15 @@ def demo_recipe():
 def demo_cmd(epochs, seed, output_dir):
     """Train LeNet-300-100 on the 8x8 digits, compress it, and show what was gained."""
     from deepcompress.checkpoint import save_checkpoint
-    from deepcompress.compression import compress_model, file_key
+    from deepcompress.atomic import prepare_folder
+    from deepcompress.compression import compress
     from deepcompress.container import read_dcz
     from deepcompress.container.summary import format_summary, summarize
-    from deepcompress.pipeline.context import RunContext
 
     from .train_cmd import train_model
 
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_folder(out, "output folder")
     click.echo(f"[1/3] training lenet300 on digits for {epochs} epochs", err=True)
     model, record, metrics, cfg = train_model(
         "lenet300", "digits", epochs=epochs, seed=seed, lr=0.05, batch_size=32, optimizer="sgd",
@@ -53,9 +53,7 @@ def demo_cmd(epochs, seed, output_dir):
     save_checkpoint(ckpt, model, record, metrics=metrics, extra={"data": "digits", "train": cfg.to_json()})
     click.echo("[2/3] compressing: prune (iterative) -> retrain -> quantize (5 bits) -> fine-tune -> encode", err=True)
     dcz_path = out / "lenet300_digits.dcz"
-    ctx = RunContext(data_spec="digits", seed=seed, work_dir=None)
-    result = compress_model(model, record, demo_recipe(), dcz_path, ctx, input_key=file_key(ckpt, record),
-                            use_cache=False)
+    result = compress(model, dcz_path, recipe=demo_recipe(), data="digits", arch=record, seed=seed)
     click.echo("[3/3] decoding the file and evaluating it", err=True)
     import deepcompress
     from deepcompress.data import load_dataset

@@ -42,9 +42,9 @@ def sweep_cmd(model_path, data_spec, granularities, sparsities, fc_sparsity, ret
     Progress goes to stderr; DIR gets sweep.csv, sweep.json, sweep.md,
     accuracy_vs_sparsity.png, conv_storage.png and memory_refs.png.
     """
-    from deepcompress.compression import file_key
     from deepcompress.layerspec import bits_value, parse_layer_spec
-    from deepcompress.report.sweep import parse_granularities, parse_sparsities, run_sweep, sweep_to_json, write_sweep
+    from deepcompress.pipeline.sweep import run_sweep
+    from deepcompress.report.sweep import parse_granularities, parse_sparsities, sweep_to_json, write_sweep
 
     from .options import load_model_from_options
 
@@ -54,7 +54,7 @@ def sweep_cmd(model_path, data_spec, granularities, sparsities, fc_sparsity, ret
     model, info = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
     out = Path(out_dir)
     result = run_sweep(
-        model, info.arch, data_spec=data_spec, out_dir=out, input_key=file_key(model_path, info.arch),
+        model, info.arch, data_spec=data_spec, out_dir=out,
         granularities=grans, sparsities=levels, fc_sparsity=fc_sparsity, retrain_epochs=retrain_epochs,
         finetune_epochs=finetune_epochs, bits=bits, lr=lr, seed=seed, tolerance_pp=tolerance, work_dir=work_dir,
         log=lambda line: click.echo(line, err=True),

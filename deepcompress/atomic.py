@@ -14,7 +14,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from .errors import OutputError
 
@@ -52,21 +52,41 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise
 
 
-def check_output_path(path: str | os.PathLike[str]) -> Path:
+def check_output_path(
+    path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = ()
+) -> Path:
     """``path`` as a Path if a file can be created there, else :class:`OutputError`.
 
     Cheap checks a command can make before long work: the path is not a folder,
-    and its folder exists and is a folder (not a regular file).
+    its folder exists, is a folder (not a regular file) and is writable, and it
+    is none of ``inputs`` (the same path, or the same file through a symlink or
+    a hard link), which writing the output would replace.
     """
     target = Path(path)
     folder = target.parent
+    for source in inputs:
+        if _same_file(target, Path(source)):
+            raise OutputError(f"output {target} is the input file {source}; writing it would replace the input. "
+                              "Choose another output path")
     if target.is_dir():
         raise OutputError(f"output path {target} is a directory")
     if not folder.is_dir():
         if folder.exists():
             raise OutputError(f"output folder {folder} is not a folder (it is a file)")
         raise OutputError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to output folder {folder}: permission denied")
     return target
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: equal resolved paths, or (both existing) one inode."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:  # e.g. a symlink loop: not provably the same file
+        return False
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -115,3 +135,20 @@ def _remove_stale_temps(target: Path) -> None:
 def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def prepare_folder(path: str | os.PathLike[str], what: str = "folder") -> Path:
+    """Create folder ``path`` if needed and prove a file can be written in it, else :class:`OutputError`.
+
+    Used before long work for folders a run will write into (the stage cache):
+    it writes and removes a probe file, which also catches read-only file systems.
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {what} {folder}: {exc.strerror or exc}") from None
+    return folder

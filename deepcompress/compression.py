@@ -1,24 +1,35 @@
-"""Compressing a model end to end into a ``.dcz`` file."""
+"""The front door: :func:`compress` is the only way a ``.dcz`` file is written.
+
+The CLI's ``compress``, ``demo`` and ``sweep`` commands and the Python API all
+call it. It runs every check before any work (output paths, the stage graph
+against the model, the data against the model), then the stages, then verifies
+that the encoded file decodes to exactly the trained weights before it writes
+the file atomically.
+
+Settings that change the output bytes live in two places only: the frozen stage
+configs of the recipe, and the run key (input model, data, seed, ranks). Both
+go into the stage-cache keys and the file header.
+"""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import PipelineError
-from .pipeline.context import RunContext
+from .errors import ConfigError, PipelineError
 from .pipeline.recipe import Recipe
-from .pipeline.runner import run_pipeline
 
 
 @dataclass
 class CompressResult:
-    """What a compression produced: the file, its size and the accuracy along the way."""
+    """What a compression produced: the file, its size, the accuracy along the way, the compressed model."""
 
     output: Path
     file_bytes: int
@@ -26,6 +37,9 @@ class CompressResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     recipe: dict[str, Any] = field(default_factory=dict)
     timings: list[dict[str, Any]] = field(default_factory=list)
+    model: Any = None  # the compressed nn.Module (the caller's own module is never changed unless inplace=True)
+    work_dir: Path | None = None  # the stage cache, when one was written
+    report: list[Path] = field(default_factory=list)  # report files written beside the output
 
     @property
     def compression_ratio(self) -> float:
@@ -50,16 +64,21 @@ class CompressResult:
             "final": self.final,
             "history": self.history,
             "timings": self.timings,
+            "work_dir": str(self.work_dir) if self.work_dir is not None else None,
+            "report": [str(p) for p in self.report],
         }
 
 
-def file_key(path: str | os.PathLike[str], arch: Any) -> str:
-    """A hash of the model file's bytes and its architecture record (the cache's root key)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    digest.update(json.dumps(arch, sort_keys=True, default=str).encode())
+def model_key(model: Any, arch: Any) -> str:
+    """The input's part of the cache key: a hash of the architecture record and every tensor's bytes."""
+    import torch
+
+    digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
+        if t.numel():
+            digest.update(t.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -68,32 +87,115 @@ def dense_bytes_of(model: Any) -> int:
     return sum(4 * t.numel() for t in model.state_dict().values())
 
 
-def compress_model(
-    model: Any,
-    arch: dict[str, Any] | None,
-    recipe: Recipe,
-    output: str | os.PathLike[str],
-    ctx: RunContext,
-    *,
-    input_key: str,
-    use_cache: bool = True,
-) -> CompressResult:
-    """Run ``recipe`` on ``model`` and write the ``.dcz`` file atomically to ``output``.
+def build_recipe(recipe: "Recipe | str | os.PathLike[str] | None", *, has_data: bool, **flags: Any) -> Recipe:
+    """A :class:`Recipe` from a Recipe, a TOML path, or (None) the default graph built from ``flags``."""
+    from .pipeline.recipe import default_recipe, load_recipe
 
-    Under ``torchrun`` every rank runs the pipeline (see :mod:`deepcompress.distributed`)
-    and only rank 0 writes the file.
+    if recipe is None:
+        return default_recipe(has_data=has_data, **flags)
+    if flags:
+        raise ConfigError(f"give either a recipe or stage flags, not both (flags: {', '.join(sorted(flags))})")
+    if isinstance(recipe, Recipe):
+        return recipe
+    return load_recipe(recipe)
+
+
+def compress(
+    model: Any,
+    output: str | os.PathLike[str],
+    *,
+    recipe: "Recipe | str | os.PathLike[str] | None" = None,
+    data: str | None = None,
+    loaders: "tuple[Any, Any] | Callable[[], tuple[Any, Any]] | None" = None,
+    train_fn: Callable[..., Any] | None = None,
+    eval_fn: Callable[[Any], Any] | None = None,
+    arch: dict[str, Any] | None = None,
+    seed: int | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    report: bool | str = False,
+    inplace: bool = False,
+    hooks: "Sequence[Callable[[Any, Any], None]]" = (),
+    log: Callable[[str], None] | None = None,
+    progress: bool = True,
+    **flags: Any,
+) -> CompressResult:
+    """Compress ``model`` (an ``nn.Module``) into the ``.dcz`` file ``output``.
+
+    ``recipe`` is a :class:`Recipe`, a TOML path, or None for the default graph
+    built from ``flags`` (``sparsity``, ``granularity``, ``fc_granularity``,
+    ``bits``, ``retrain_epochs``, ``finetune_epochs``, ``schedule``,
+    ``index_bits``, ``max_accuracy_drop``...). Data for retraining and
+    evaluation comes from ``data`` (a dataset spec such as ``"digits"``),
+    ``loaders`` (``(train_loader, test_loader)`` or a function returning them;
+    with ``data`` also given, ``data`` names them in the cache key and header),
+    or your own ``train_fn(model, optimizer, epoch)`` (one epoch; masks are
+    enforced after each of its steps) and ``eval_fn(model)`` (top-1 accuracy as
+    a fraction in [0, 1], or a dict with ``"top1"``). Without any of them the
+    run is data-free (no retraining).
+
+    ``seed`` (default: the recipe's, else 0) and ``data`` given here win over a
+    recipe's own. ``arch`` (``{"name"|"import": ..., "kwargs": {...}}``) lets
+    ``deepcompress.load`` rebuild the model; without it, load with ``model=``
+    your own instance. ``work_dir`` turns on the stage cache (and ``resume``).
+    ``report``: False, True (Markdown + JSON beside the output) or ``"plots"``
+    (also per-layer PNGs; slow on many-layer models).
+
+    ``hooks`` are called as ``hook(stage_config, state)`` after each stage that
+    ran (not for stages served from the cache).
+
+    The module you pass is not changed: the run works on a copy, returned as
+    ``result.model``. With ``inplace=True`` it works on your module directly
+    (no copy; after a failure the module may be partly compressed).
     """
     from . import distributed as dist
-    from .atomic import check_output_path, write_bytes_atomic
+    from .atomic import check_output_path, prepare_folder, write_bytes_atomic
     from .container import dumps_dcz, read_dcz
+    from .pipeline.context import RunContext
+    from .pipeline.runner import check_pipeline, run_pipeline
 
-    check_output_path(output)  # the graph itself is checked by run_pipeline before any work
+    if report not in (False, True, "plots"):
+        raise ConfigError(f"report must be False, True or 'plots'; got {report!r}")
+    has_data = data is not None or loaders is not None or train_fn is not None or recipe_data(recipe) is not None
+    plan = build_recipe(recipe, has_data=has_data, **flags)
+    data = data if data is not None else (plan.data if loaders is None else None)
+    if loaders is not None and data is None and work_dir is not None:
+        raise ConfigError("with loaders and a work_dir, also give data= a name for the data (it is part of the "
+                          "cache key)")
+    seed = int(seed) if seed is not None else int(plan.seed or 0)
+    ctx = RunContext(data_spec=data, seed=seed, resume=resume, work_dir=Path(work_dir) if work_dir else None,
+                     train_fn=train_fn, eval_fn=eval_fn, progress=progress,
+                     loaders_fn=_loaders_fn(loaders))
+    if log is not None:
+        ctx.log = log
+    ctx.stage_hooks.extend(hooks)
 
+    # -- every check before any work ---------------------------------------------------------
+    out = check_output_path(output)
+    if ctx.work_dir is not None:
+        prepare_folder(ctx.work_dir, "stage cache folder")
+    elif resume:
+        raise ConfigError("resume needs the stage cache (a work_dir)")
+    check_pipeline(plan.stages, model, ctx)
+    if ctx.data_spec is not None or ctx.loaders_fn is not None:
+        _check_model_takes_data(model, ctx)
+
+    if not ctx.has_data:
+        ctx.log(f"no data given: compressing data-free (no retraining, no accuracy figures): {_describe(plan)}")
+    if not inplace:
+        model = copy.deepcopy(model)
     here = dist.setup_from_env(ctx, device=next((p.device for p in model.parameters()), None))
+    _log_layers(model, ctx)
+    collector = None
+    if report:
+        from .report import attach_report
+
+        collector = attach_report(ctx)
     dense = dense_bytes_of(model)
-    state = run_pipeline(model, arch, recipe.stages, ctx, input_key=input_key, use_cache=use_cache)
-    recipe_json = recipe.to_json(data=ctx.data_spec, seed=ctx.seed)
-    metrics = {"history": state.history}
+    state = run_pipeline(model, arch, plan.stages, ctx, input_key=model_key(model, arch),
+                         use_cache=ctx.work_dir is not None)
+    recipe_json = plan.to_json(data=ctx.data_spec, seed=ctx.seed)
+    metrics: dict[str, Any] = {"history": state.history}
     final = [h for h in state.history if "top1" in h]
     if final:
         metrics.update(top1=final[-1]["top1"], error_pct=final[-1]["error_pct"], data=ctx.data_spec)
@@ -102,12 +204,70 @@ def compress_model(
         blob = dumps_dcz(state.encoded, arch=arch, recipe=recipe_json, metrics=metrics,
                          extra={"tool": f"deepcompress {__version__}"})
         _verify_exact(read_dcz(blob), state.model)  # before anything reaches the output path
-        write_bytes_atomic(output, blob)
+        write_bytes_atomic(out, blob)
         written = len(blob)
     if here.world_size > 1:
         written = dist.broadcast_object(written)
         dist.shutdown()
-    return CompressResult(Path(output), int(written), dense, state.history, recipe_json, list(ctx.timings))
+    result = CompressResult(out, int(written), dense, state.history, recipe_json, list(ctx.timings),
+                            model=state.model, work_dir=ctx.work_dir)
+    if collector is not None and here.is_main:
+        from .report import finish_report
+
+        result.report = finish_report(collector, out, result, plots=report == "plots")
+    return result
+
+
+def recipe_data(recipe: Any) -> str | None:
+    """The data spec a recipe names (a Recipe or a TOML path), if any."""
+    from .pipeline.recipe import load_recipe
+
+    if recipe is None:
+        return None
+    if isinstance(recipe, Recipe):
+        return recipe.data
+    return load_recipe(recipe).data
+
+
+def _loaders_fn(loaders: Any) -> Callable[[], tuple[Any, Any]] | None:
+    if loaders is None:
+        return None
+    if callable(loaders):
+        return loaders
+    if not (isinstance(loaders, tuple) and len(loaders) == 2):
+        raise ConfigError("loaders must be (train_loader, test_loader) or a function returning them")
+    return lambda: loaders
+
+
+def _check_model_takes_data(model: Any, ctx: Any) -> None:
+    """One sample of the data through the model, so a shape mismatch is one line now, not a crash later."""
+    test_loader = ctx.loaders()[1]  # a bad data spec fails here, before any work
+    try:
+        from .preflight import check_model_accepts
+    except ImportError:  # pragma: no cover - preflight lands with the model-input work
+        return
+    inputs, _ = next(iter(test_loader))
+    check_model_accepts(model, inputs[:1], data_spec=ctx.data_spec or "the given loaders")
+
+
+def _describe(plan: Recipe) -> str:
+    """The sparsity and bits of a plan in one phrase (what the defaults actually are)."""
+    parts = []
+    for stage in plan.stages:
+        if stage.TYPE == "prune":
+            parts.append(f"sparsity {stage.sparsity} ({stage.granularity})")
+        elif stage.TYPE == "quantize":
+            parts.append(f"bits {stage.bits}")
+    return ", ".join(parts)
+
+
+def _log_layers(model: Any, ctx: Any) -> None:
+    from .layers import compressible_layers, dense_reasons
+
+    names = ", ".join(r.tensor_name for r in compressible_layers(model)) or "none"
+    ctx.log(f"compressible layers: {names}")
+    for name, reason in dense_reasons(model).items():
+        ctx.log(f"left dense: {name} ({reason})")
 
 
 def _verify_exact(dcz: Any, model: Any) -> None:
@@ -119,60 +279,3 @@ def _verify_exact(dcz: Any, model: Any) -> None:
         same = got is not None and got.dtype == want.dtype and got.shape == want.shape
         if not same or got.tobytes() != want.tobytes():  # tobytes() is C order for any layout
             raise PipelineError(f"encoder self-check failed: tensor {name} does not decode to the trained values")
-
-
-def compress(
-    model: Any,
-    output: str | os.PathLike[str],
-    *,
-    recipe: "Recipe | str | os.PathLike[str] | None" = None,
-    train_fn: Any = None,
-    eval_fn: Any = None,
-    data: str | None = None,
-    arch: dict[str, Any] | None = None,
-    seed: int = 0,
-    work_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    log: Any = None,
-    **flags: Any,
-) -> CompressResult:
-    """Compress any ``nn.Module`` from Python with your own training and evaluation.
-
-    ``train_fn(model, optimizer, epoch)`` trains one epoch with the optimizer it is
-    given (masks are enforced after each of its steps; return an optional dict of
-    stats). ``eval_fn(model)`` returns top-1 accuracy in [0, 1] (or a dict with
-    ``"top1"``). Alternatively give ``data`` (a dataset spec). ``recipe`` is a
-    :class:`Recipe`, a TOML path, or None for the default graph built from
-    ``flags`` (``sparsity``, ``granularity``, ``fc_granularity``, ``bits``,
-    ``retrain_epochs``, ``finetune_epochs``, ``schedule``, ``index_bits``...).
-    ``arch`` (``{"name"|"import": ..., "kwargs": {...}}``) lets ``deepcompress.load``
-    rebuild the model; without it, load with ``model=`` your own instance.
-
-    Layers other than Conv/Linear weights (BatchNorm, LSTM, attention
-    projections, embeddings) are stored dense and listed in the log with the
-    reason.
-    """
-    from .layers import compressible_layers, dense_reasons
-    from .pipeline.recipe import default_recipe, load_recipe
-
-    has_training = train_fn is not None or data is not None
-    if recipe is None:
-        plan = default_recipe(has_data=has_training, **flags)
-    elif isinstance(recipe, Recipe):
-        plan = recipe
-    else:
-        plan = load_recipe(recipe)
-    ctx = RunContext(data_spec=data, seed=seed, resume=resume, work_dir=Path(work_dir) if work_dir else None,
-                     train_fn=train_fn, eval_fn=eval_fn)
-    if log is not None:
-        ctx.log = log
-    names = ", ".join(r.tensor_name for r in compressible_layers(model)) or "none"
-    ctx.log(f"compressible layers: {names}")
-    for name, reason in dense_reasons(model).items():
-        ctx.log(f"left dense: {name} ({reason})")
-    key = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()
-    digest = hashlib.sha256(key.encode())
-    for tensor_name, tensor in model.state_dict().items():
-        digest.update(tensor_name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return compress_model(model, arch, plan, output, ctx, input_key=digest.hexdigest(), use_cache=work_dir is not None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,3 +74,27 @@ def dense_reasons(model: "torch.nn.Module") -> dict[str, str]:
             reason = f"{kind} parameter: only Conv/Linear weights are pruned and shared"
         reasons[name] = reason
     return reasons
+
+
+def resolve_layers(model: "torch.nn.Module", names: Iterable[str] | None, what: str) -> list[LayerRef]:
+    """The compressible layers ``names`` refers to (tensor or module names), in model order.
+
+    ``None`` means every compressible layer. A name that is not a compressible
+    layer of ``model`` is a :class:`ConfigError` naming ``what`` (the option or
+    setting it came from) and listing the layers there are. This is the one
+    "is this layer name known" check; every option that names layers uses it.
+    """
+    from .errors import ConfigError
+
+    refs = compressible_layers(model)
+    if names is None:
+        return refs
+    by_name = {r.tensor_name: r for r in refs} | {r.module_name: r for r in refs}
+    unknown = sorted(n for n in names if n not in by_name)
+    if unknown:
+        listed = ", ".join(r.module_name or r.tensor_name for r in refs) or "none"
+        raise ConfigError(
+            f"{what} names {unknown[0]!r}, which is not a compressible layer of this model; layers: {listed}"
+        )
+    chosen = {by_name[n].tensor_name for n in names}
+    return [r for r in refs if r.tensor_name in chosen]

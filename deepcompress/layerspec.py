@@ -42,6 +42,18 @@ class LayerSpec(Generic[T]):
         """The layer names this spec mentions (to check they exist)."""
         return set(self.by_name)
 
+    def scaled(self, factor: float) -> "LayerSpec[float]":
+        """Every value multiplied by ``factor`` (a pruning schedule's share of the final target)."""
+
+        def f(v: T | None) -> float | None:
+            return None if v is None else float(v) * factor  # type: ignore[arg-type]
+
+        return LayerSpec(
+            default=f(self.default),
+            by_kind={k: f(v) for k, v in self.by_kind.items()},
+            by_name={k: f(v) for k, v in self.by_name.items()},
+        )
+
     def to_json(self) -> dict:
         """A JSON-able form, for recipes and file headers."""
         return {"default": self.default, "by_kind": dict(self.by_kind), "by_name": dict(self.by_name)}

@@ -1,8 +1,18 @@
-"""What a running pipeline knows besides its state: data, seed, work folder, logging."""
+"""What a running pipeline knows besides its state and its configs.
+
+:class:`RunContext` holds the run's inputs that are not stage settings: the
+data (a spec, ready loaders, or the caller's ``train_fn``/``eval_fn``), the
+seed, the cache folder, the log sink and progress bars. Every setting that can
+change the output bytes is either here *and* part of the run key
+(:meth:`RunContext.run_key`), or a field of a frozen stage config.
+:class:`StageSlot` is where one stage runs: its position, cache key and folder,
+passed to the stage's handler as an argument.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,9 +24,31 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class StageSlot:
+    """One stage's place in a run: position, cache key, seed and (with a cache) its folder."""
+
+    index: int
+    key: str
+    seed: int
+    folder: Path | None = None
+
+    def ensure_folder(self) -> Path | None:
+        """The stage's cache folder, created on first use (epoch checkpoints live here)."""
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder
+
+
+def stage_seed(run_seed: int, index: int) -> int:
+    """A stage's seed: depends only on the run seed and the stage's position."""
+    digest = hashlib.sha256(f"{run_seed}/{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
 @dataclass
 class RunContext:
-    """Data spec, seed, cache folder, resume flag and the log sink of one run."""
+    """Data, seed, cache folder, resume flag, log sink and callbacks of one run."""
 
     data_spec: str | None = None
     seed: int = 0
@@ -27,17 +59,19 @@ class RunContext:
     train_fn: Callable[..., Any] | None = None  # train_fn(model, optimizer, epoch): one epoch (Python API)
     eval_fn: Callable[[Any], Any] | None = None  # eval_fn(model) -> top-1 in [0, 1] or {"top1": ...}
     loaders_fn: Callable[[], tuple[Any, Any]] | None = None
-    stage_key: str = ""
-    stage_index: int = 0
     timings: list[dict[str, Any]] = field(default_factory=list)
     # called as hook(stage_config, state) after each stage that ran (not for cached ones)
     stage_hooks: list[Callable[[Any, Any], None]] = field(default_factory=list)
-    max_accuracy_drop: float = 0.001
     _loaders: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    _memo: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def has_data(self) -> bool:
         return self.data_spec is not None or self.loaders_fn is not None or self.train_fn is not None
+
+    def run_key(self, input_key: str, world_size: int = 1) -> str:
+        """The root of the cache keys: the input model, the data, the seed and the number of ranks."""
+        return f"{input_key}|data={self.data_spec}|seed={self.seed}|ranks={world_size}"
 
     def loaders(self, batch_size: int = 128) -> tuple[Any, Any]:
         """``(train_loader, test_loader)`` for the run's data (cached per batch size)."""
@@ -52,16 +86,31 @@ class RunContext:
         return self._loaders[batch_size]
 
     def evaluate(self, model: Any) -> dict[str, float] | None:
-        """Test metrics of ``model`` when data is known, else None."""
+        """Test metrics of ``model`` when data is known, else None (each distinct weight set once)."""
+        if self.eval_fn is None and self.data_spec is None and self.loaders_fn is None:
+            return None
+        key = _weights_digest(model)
+        if key not in self._memo:
+            self._memo.clear()  # only the latest weights are ever asked for again
+            self._memo[key] = self._evaluate(model)
+        return dict(self._memo[key])
+
+    def _evaluate(self, model: Any) -> dict[str, float]:
         if self.eval_fn is not None:
+            from ..errors import ConfigError
+
             was_training = model.training
             model.eval()
             value = self.eval_fn(model)
             model.train(was_training)
-            top1 = float(value["top1"] if isinstance(value, dict) else value)
+            raw = value["top1"] if isinstance(value, dict) else value
+            top1 = float(raw)
+            if not (math.isfinite(top1) and 0.0 <= top1 <= 1.0):
+                raise ConfigError(
+                    f"eval_fn returned {raw!r}; it must return top-1 accuracy as a fraction in [0, 1] "
+                    "(0.975, not 97.5)"
+                )
             return {"top1": top1, "error_pct": 100.0 * (1.0 - top1)}
-        if self.data_spec is None and self.loaders_fn is None:
-            return None
         from ..training import evaluate
 
         return evaluate(model, self.loaders()[1])
@@ -73,18 +122,13 @@ class RunContext:
             return inputs[:1]
         return example_input_for(arch)
 
-    def stage_seed(self) -> int:
-        """A seed for the current stage that depends only on the run seed and the stage position."""
-        digest = hashlib.sha256(f"{self.seed}/{self.stage_index}".encode()).digest()
-        return int.from_bytes(digest[:4], "little")
 
-    def stage_dir(self) -> Path | None:
-        """The cache folder of the running stage (epoch checkpoints live here)."""
-        if self.work_dir is None:
-            return None
-        path = self.work_dir / self.stage_key[:20]
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+def _weights_digest(model: Any) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def example_input_for(arch: dict[str, Any] | None, shape: tuple[int, ...] | None = None) -> Any:

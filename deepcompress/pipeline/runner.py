@@ -1,12 +1,15 @@
 """Running a validated stage graph with per-stage caching and resume.
 
-Each stage's output state is cached under ``work_dir/<key>/state.pt`` where the
-key hashes the input model, the data spec, the seed and the config chain up to
-that stage. A re-run reuses the longest cached prefix (so changing only the
-encode stage skips retraining); ``resume=True`` also continues a stage that was
-killed mid-way from its last epoch checkpoint. Every stage starts from a seed
-that depends only on the run seed and its position, so cached, resumed and
-uninterrupted runs produce the same bytes.
+Each stage's output state is cached under ``work_dir/<key>/state.pt``. The key
+of stage *i* chains the run key (input model, data, seed, number of ranks: see
+:meth:`RunContext.run_key`) with the JSON of stage configs 1..i, every default
+filled in. So a setting that changes the bytes cannot be left out of the key:
+it is either a config field or part of the run key. A re-run reuses the
+longest cached prefix (changing only the encode stage skips retraining);
+``resume=True`` also continues a stage that was killed mid-way from its last
+epoch checkpoint. Every stage starts from a seed that depends only on the run
+seed and its position, so cached, resumed and uninterrupted runs produce the
+same bytes.
 """
 
 from __future__ import annotations
@@ -19,16 +22,16 @@ from typing import Any
 
 from .. import distributed as dist
 from ..training import seed_everything
-from .context import RunContext
-from .execute import run_stage
+from .context import RunContext, StageSlot, stage_seed
 from .graph import validate
+from .registry import run_stage
 from .stages import StageConfig
 from .state import PipelineState
 
 
-def chain_keys(input_key: str, stages: Sequence[StageConfig]) -> list[str]:
-    """The cache key of each stage's output: a hash of everything that determines it."""
-    keys, key = [], input_key
+def chain_keys(run_key: str, stages: Sequence[StageConfig]) -> list[str]:
+    """The cache key of each stage's output: a hash of the run key and the configs up to it."""
+    keys, key = [], run_key
     for stage in stages:
         blob = json.dumps(stage.to_json(), sort_keys=True, separators=(",", ":"))
         key = hashlib.sha256(f"{key}|{blob}".encode()).hexdigest()
@@ -45,36 +48,24 @@ def run_pipeline(
     input_key: str,
     use_cache: bool = True,
 ) -> PipelineState:
-    """Validate ``stages`` and run them on ``model``; returns the final state."""
-    check_pipeline(stages, model, ctx)
-    keys = chain_keys(f"{input_key}|{ctx.data_spec}|{ctx.seed}", stages)
+    """Run the (already checked) ``stages`` on ``model``; returns the final state."""
+    cache = ctx.work_dir if use_cache else None
+    keys = chain_keys(ctx.run_key(input_key, dist.info().world_size), stages)
     state = PipelineState(model=model, arch=arch)
     start = 0
     baseline = ctx.evaluate(model)
     if baseline is not None:
         state.history.append({"stage": "baseline", **_metric_fields(baseline)})
-    if ctx.work_dir is not None and use_cache and dist.is_distributed():
-        state, start = _load_cached_distributed(stages, keys, ctx, state, model, arch)
-    elif ctx.work_dir is not None and use_cache:
-        for i in range(len(stages) - 1, -1, -1):
-            cached = ctx.work_dir / keys[i][:20] / "state.pt"
-            if stages[i].TYPE != "encode" and cached.is_file():
-                try:
-                    state = PipelineState.load(cached, model, arch)
-                except Exception as exc:  # a damaged cache entry is a miss, never a crash
-                    ctx.log(f"ignoring unreadable cache entry {cached}: {type(exc).__name__}")
-                    state = PipelineState(model=model, arch=arch, history=list(state.history))
-                    continue
-                start = i + 1
-                ctx.log(f"reusing cached result of stages 1-{i + 1} ({', '.join(s.TYPE for s in stages[: i + 1])})")
-                break
+    if cache is not None:
+        state, start = _longest_cached_prefix(stages, keys, cache, ctx, state, model, arch)
     for i in range(start, len(stages)):
         stage = stages[i]
-        ctx.stage_index, ctx.stage_key = i, keys[i]
-        seed_everything(ctx.stage_seed())
+        slot = StageSlot(index=i, key=keys[i], seed=stage_seed(ctx.seed, i),
+                         folder=cache / keys[i][:20] if cache is not None else None)
+        seed_everything(slot.seed)
         ctx.log(f"stage {i + 1}/{len(stages)}: {stage.TYPE}")
         t0 = time.perf_counter()
-        state = run_stage(stage, state, ctx)
+        state = run_stage(stage, state, ctx, slot)
         if "codebooks" in stage.INVALIDATES:
             state.codebooks = {}  # weights moved off the shared values
         # wall time goes to the context, not the state: the file must not depend on it
@@ -90,9 +81,8 @@ def run_pipeline(
             hook(stage, state)
         if dist.is_distributed() and stage.TYPE != "encode":
             dist.check_identical(dist.state_digest(state.model, state.masks, state.codebooks), f"after {stage.TYPE}")
-        if ctx.work_dir is not None and use_cache and stage.TYPE != "encode" and dist.is_main():
-            folder = ctx.work_dir / keys[i][:20]
-            folder.mkdir(parents=True, exist_ok=True)
+        if slot.folder is not None and stage.TYPE != "encode" and dist.is_main():
+            folder = slot.ensure_folder()
             state.save(folder / "state.pt")
             epoch_file = folder / "epoch.pt"
             if epoch_file.exists():
@@ -101,29 +91,45 @@ def run_pipeline(
 
 
 def check_pipeline(stages: Sequence[StageConfig], model: Any, ctx: RunContext) -> None:
-    """Everything that can be checked before work starts: order, inputs, data, layer names, blocks."""
+    """Everything about the graph that can be checked before work starts: order, inputs, data, layer names."""
     validate(stages, has_data=ctx.has_data)
     for stage in stages:
         stage.preflight(model)
 
 
-def _load_cached_distributed(stages, keys, ctx, state, model, arch):
-    """Rank 0 finds the longest cached prefix and sends it to every rank (the folder may be rank 0's alone)."""
+def _longest_cached_prefix(stages, keys, cache, ctx, state, model, arch) -> tuple[PipelineState, int]:
+    """The state after the longest run of stages found in the cache (rank 0 reads, every rank gets it).
+
+    A damaged entry is a miss, never a crash, and leaves ``model`` as it was.
+    """
     import io
 
-    found = None
+    found, loaded, snapshot = None, None, None
     if dist.is_main():
         for i in range(len(stages) - 1, -1, -1):
-            cached = ctx.work_dir / keys[i][:20] / "state.pt"
-            if stages[i].TYPE != "encode" and cached.is_file():
-                found = (i, cached.read_bytes())
-                break
-    found = dist.broadcast_object(found)
-    if found is None:
+            cached = cache / keys[i][:20] / "state.pt"
+            if stages[i].TYPE == "encode" or not cached.is_file():
+                continue
+            if snapshot is None:
+                snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            try:
+                blob = cached.read_bytes()
+                loaded = PipelineState.load(io.BytesIO(blob), model, arch)
+            except Exception as exc:
+                model.load_state_dict(snapshot)
+                ctx.log(f"ignoring unreadable cache entry {cached}: {type(exc).__name__}")
+                continue
+            found = (i, blob)
+            break
+    if dist.is_distributed():
+        found = dist.broadcast_object(found)
+        if found is not None and loaded is None:
+            loaded = PipelineState.load(io.BytesIO(found[1]), model, arch)
+    if found is None or loaded is None:
         return state, 0
-    i, blob = found
+    i = found[0]
     ctx.log(f"reusing cached result of stages 1-{i + 1} ({', '.join(s.TYPE for s in stages[: i + 1])})")
-    return PipelineState.load(io.BytesIO(blob), model, arch), i + 1
+    return loaded, i + 1
 
 
 def _metric_fields(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from ..errors import ConfigError
 from ..granularity import Granularity, parse_block
 from ..layerspec import bits_value, parse_layer_spec, sparsity_value
 
-SCHEDULES = ("oneshot", "iterative", "agp")
 SALIENCY = ("l1", "l2")
 INITS = ("linear", "density", "random", "kmeans++")
 
@@ -62,6 +61,8 @@ class PruneConfig(StageConfig):
     sparsity increments with ``epochs_per_step`` retraining epochs after each
     (Han et al.); ``agp`` raises sparsity along Zhu & Gupta's cubic curve over
     ``steps`` pruning events, retraining in between. The last two need data.
+    ``max_accuracy_drop`` (percentage points of top-1) is the per-layer budget of
+    ``sparsity = "auto"``.
     """
 
     TYPE: ClassVar[str] = "prune"
@@ -83,8 +84,11 @@ class PruneConfig(StageConfig):
     # also mask the biases and BatchNorm affine entries of pruned filters, so that
     # `decode --thin` can remove them physically with outputs unchanged
     thin: bool = False
+    max_accuracy_drop: float = 0.1
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.max_accuracy_drop) and 0.0 <= self.max_accuracy_drop < 100.0):
+            raise ConfigError(f"max_accuracy_drop must be in [0, 100) percentage points; got {self.max_accuracy_drop}")
         if self.thin and not ({self.granularity, self.fc_granularity} & {"filter", "channel"}):
             raise ConfigError("thin needs filter or channel granularity (conv or fc)")
         if self.sparsity != "auto":
@@ -100,7 +104,9 @@ class PruneConfig(StageConfig):
             except ValueError as exc:
                 raise ConfigError(f"global pruning needs one sparsity in [0, 1): {exc}") from None
         _check_choice(self.saliency, SALIENCY, "saliency")
-        _check_choice(self.schedule, SCHEDULES, "prune schedule")
+        from ..pruning.schedules import SCHEDULE_KINDS  # the one vocabulary
+
+        _check_choice(self.schedule, SCHEDULE_KINDS, "prune schedule")
         if self.steps < 1:
             raise ConfigError(f"prune steps must be >= 1; got {self.steps}")
         if self.epochs_per_step < 0:
@@ -217,15 +223,9 @@ class EncodeConfig(StageConfig):
 
 
 def _check_names(names: set[str], model: Any, what: str) -> None:
-    from ..layers import compressible_layers
+    from ..layers import resolve_layers
 
-    refs = compressible_layers(model)
-    known = {r.tensor_name for r in refs} | {r.module_name for r in refs}
-    for name in sorted(names - known):
-        raise ConfigError(
-            f"{what} names {name!r}, which is not a conv or fc layer of this model; "
-            f"layers: {', '.join(r.module_name for r in refs)}"
-        )
+    resolve_layers(model, sorted(names), what)
 
 
 STAGE_TYPES: dict[str, type[StageConfig]] = {

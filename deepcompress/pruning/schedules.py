@@ -3,7 +3,7 @@
 * :class:`OneShot` - prune once to ``sparsity`` at epoch ``at``, then retrain.
 * :class:`Iterative` - Han et al. 2015: prune, retrain, raise the sparsity,
   repeat; a list of sparsity steps with the retrain epochs after each.
-* :class:`Gradual` - automated gradual pruning (Zhu & Gupta 2017):
+* :class:`Gradual` (kind ``agp``) - automated gradual pruning (Zhu & Gupta 2017):
   ``s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (n * dt)) ** 3`` for
   ``t = t0, t0 + dt, ..., t0 + n * dt``.
 
@@ -82,7 +82,7 @@ class _Schedule:
 class OneShot(_Schedule):
     """Prune once to ``sparsity`` at epoch ``at``, then retrain ``retrain_epochs``."""
 
-    kind: ClassVar[str] = "one-shot"
+    kind: ClassVar[str] = "oneshot"
     sparsity: float
     retrain_epochs: int = 0
     at: int = 0
@@ -147,7 +147,7 @@ class Iterative(_Schedule):
 class Gradual(_Schedule):
     """Zhu & Gupta's cubic schedule from ``initial`` at ``start`` to ``final`` after ``n`` steps of ``interval``."""
 
-    kind: ClassVar[str] = "gradual"
+    kind: ClassVar[str] = "agp"
     final: float
     initial: float = 0.0
     start: int = 0
@@ -168,8 +168,7 @@ class Gradual(_Schedule):
     def cubic(self, t: float) -> float:
         """``s_t`` of the formula for any ``t`` (clamped to [start, start + n * interval])."""
         span = self.n * self.interval
-        frac = min(max((t - self.start) / span, 0.0), 1.0)
-        return self.final + (self.initial - self.final) * (1.0 - frac) ** 3
+        return self.initial + (self.final - self.initial) * agp_fraction((t - self.start) / span)
 
     def events(self) -> tuple[int, ...]:
         return tuple(self.start + i * self.interval for i in range(self.n + 1))
@@ -184,6 +183,31 @@ class Gradual(_Schedule):
 
 Schedule = Union[OneShot, Iterative, Gradual]
 SCHEDULES: dict[str, type] = {c.kind: c for c in (OneShot, Iterative, Gradual)}
+SCHEDULE_KINDS: tuple[str, ...] = tuple(SCHEDULES)  # the one vocabulary: oneshot, iterative, agp
+
+
+def agp_fraction(progress: float) -> float:
+    """Zhu & Gupta's cubic: the share of the way from initial to final sparsity at ``progress`` in [0, 1]."""
+    p = min(max(float(progress), 0.0), 1.0)
+    return 1.0 - (1.0 - p) ** 3
+
+
+def step_fractions(kind: str, steps: int) -> tuple[float, ...]:
+    """The share of each layer's final target to prune to at each of ``steps`` pruning events.
+
+    ``oneshot`` is one event at the full target; ``iterative`` (Han et al.) raises
+    the target in equal steps; ``agp`` follows :func:`agp_fraction`. The
+    pipeline's prune stage schedules its events with this.
+    """
+    if kind not in SCHEDULES:
+        raise ConfigError(f"unknown schedule kind {kind!r}; known: {', '.join(SCHEDULES)}")
+    if steps < 1:
+        raise ConfigError(f"a schedule needs at least one pruning event; got {steps}")
+    if kind == "oneshot":
+        return (1.0,)
+    if kind == "iterative":
+        return tuple(i / steps for i in range(1, steps + 1))
+    return tuple(agp_fraction(i / steps) for i in range(1, steps + 1))
 
 
 def schedule_from_json(data: "Mapping[str, Any] | str") -> Schedule:
@@ -294,19 +318,13 @@ def prune_with_schedule(
 
 
 def _scaled(spec: Any, scale: float) -> Any:
-    from ..layerspec import LayerSpec
-
-    def f(v: float | None) -> float | None:
-        return None if v is None else float(v) * scale
-
-    return LayerSpec(
-        default=f(spec.default),
-        by_kind={k: f(v) for k, v in spec.by_kind.items()},
-        by_name={k: f(v) for k, v in spec.by_name.items()},
-    )
+    return spec.scaled(scale)
 
 
 __all__ = [
+    "SCHEDULE_KINDS",
+    "agp_fraction",
+    "step_fractions",
     "Gradual",
     "Iterative",
     "OneShot",

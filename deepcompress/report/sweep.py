@@ -1,15 +1,8 @@
-"""The granularity sweep (Mao et al. 2017): accuracy, compression and memory references per granularity.
+"""The granularity sweep's results (Mao et al. 2017): measured points, summary, tables and plots.
 
-For every granularity and every conv-layer sparsity in a grid, one stage graph
-``prune -> retrain -> quantize [-> finetune] -> encode`` runs through
-:func:`~deepcompress.compression.compress_model` with one shared context and
-work folder: the data is loaded once, every distinct model state is evaluated
-once (the baseline included, see :class:`_SweepContext`), and a re-run reuses
-every cached stage. Fully connected layers are pruned at a fixed setting
-(element granularity, ``fc_sparsity``) at every point, so the points differ
-only in the conv layers.
-
-Per point the sweep records the top-1 after pruning and retraining (the
+The sweep itself runs in :mod:`deepcompress.pipeline.sweep`; this module only
+reads what it produced (the ``.dcz`` files and their histories). Per point the
+sweep records the top-1 after pruning and retraining (the
 accuracy curve), the top-1 of the written file, the conv layers' storage
 (P+Q estimate and the real P+Q+H stream bytes, indices included), the file
 size, and the conv layers' memory references under
@@ -18,24 +11,19 @@ size, and the conv layers' memory references under
 
 from __future__ import annotations
 
-import copy
 import csv
-import hashlib
 import io
 import json
 import math
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..atomic import write_bytes_atomic
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError
 from ..granularity import Granularity
-from ..pipeline.context import RunContext
-from .memrefs import DEFAULT_GROUP_OUTPUTS, DEFAULT_WEIGHT_VECTOR, ZERO, MemRefs, conv_geometry, conv_memory_refs
+from .memrefs import ZERO, MemRefs, conv_memory_refs
 
 DEFAULT_GRANULARITIES = ("element", "vector", "kernel", "filter")
 
@@ -124,131 +112,11 @@ class SweepResult:
         return [p.row(self.baseline_top1) for p in self.points]
 
 
-class _SweepContext(RunContext):
-    """A run context that evaluates each distinct set of weights once (baseline included).
-
-    The runner evaluates the input model at the start of every run, and a
-    training stage's last epoch and the stage end see the same weights; the
-    sweep memoizes the metrics by a hash of the state dict.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._memo: dict[str, dict[str, float] | None] = {}
-
-    def evaluate(self, model: Any) -> dict[str, float] | None:
-        digest = hashlib.sha256()
-        for name, tensor in model.state_dict().items():
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        key = digest.hexdigest()
-        if key not in self._memo:
-            self._memo[key] = super().evaluate(model)
-        return self._memo[key]
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def sweep_stages(granularity: str, sparsity: float, *, fc_sparsity: float, retrain_epochs: int,
-                 finetune_epochs: int, bits: str, lr: float = 0.01) -> tuple[Any, ...]:
-    """The stage graph of one sweep point."""
-    from ..pipeline.stages import EncodeConfig, FinetuneConfig, PruneConfig, QuantizeConfig, RetrainConfig
-
-    stages: list[Any] = [PruneConfig(sparsity=f"conv={sparsity:g},fc={fc_sparsity:g}", granularity=granularity,
-                                     fc_granularity="element", lr=lr)]
-    if retrain_epochs > 0:
-        stages.append(RetrainConfig(epochs=retrain_epochs, lr=lr))
-    stages.append(QuantizeConfig(bits=bits))
-    if finetune_epochs > 0:
-        stages.append(FinetuneConfig(epochs=finetune_epochs))
-    stages.append(EncodeConfig())
-    return tuple(stages)
-
-
-def run_sweep(
-    model: Any,
-    arch: dict[str, Any] | None,
-    *,
-    data_spec: str,
-    out_dir: str | Path,
-    input_key: str,
-    granularities: Sequence[str] = DEFAULT_GRANULARITIES,
-    sparsities: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9),
-    fc_sparsity: float = 0.9,
-    retrain_epochs: int = 1,
-    finetune_epochs: int = 0,
-    bits: str = "conv=8,fc=5",
-    lr: float = 0.01,
-    seed: int = 0,
-    tolerance_pp: float = 0.1,
-    weight_vector: int = DEFAULT_WEIGHT_VECTOR,
-    group_outputs: int = DEFAULT_GROUP_OUTPUTS,
-    work_dir: str | Path | None = None,
-    log: Callable[[str], None] = _stderr,
-) -> SweepResult:
-    """Run the sweep; ``.dcz`` files go to ``out_dir/dcz``, the stage cache to ``work_dir`` (``out_dir/work``)."""
-    from ..compression import compress_model, dense_bytes_of
-    from ..container import read_dcz
-    from ..layers import compressible_layers
-    from ..pipeline.recipe import Recipe
-
-    if not 0.0 <= fc_sparsity < 1.0:
-        raise ConfigError(f"--fc-sparsity must be in [0, 1); got {fc_sparsity}")
-    convs = [r.tensor_name for r in compressible_layers(model) if r.kind == "conv"]
-    if not convs:
-        raise ConfigError("the model has no conv layers; the granularity sweep prunes conv layers")
-    out = Path(out_dir)
-    try:
-        (out / "dcz").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {exc.strerror}") from None
-    t0 = time.perf_counter()
-    ctx = _SweepContext(data_spec=data_spec, seed=seed, work_dir=Path(work_dir) if work_dir else out / "work",
-                        progress=False, log=lambda line: None)  # the sweep logs one line per point instead
-    original = copy.deepcopy(model)
-    geometry = conv_geometry(original, ctx.example_input(original, arch))
-    baseline = ctx.evaluate(original)
-    baseline_top1 = baseline["top1"] if baseline else None
-    if baseline_top1 is not None:
-        log(f"baseline top-1 {100 * baseline_top1:.2f}%")
-    dense = dense_bytes_of(original)
-    points: list[SweepPoint] = []
-    total = len(granularities) * len(sparsities)
-    for g in granularities:
-        for s in sparsities:
-            t1 = time.perf_counter()
-            stages = sweep_stages(g, s, fc_sparsity=fc_sparsity, retrain_epochs=retrain_epochs,
-                                  finetune_epochs=finetune_epochs, bits=bits, lr=lr)
-            path = out / "dcz" / f"{g}_{s:g}.dcz"
-            result = compress_model(copy.deepcopy(original), arch, Recipe(stages, name=f"sweep {g} {s:g}"), path,
-                                    ctx, input_key=input_key)
-            dcz = read_dcz(path)
-            point = _measure(dcz, path, g, s, convs, geometry, result.history, dense,
-                             weight_vector=weight_vector, group_outputs=group_outputs)
-            points.append(point)
-            log(f"[{len(points)}/{total}] {g:<8} sparsity {s:.2f}: top-1 {_pct(point.top1_pruned)} pruned, "
-                f"{_pct(point.top1_final)} file; conv {point.conv_pqh_bytes:,} B; file {point.file_bytes:,} B; "
-                f"mem refs {point.memrefs.total:,} ({time.perf_counter() - t1:.1f}s)")
-    settings = {
-        "granularities": list(granularities), "sparsities": list(sparsities), "fc_sparsity": fc_sparsity,
-        "fc_granularity": "element", "retrain_epochs": retrain_epochs, "finetune_epochs": finetune_epochs,
-        "bits": bits, "lr": lr, "seed": seed, "data": data_spec, "tolerance_pp": tolerance_pp,
-        "memory_model": {"weight_vector": weight_vector, "group_outputs": group_outputs, "tiles": 1,
-                         "activations": "dense"},
-        "arch": arch,
-    }
-    result = SweepResult(baseline_top1, points, settings, seconds=round(time.perf_counter() - t0, 1))
-    result.summary = summarize_sweep(result)
-    return result
-
-
 def _pct(top1: float | None) -> str:
     return "-" if top1 is None else f"{100 * top1:.2f}%"
 
 
-def _measure(dcz: Any, path: Path, granularity: str, sparsity: float, convs: list[str],
+def measure_point(dcz: Any, path: Path, granularity: str, sparsity: float, convs: list[str],
              geometry: dict[str, dict[str, Any]], history: list[dict[str, Any]], dense: int, *,
              weight_vector: int, group_outputs: int) -> SweepPoint:
     from ..container.summary import summarize
@@ -489,5 +357,5 @@ def sweep_to_json(result: SweepResult) -> dict[str, Any]:
             "points": result.rows(), "summary": result.summary}
 
 
-__all__ = ["SweepPoint", "SweepResult", "parse_granularities", "parse_sparsities", "run_sweep", "summarize_sweep",
-           "sweep_stages", "sweep_to_json", "write_sweep"]
+__all__ = ["SweepPoint", "SweepResult", "measure_point", "parse_granularities", "parse_sparsities", "summarize_sweep",
+           "sweep_to_json", "write_sweep"]

@@ -197,6 +197,6 @@ def format_markdown(report: dict[str, Any], file_name: str) -> str:
 
 
 def finish_report(collector: ReportCollector | None, output_path: str | os.PathLike[str],
-                  result: Any) -> list[Path]:
-    """Write the report beside ``output_path`` (the ``.dcz`` just written) after :func:`compress_model`."""
-    return write_report(output_path, collector, output_path, result)
+                  result: Any, *, plots: bool = False) -> list[Path]:
+    """Write the report beside ``output_path`` (the ``.dcz`` just written by :func:`~deepcompress.compression.compress`)."""
+    return write_report(output_path, collector, output_path, result, plots=plots)

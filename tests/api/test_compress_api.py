@@ -56,6 +56,7 @@ def test_unusual_model_compresses_and_loads(tmp_path):
             return float((m(x).argmax(1) == y).float().mean())
 
     out = tmp_path / "unusual.dcz"
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     result = deepcompress.compress(
         model, out, train_fn=train_fn, eval_fn=eval_fn, sparsity="conv=0.5,fc=0.6", bits="conv=6,fc=5",
         retrain_epochs=1, finetune_epochs=1, log=lines.append,
@@ -66,11 +67,13 @@ def test_unusual_model_compresses_and_loads(tmp_path):
     assert "left dense: lstm.weight_ih_l0" in text and "left dense: encoder.self_attn.in_proj_weight" in text
     assert "depthwise.weight" in text.split("compressible layers:")[1].splitlines()[0]
 
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the caller's module must not change"
     fresh = Unusual()
     loaded = deepcompress.load(out, model=fresh)
-    model.eval()
+    result.model.eval()
     with torch.no_grad():
-        assert torch.allclose(loaded(x), model(x), atol=1e-5)
+        assert torch.allclose(loaded(x), result.model(x), atol=1e-5)
     state = deepcompress.load_state_dict(out)
     sparsity = (state["depthwise.weight"] == 0).float().mean().item()
     assert 0.45 <= sparsity <= 0.55

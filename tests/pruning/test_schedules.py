@@ -70,7 +70,7 @@ def test_json_rejects_unknown_kinds_and_fields():
     with pytest.raises(ConfigError):
         schedule_from_json({"kind": "os.system", "sparsity": 0.5})
     with pytest.raises(ConfigError):
-        schedule_from_json({"kind": "one-shot", "sparsity": 0.5, "bogus": 1})
+        schedule_from_json({"kind": "oneshot", "sparsity": 0.5, "bogus": 1})
     with pytest.raises(ConfigError):
         schedule_from_json("{not json")
 

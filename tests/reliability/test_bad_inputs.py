@@ -89,7 +89,7 @@ CASES: list[Case] = [
     C("sparsity-text", "sparsity that is not a number", ("compress", "m.pt", "--sparsity", "lots", "-o", "o.dcz"), 2,
       "--sparsity: bad value 'lots'"),
     C("sparsity-unknown-layer", "sparsity for a layer the model does not have",
-      ("compress", "m.pt", "--sparsity", "nosuch.layer=0.5", "-o", "o.dcz"), 2, "not a conv or fc layer",
+      ("compress", "m.pt", "--sparsity", "nosuch.layer=0.5", "-o", "o.dcz"), 2, "not a compressible layer",
       early=True),
     C("bits-nine", "bits 9 (outside 1..8)", ("compress", "m.pt", "--bits", "9", "-o", "o.dcz"), 2,
       "bits must be from 1 to 8"),

@@ -98,7 +98,7 @@ def test_full_disk_while_writing_the_stage_cache(tmp_path, digits_lenet300, monk
 
     monkeypatch.setattr(atomic.os, "fsync", _enospc)
     out = tmp_path / "out.dcz"
-    code, _, stderr = invoke(["compress", digits_lenet300, "-o", out])
+    code, _, stderr = invoke(["compress", digits_lenet300, "-o", out, "--cache"])
     assert code == 2 and stderr.splitlines()[-1].startswith("error: no space left on device while writing "), stderr
     assert "state.pt" in stderr.splitlines()[-1]
     assert not out.exists()

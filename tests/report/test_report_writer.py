@@ -15,20 +15,18 @@ ARCH = {"name": "lenet300", "kwargs": {"in_features": 64}}
 
 
 def _compress(out: Path, work: Path | None):
-    from deepcompress.compression import compress_model
+    from deepcompress.compression import compress
     from deepcompress.models import build_model
-    from deepcompress.pipeline.context import RunContext
-    from deepcompress.pipeline.recipe import default_recipe
-    from deepcompress.report import attach_report, finish_report
+    from deepcompress.report import ReportCollector, finish_report
     from deepcompress.training import seed_everything
 
     seed_everything(0)
     model = build_model("lenet300", in_features=64)
-    ctx = RunContext(data_spec="digits", seed=0, progress=False, work_dir=work, log=lambda line: None)
-    collector = attach_report(ctx)
-    plan = default_recipe(has_data=True, sparsity="0.8", retrain_epochs=1, finetune_epochs=1, bits="fc=4")
-    result = compress_model(model, ARCH, plan, out, ctx, input_key="report-test", use_cache=work is not None)
-    return collector, result, finish_report(collector, out, result)
+    collector = ReportCollector()
+    result = compress(model, out, data="digits", seed=0, arch=ARCH, work_dir=work, hooks=[collector],
+                      progress=False, log=lambda line: None, sparsity="0.8", retrain_epochs=1, finetune_epochs=1,
+                      bits="fc=4")
+    return collector, result, finish_report(collector, out, result, plots=True)
 
 
 @pytest.fixture(scope="module")
