@@ -40,7 +40,7 @@ def demo_cmd(epochs, seed, output_dir):
     from deepcompress.container import read_dcz
     from deepcompress.container.summary import format_summary, summarize
 
-    from .train_cmd import train_model
+    from deepcompress.zoo_training import train_model
 
     out = Path(output_dir)
     prepare_folder(out, "output folder")

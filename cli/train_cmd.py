@@ -1,58 +1,16 @@
-"""``deepcompress train`` and ``deepcompress eval``."""
+"""``deepcompress train`` and ``deepcompress eval``: parse, call the library, print.
+
+Training a zoo model on a dataset is :func:`deepcompress.zoo_training.train_model`.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from .options import data_option, load_model_from_options, model_input_options
-
-
-def dataset_kwargs(arch: str, info: Any, given: dict[str, Any]) -> dict[str, Any]:
-    """Fill input-size kwargs a zoo architecture takes from the dataset, unless given."""
-    from deepcompress.models.registry import accepted_kwargs
-
-    accepted = accepted_kwargs(arch)
-    shape = tuple(info.input_shape)
-    derived: dict[str, Any] = {}
-    if "in_features" in accepted:
-        n = 1
-        for d in shape:
-            n *= int(d)
-        derived["in_features"] = n
-    if "in_channels" in accepted and len(shape) == 3:
-        derived["in_channels"] = int(shape[0])
-    if "input_size" in accepted and len(shape) == 3:
-        derived["input_size"] = int(shape[-1])
-    if "num_classes" in accepted:
-        derived["num_classes"] = int(info.num_classes)
-    derived.update(given)
-    return derived
-
-
-def train_model(
-    arch: str, data_spec: str, *, epochs: int, seed: int, lr: float, batch_size: int, optimizer: str,
-    weight_decay: float, arch_kwargs: dict[str, Any], progress: bool = True,
-):
-    """Train a zoo model on a dataset; returns ``(model, arch_record, metrics, cfg)``."""
-    from deepcompress.checkpoint import arch_spec, build_arch
-    from deepcompress.data import load_dataset
-    from deepcompress.training import TrainConfig, evaluate, seed_everything, train
-
-    cfg = TrainConfig(
-        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, seed=seed, weight_decay=weight_decay
-    )
-    train_loader, test_loader, info = load_dataset(data_spec, batch_size=batch_size, seed=seed)
-    record = arch_spec(arch, dataset_kwargs(arch, info, arch_kwargs) if ":" not in arch else arch_kwargs)
-    seed_everything(seed)
-    model = build_arch(record, trust_arch=True)
-    train(model, train_loader, cfg, test_loader=None, progress=progress)
-    metrics = evaluate(model, test_loader)
-    metrics["data"] = data_spec
-    return model, record, metrics, cfg
 
 
 @click.command("train")
@@ -80,6 +38,8 @@ def train_cmd(arch, data_spec, epochs, seed, lr, batch_size, optimizer, weight_d
     from deepcompress.atomic import check_output_path
 
     check_output_path(out)  # an unwritable output fails now, not after the training
+    from deepcompress.zoo_training import train_model
+
     model, record, metrics, cfg = train_model(
         arch, data_spec, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, optimizer=optimizer,
         weight_decay=weight_decay, arch_kwargs=kwargs,

@@ -29,7 +29,7 @@ def mnist_dir() -> Path:
 
 def _train_digits_checkpoint(folder: Path, arch: str, epochs: int) -> Path:
     from deepcompress.checkpoint import save_checkpoint
-    from deepcompress.cli.train_cmd import train_model
+    from deepcompress.zoo_training import train_model
 
     model, record, metrics, cfg = train_model(
         arch, "digits", epochs=epochs, seed=0, lr=0.05, batch_size=64, optimizer="sgd",

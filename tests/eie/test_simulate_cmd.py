@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from deepcompress.cli.main import cli
-from deepcompress.cli.simulate_cmd import simulate_file
 from deepcompress.codecs.tensor import encode_dense, encode_float, encode_quantized
 from deepcompress.container.writer import write_dcz
 from deepcompress.eie.functional import spmv_float
 from deepcompress.eie.layout import layout_from_labels
+from deepcompress.eie.simulate import simulate_file
 from deepcompress.errors import ConfigError
 
 

@@ -306,7 +306,7 @@ def main() -> None:
     import tempfile
 
     from deepcompress.checkpoint import save_checkpoint
-    from deepcompress.cli.train_cmd import train_model
+    from deepcompress.zoo_training import train_model
 
     root = Path(tempfile.mkdtemp(prefix="bad-inputs-"))
     model, record, metrics, cfg = train_model("lenet300", "digits", epochs=8, seed=0, lr=0.05, batch_size=64,
