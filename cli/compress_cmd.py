@@ -12,6 +12,12 @@ from .options import data_option, load_model_from_options, model_input_options
 GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C during a run: exit 130, and say how to continue."""
+
+    exit_code = 130
+
+
 @click.command("compress")
 @click.argument("model_path", metavar="MODEL")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .dcz [default: MODEL.dcz beside MODEL].")
@@ -86,7 +92,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     except KeyboardInterrupt:
         where = (f"; run the same command with --resume to continue from the last finished epoch "
                  f"(stage cache: {cache_dir})") if cache_dir is not None else " (no stage cache, nothing to resume)"
-        raise click.ClickException(f"interrupted{where}") from None
+        raise Interrupted(f"interrupted{where}") from None
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
         return

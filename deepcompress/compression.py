@@ -178,7 +178,7 @@ def compress(
         raise ConfigError("resume needs the stage cache (a work_dir)")
     check_pipeline(plan.stages, model, ctx)
     if ctx.data_spec is not None or ctx.loaders_fn is not None:
-        _check_model_takes_data(model, ctx)
+        _check_model_takes_data(model, ctx, arch)
 
     if not ctx.has_data:
         ctx.log(f"no data given: compressing data-free (no retraining, no accuracy figures): {_describe(plan)}")
@@ -239,7 +239,7 @@ def _loaders_fn(loaders: Any) -> Callable[[], tuple[Any, Any]] | None:
     return lambda: loaders
 
 
-def _check_model_takes_data(model: Any, ctx: Any) -> None:
+def _check_model_takes_data(model: Any, ctx: Any, arch: dict[str, Any] | None) -> None:
     """One sample of the data through the model, so a shape mismatch is one line now, not a crash later."""
     test_loader = ctx.loaders()[1]  # a bad data spec fails here, before any work
     try:
@@ -247,7 +247,7 @@ def _check_model_takes_data(model: Any, ctx: Any) -> None:
     except ImportError:  # pragma: no cover - preflight lands with the model-input work
         return
     inputs, _ = next(iter(test_loader))
-    check_model_accepts(model, inputs[:1], data_spec=ctx.data_spec or "the given loaders")
+    check_model_accepts(model, inputs[:1], data_spec=ctx.data_spec or "the given loaders", arch=arch)
 
 
 def _describe(plan: Recipe) -> str:
