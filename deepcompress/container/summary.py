@@ -24,6 +24,7 @@ import json
 import math
 from typing import Any
 
+from ..blocks import block_size
 from . import format as fmt
 from .api import DczFile
 
@@ -49,7 +50,7 @@ def _kept_weights(meta: dict[str, Any], shape: list[int] | None) -> int | None:
         return None
     if not all(_int(b) is not None and b >= 1 for b in block):
         return None
-    return kept * math.prod(block)
+    return kept * block_size(block)
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
