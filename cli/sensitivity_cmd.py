@@ -53,7 +53,7 @@ def sensitivity_cmd(model_path, data_spec, granularity, fc_granularity, sparsiti
     from deepcompress.data import load_dataset
     from deepcompress.errors import OutputError
     from deepcompress.granularity import parse_block
-    from deepcompress.pruning.sensitivity import pick_sparsities, sensitivity
+    from deepcompress.pruning.sensitivity import sensitivity, write_study
     from deepcompress.training import evaluate
 
     from .options import load_model_from_options
@@ -75,15 +75,9 @@ def sensitivity_cmd(model_path, data_spec, granularity, fc_granularity, sparsiti
         model, lambda m: evaluate(m, test_loader)["top1"], gran(granularity), levels, layer_list,
         fc_granularity=gran(fc_granularity), norm=norm,
     )
-    picks = pick_sparsities(table, max_drop)
-    table.write_csv(out / "sensitivity.csv")
-    table.write_png(out / "sensitivity.png")
-    spec = ",".join(f"{name}={s:g}" for name, s in picks.items())
-    summary = {"baseline_top1": table.baseline, "max_accuracy_drop": max_drop, "picks": picks, "sparsity_spec": spec,
-               "granularity": granularity, "fc_granularity": fc_granularity or granularity, "norm": norm}
-    from deepcompress.atomic import write_bytes_atomic
-
-    write_bytes_atomic(out / "picks.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    summary = write_study(table, out, max_accuracy_drop=max_drop, granularity=granularity,
+                          fc_granularity=fc_granularity, norm=norm)
+    picks, spec = summary["picks"], summary["sparsity_spec"]
     if as_json:
         click.echo(json.dumps({"output": str(out), **summary}, sort_keys=True))
         return

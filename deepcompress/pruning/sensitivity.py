@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -218,6 +219,33 @@ def pick_sparsities(
     return picked
 
 
+def write_study(
+    table: SensitivityTable,
+    out_dir: str | Path,
+    *,
+    max_accuracy_drop: float,
+    granularity: Any,
+    fc_granularity: Any = None,
+    norm: str = "l1",
+) -> dict[str, Any]:
+    """Write ``sensitivity.csv``, ``sensitivity.png`` and ``picks.json`` into the folder ``out_dir``.
+
+    ``picks.json`` (returned as a dict) holds the baseline, the budget, the
+    picks of :func:`pick_sparsities` and the matching ``--sparsity`` spec, and
+    the granularity, fc granularity and norm the table was made with, as given.
+    """
+    out = Path(out_dir)
+    picks = pick_sparsities(table, max_accuracy_drop)
+    table.write_csv(out / "sensitivity.csv")
+    table.write_png(out / "sensitivity.png")
+    spec = ",".join(f"{name}={s:g}" for name, s in picks.items())
+    summary = {"baseline_top1": table.baseline, "max_accuracy_drop": max_accuracy_drop, "picks": picks,
+               "sparsity_spec": spec, "granularity": granularity,
+               "fc_granularity": fc_granularity or granularity, "norm": norm}
+    write_bytes_atomic(out / "picks.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    return summary
+
+
 __all__ = [
     "CSV_COLUMNS",
     "DEFAULT_SPARSITIES",
@@ -225,4 +253,5 @@ __all__ = [
     "SensitivityTable",
     "pick_sparsities",
     "sensitivity",
+    "write_study",
 ]
