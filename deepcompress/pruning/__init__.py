@@ -8,6 +8,7 @@ Modules, from primitives up:
   invariant (masked weights stay exactly 0.0), save/load, sparsity reports;
 * :mod:`.schedules` - one-shot, iterative and gradual (AGP) schedules and a
   driver around any training loop;
+* :mod:`.channel_groups` - tracing which channels must be removed together;
 * :mod:`.thinning` - physically removing pruned filters/channels;
 * :mod:`.sensitivity` - per-layer sensitivity scans and budget picking.
 
