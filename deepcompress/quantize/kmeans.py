@@ -1,7 +1,8 @@
 """Exact, fast 1-D k-means (Lloyd's algorithm) for weight sharing.
 
-Both :func:`kmeans_1d` and the brute-force reference :func:`~.bruteforce.lloyd_bruteforce`
-run the same algorithm, defined precisely so that they agree bit for bit:
+Both :func:`kmeans_1d` and the brute-force reference
+:func:`~.bruteforce.lloyd_bruteforce` run the same algorithm, defined precisely
+so that they agree bit for bit:
 
 * **Assignment.** Value ``x`` goes to the centroid ``j`` that minimises the
   float64 ``(x - c[j]) ** 2``; ties go to the lower index ``j``.
@@ -18,8 +19,9 @@ run the same algorithm, defined precisely so that they agree bit for bit:
   returned sorted ascending (stable), labels renumbered to match, and
   ``inertia`` is the sum of squared distances.
 
-How the fast version does it (:mod:`.sorted_lloyd`): the values are sorted once, so every cluster is a
-contiguous run and an assignment is fully described by ``k - 1`` boundaries.
+How the fast version does it (:mod:`.sorted_lloyd`): the values are sorted
+once, so every cluster is a contiguous run and an assignment is fully described
+by ``k - 1`` boundaries.
 A boundary is found by ``searchsorted`` of the midpoint of two neighbouring
 centroids, then checked (and, rarely, corrected by bisection) with the exact
 float64 distance comparison above, so midpoint rounding never changes a label.
