@@ -9,7 +9,15 @@ import click
 
 from deepcompress import __version__
 
+from .compress_cmd import compress_cmd
+from .decode_cmd import decode_cmd
+from .demo_cmd import demo_cmd
 from .errors import run_guarded
+from .inspect_cmd import inspect_cmd
+from .report_cmd import report_cmd
+from .sensitivity_cmd import sensitivity_cmd
+from .simulate_cmd import simulate_cmd
+from .sweep_cmd import sweep_cmd
 from .train_cmd import eval_cmd, train_cmd
 
 
@@ -42,34 +50,11 @@ def cli() -> None:
     """
 
 
-cli.add_command(train_cmd)
-cli.add_command(eval_cmd)
-
-
-def _register_optional() -> None:
-    """Commands whose modules may be absent in a partial checkout register when present."""
-    import importlib
-
-    for module, attr in (
-        ("deepcompress.cli.inspect_cmd", "inspect_cmd"),
-        ("deepcompress.cli.compress_cmd", "compress_cmd"),
-        ("deepcompress.cli.decode_cmd", "decode_cmd"),
-        ("deepcompress.cli.demo_cmd", "demo_cmd"),
-        ("deepcompress.cli.simulate_cmd", "simulate_cmd"),
-        ("deepcompress.cli.sensitivity_cmd", "sensitivity_cmd"),
-        ("deepcompress.cli.sweep_cmd", "sweep_cmd"),
-        ("deepcompress.cli.report_cmd", "report_cmd"),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
-        cli.add_command(getattr(mod, attr))
-
-
-_register_optional()
+for command in (
+    train_cmd, eval_cmd, inspect_cmd, compress_cmd, decode_cmd, demo_cmd, simulate_cmd, sensitivity_cmd,
+    sweep_cmd, report_cmd,
+):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -27,10 +27,20 @@ def model_input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def load_model_from_options(path: str, arch: str | None, arch_kwargs: str | None, trust_pickle: bool, trust_arch: bool):
     """Load the model a command was given, honouring the shared options."""
-    from deepcompress.checkpoint import load_model, parse_arch_kwargs
+    from deepcompress.arch import parse_arch_kwargs
+    from deepcompress.model_input import load_model
 
     kwargs = parse_arch_kwargs(arch_kwargs)
     return load_model(path, arch=arch, arch_kwargs=kwargs, trust_pickle=trust_pickle, trust_arch=trust_arch)
+
+
+def check_model_fits_data(model: Any, loader: Any, data_spec: str, arch: Any = None) -> None:
+    """One forward pass on one sample of ``loader``: a model/data shape mismatch becomes a one-line error."""
+    from deepcompress.preflight import check_model_accepts
+
+    batch = next(iter(loader), None)
+    if batch is not None:  # an empty test set is reported by whoever evaluates on it
+        check_model_accepts(model, batch, data_spec=data_spec, arch=arch)
 
 
 def data_option(required: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -18,7 +18,7 @@ def report_cmd(dcz_path, output, no_plots):
     stage from the metrics it stores. The weights before sharing are only known
     while compressing (`compress --report`), so this command leaves them out.
     """
-    from deepcompress.checkpoint import check_input_file
+    from deepcompress.model_input import check_input_file
     from deepcompress.report import write_report
 
     check_input_file(dcz_path, ".dcz")

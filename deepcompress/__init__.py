@@ -6,8 +6,34 @@ need it.
 
 from __future__ import annotations
 
+import os as _os
+
 from ._version import __version__
 from .errors import DeepCompressError
+
+
+def _source_checkout_path() -> None:
+    """Run from a source checkout, find ``deepcompress.cli`` and ``deepcompress.models`` beside this folder.
+
+    pyproject.toml maps the top-level ``cli/`` and ``models/`` folders to
+    ``deepcompress.cli`` and ``deepcompress.models``; an installed package holds
+    them inside it. Python run from the repository root imports this source
+    folder rather than the installed package (the current folder comes first
+    on ``sys.path``), so the repository root becomes a second search location
+    for subpackages here. Installed, ``models/`` is beside this file and
+    nothing changes.
+    """
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    root = _os.path.dirname(here)
+    if _os.path.isdir(_os.path.join(here, "models")) or root in __path__:
+        return
+    beside = all(_os.path.isfile(_os.path.join(root, folder, "__init__.py")) for folder in ("cli", "models"))
+    if beside and _os.path.isfile(_os.path.join(root, "pyproject.toml")):
+        __path__.append(root)
+
+
+_source_checkout_path()
+del _source_checkout_path, _os
 
 __all__ = ["__version__", "DeepCompressError"]
 

@@ -1,4 +1,4 @@
-"""Model input: checkpoints, state_dict + arch, TorchScript, and refused pickles."""
+"""The checkpoint writer, and model input of checkpoints, state_dict + arch, TorchScript, refused pickles."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import zipfile
 import pytest
 import torch
 
-from deepcompress.checkpoint import load_model, save_checkpoint
+from deepcompress.checkpoint import save_checkpoint
+from deepcompress.model_input import load_model
 from deepcompress.errors import InputFileError, ModelError
 from deepcompress.models import build_model
 
@@ -99,3 +100,37 @@ def test_bad_files(tmp_path, kind):
         path.write_text("hello, I am not a model\n")
     with pytest.raises(InputFileError):
         load_model(path)
+
+
+def test_save_checkpoint_of_a_state_dict(tmp_path, model):
+    """The one writer takes a module or a state dict (what decode has); extra keys cannot replace its own."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    arch = {"name": "lenet300", "kwargs": {"in_features": 64}}
+    save_checkpoint(a, model, arch)
+    save_checkpoint(b, model.state_dict(), arch, extra={"source": "x.dcz"})
+    ra, rb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    assert rb.pop("source") == "x.dcz" and ra.keys() == rb.keys()
+    assert all(torch.equal(ra["state_dict"][k], rb["state_dict"][k]) for k in ra["state_dict"])
+    with pytest.raises(ValueError, match="state_dict"):
+        save_checkpoint(b, model, arch, extra={"state_dict": {}})
+
+
+def test_view_tensors_are_saved_compactly(tmp_path):
+    """A state dict of views into one big buffer (as decoded) does not write the whole buffer per file."""
+    big = torch.zeros(1_000_000)
+    path = tmp_path / "v.pt"
+    save_checkpoint(path, {"w": big[:10]}, {"name": "x"})
+    assert path.stat().st_size < 100_000
+
+
+def test_moved_names_still_resolve():
+    """Imports written before the split keep working (lazily; the writer module imports neither)."""
+    import deepcompress.arch as arch
+    import deepcompress.checkpoint as checkpoint
+    import deepcompress.model_input as model_input
+
+    assert checkpoint.load_model is model_input.load_model
+    assert checkpoint.check_input_file is model_input.check_input_file
+    assert checkpoint.build_arch is arch.build_arch and checkpoint.parse_arch_kwargs is arch.parse_arch_kwargs
+    with pytest.raises(AttributeError):
+        checkpoint.no_such_name  # noqa: B018

@@ -7,7 +7,8 @@ import json
 import torch
 from click.testing import CliRunner
 
-from deepcompress.checkpoint import arch_spec, save_checkpoint
+from deepcompress.arch import arch_spec
+from deepcompress.checkpoint import save_checkpoint
 from deepcompress.cli.sensitivity_cmd import sensitivity_cmd
 from deepcompress.models import build_model
 

@@ -185,8 +185,8 @@ def test_only_the_trust_pickle_path_unpickles():
     """Every torch.load in the library is weights_only=True, except the one behind --trust-pickle."""
     unsafe = [hit for path in sorted((REPO / "deepcompress").rglob("*.py")) + sorted((REPO / "cli").rglob("*.py"))
               for hit in _unsafe_loads(path)]
-    assert len(unsafe) == 1 and unsafe[0].startswith("deepcompress/checkpoint.py:"), unsafe
-    source = (REPO / "deepcompress" / "checkpoint.py").read_text().splitlines()
+    assert len(unsafe) == 1 and unsafe[0].startswith("deepcompress/model_input.py:"), unsafe
+    source = (REPO / "deepcompress" / "model_input.py").read_text().splitlines()
     line = int(unsafe[0].split(":")[1])
     guard = "\n".join(source[max(0, line - 12) : line])
     assert "if not trust_pickle:" in guard, guard
