@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_option, load_model_from_options, model_input_options
+from .options import check_model_fits_data, data_option, load_model_from_options, model_input_options
 
 
 @click.command("train")
@@ -27,11 +27,12 @@ from .options import data_option, load_model_from_options, model_input_options
 @click.option("--json", "as_json", is_flag=True, help="Print the test metrics as JSON.")
 def train_cmd(arch, data_spec, epochs, seed, lr, batch_size, optimizer, weight_decay, arch_kwargs, output, as_json):
     """Train ARCH (a zoo name or module:Class) on a dataset and write a checkpoint."""
-    from deepcompress.checkpoint import parse_arch_kwargs, save_checkpoint
+    from deepcompress.arch import parse_arch_kwargs
+    from deepcompress.checkpoint import save_checkpoint
 
     kwargs = parse_arch_kwargs(arch_kwargs)
     if ":" not in arch:
-        from deepcompress.models.registry import constructor
+        from deepcompress.models.zoo import constructor
 
         constructor(arch)  # unknown names fail before any data is read
     out = Path(output) if output else Path(f"{arch.replace(':', '_')}.pt")
@@ -63,6 +64,7 @@ def eval_cmd(model_path, data_spec, arch, arch_kwargs, trust_pickle, trust_arch,
 
     model, info = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
     _, test_loader, _ = load_dataset(data_spec)
+    check_model_fits_data(model, test_loader, data_spec, info.arch)
     metrics = evaluate(model, test_loader)
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "kind": info.kind, **metrics}, sort_keys=True))

@@ -22,7 +22,7 @@ def dataset_kwargs(arch: str, info: Any, given: dict[str, Any]) -> dict[str, Any
     constructor that takes ``in_features``, ``in_channels``, ``input_size`` or
     ``num_classes`` gets them from it; ``given`` wins over every derived value.
     """
-    from .models.registry import accepted_kwargs
+    from .models.zoo import accepted_kwargs
 
     accepted = accepted_kwargs(arch)
     shape = tuple(info.input_shape)
@@ -52,7 +52,7 @@ def train_model(
     path takes ``arch_kwargs`` as given. The model is seeded with ``seed``
     before it is built, trained for ``epochs`` and evaluated on the test split.
     """
-    from .checkpoint import arch_spec, build_arch
+    from .arch import arch_spec, build_arch
     from .data import load_dataset
     from .training import TrainConfig, evaluate, seed_everything, train
 

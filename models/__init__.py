@@ -9,6 +9,7 @@ its architecture as data, without pickle::
 
 from __future__ import annotations
 
-from .registry import ARCHITECTURES, build_model, describe, register
+from .registry import ARCHITECTURES, register
+from .zoo import accepted_kwargs, build_model, constructor, describe
 
-__all__ = ["ARCHITECTURES", "build_model", "describe", "register"]
+__all__ = ["ARCHITECTURES", "accepted_kwargs", "build_model", "constructor", "describe", "register"]

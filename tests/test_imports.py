@@ -26,27 +26,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CLI = "deepcompress.cli"
 
-#: Cycles known to exist in modules this test's owner does not maintain, each with why it exists.
-#: A listed cycle that disappears fails its xfail(strict=True) case: remove the entry then.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({
-        "deepcompress.models.registry", "deepcompress.models.alexnet", "deepcompress.models.lenet",
-        "deepcompress.models.resnet", "deepcompress.models.vgg",
-    }): (
-        "models/registry.py imports the architecture modules (function-level, in its loader) so that they "
-        "register themselves, and each of them imports `register` from models/registry.py; fix: keep the "
-        "registry dict and `register` in a module the architectures import, and let registry.py only load them"
-    ),
-    frozenset({
-        "deepcompress.pipeline.registry", "deepcompress.pipeline.encode_stage", "deepcompress.pipeline.prune_stage",
-        "deepcompress.pipeline.quantize_stage", "deepcompress.pipeline.training_stages",
-    }): (
-        "pipeline/registry.py imports the stage modules (function-level) so that they register their handlers, "
-        "and each stage module imports `handles` from pipeline/registry.py; fix: the same split as models/"
-    ),
-}
-
-
 def _package_dirs() -> dict[str, Path]:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     return {name: REPO / folder for name, folder in config["package-dir"].items()}
@@ -223,39 +202,9 @@ def test_no_missing_modules():
 
 
 def test_no_import_cycles_among_library_modules():
-    """deepcompress/** and models/** form a DAG, apart from the cycles listed in KNOWN_CYCLES."""
+    """deepcompress/** and models/** form a DAG (function-level imports included)."""
     found = _cycles(_graph(), _library())
-    new = [c for c in found if frozenset(_group_of(c)) not in KNOWN_CYCLES]
-    assert not new, "import cycles:\n" + "\n".join(_describe(c) for c in new)
-
-
-def _group_of(cycle: list[str]) -> set[str]:
-    """The whole strongly connected group a reported cycle belongs to."""
-    graph, lib = _graph(), _library()
-    reach_from = _reachable(graph, cycle[0], lib)
-    return {v for v in reach_from if cycle[0] in _reachable(graph, v, lib)}
-
-
-def _reachable(graph: dict[str, set[str]], start: str, nodes: set[str]) -> set[str]:
-    seen, todo = {start}, [start]
-    while todo:
-        for w in graph[todo.pop()] & nodes:
-            if w not in seen:
-                seen.add(w)
-                todo.append(w)
-    return seen
-
-
-@pytest.mark.parametrize(
-    "group",
-    [pytest.param(g, id="+".join(sorted(m.rsplit(".", 1)[-1] for m in g)),
-                  marks=pytest.mark.xfail(strict=True, reason=reason)) for g, reason in KNOWN_CYCLES.items()],
-)
-def test_known_cycle_is_gone(group):
-    """Each known cycle, until it is fixed (then this case XPASSes strictly: drop it from KNOWN_CYCLES)."""
-    graph, lib = _graph(), _library()
-    still = [c for c in _cycles(graph, lib) if set(c) & group]
-    assert not still, "still cyclic:\n" + "\n".join(_describe(c) for c in still)
+    assert not found, "import cycles:\n" + "\n".join(_describe(c) for c in found)
 
 
 def test_library_never_imports_the_cli():

@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import distributed as dist
+from ..errors import PipelineError
 from ..training import seed_everything
 from .context import RunContext, StageSlot, stage_seed
 from .graph import validate
-from .registry import run_stage
+from . import encode_stage, prune_stage, quantize_stage, training_stages  # noqa: F401  (they register)
+from .registry import HANDLERS
 from .stages import StageConfig
 from .state import PipelineState
 
@@ -88,6 +90,16 @@ def run_pipeline(
             if epoch_file.exists():
                 epoch_file.unlink()
     return state
+
+
+def run_stage(cfg: StageConfig, state: PipelineState, ctx: RunContext, slot: StageSlot) -> PipelineState:
+    """Run one stage with the handler registered for its config type."""
+    try:
+        fn = HANDLERS[type(cfg)]
+    except KeyError:
+        known = ", ".join(sorted(t.__name__ for t in HANDLERS))
+        raise PipelineError(f"no handler for stage type {cfg.TYPE!r}; registered: {known}") from None
+    return fn(cfg, state, ctx, slot)
 
 
 def check_pipeline(stages: Sequence[StageConfig], model: Any, ctx: RunContext) -> None:

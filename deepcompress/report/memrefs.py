@@ -30,13 +30,13 @@ counts the distinct input rows the ``R`` taps touch; a single weight reads ``P *
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from ..blocks import check_block, kept_blocks
 from ..errors import ConfigError
 
 #: SCNN's multiplier array is F x I = 4 x 4; Kc = 8 output channels per group is this model's choice.
@@ -101,9 +101,7 @@ def conv_memory_refs(
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 4:
         raise ConfigError(f"layer {name}: the memory model needs a 4-D conv mask, got shape {mask.shape}")
-    blk = tuple(int(b) for b in block)
-    if len(blk) != 4 or any(b < 1 or s % b for s, b in zip(mask.shape, blk)):
-        raise ConfigError(f"layer {name}: block {blk} does not tile the weight shape {mask.shape}")
+    blk = check_block(mask.shape, block, what=f"layer {name}")
     for what, value in (("weight_vector", weight_vector), ("group_outputs", group_outputs), ("tiles", tiles)):
         if int(value) < 1:
             raise ConfigError(f"memory model: {what} must be >= 1; got {value}")
@@ -113,7 +111,7 @@ def conv_memory_refs(
     per_oc = mask.reshape(k_out, c_in, -1).sum(axis=2)  # kept weights per (output, input) channel pair
     live = np.flatnonzero(per_oc.sum(axis=1) > 0)
     n_kept = int(per_oc.sum())
-    n_blocks = _kept_blocks(mask, blk)
+    n_blocks = int(kept_blocks(mask, blk, what=f"layer {name}").size)
     act_reads = 0
     for start in range(0, live.size, int(group_outputs)):
         nnz = per_oc[live[start : start + int(group_outputs)]].sum(axis=0)  # per input channel
@@ -131,18 +129,6 @@ def conv_memory_refs(
 def _span(outputs: int, stride: int, extent: int) -> int:
     """Distinct input rows (or columns) that ``extent`` kernel taps touch over ``outputs`` strided positions."""
     return min((outputs - 1) * stride + extent, outputs * extent)
-
-
-def _kept_blocks(mask: np.ndarray, block: tuple[int, ...]) -> int:
-    if math.prod(block) == 1:
-        return int(mask.sum())
-    grid = [s // b for s, b in zip(mask.shape, block)]
-    inter = [d for g, b in zip(grid, block) for d in (g, b)]
-    blocks = mask.reshape(inter).transpose(0, 2, 4, 6, 1, 3, 5, 7).reshape(math.prod(grid), -1)
-    anyk, allk = blocks.any(axis=1), blocks.all(axis=1)
-    if not np.array_equal(anyk, allk):
-        raise ConfigError(f"the mask is not constant inside its blocks of shape {block}")
-    return int(anyk.sum())
 
 
 def conv_geometry(model: Any, example_input: Any) -> dict[str, dict[str, Any]]:

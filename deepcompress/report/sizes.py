@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..blocks import block_size
 from ..container.api import DczFile
 from ..container.summary import summarize
 
@@ -35,7 +36,7 @@ def layer_sizes(dcz: DczFile, name: str) -> dict[str, Any]:
     shape = [int(d) for d in meta["shape"]]
     block = [int(b) for b in meta.get("block") or [1] * len(shape)]
     n_weights = math.prod(shape)
-    n_kept = int(meta["n_kept_blocks"]) * math.prod(block)
+    n_kept = int(meta["n_kept_blocks"]) * block_size(block)
     index_bits = meta.get("index_bits")
     n_entries = int(meta["n_kept_blocks"]) + int(meta.get("n_fillers") or 0) if index_bits else 0
     index_total = int(index_bits or 0) * n_entries
