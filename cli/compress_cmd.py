@@ -60,10 +60,11 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
                  bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, thin, seed, recipe, work_dir, cache,
                  resume, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
+    from deepcompress.atomic import same_file
     from deepcompress.compression import build_recipe, compress, recipe_data
 
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
-    if out.resolve() == Path(model_path).resolve():
+    if same_file(out, Path(model_path)):
         raise click.BadParameter("the output would overwrite the input model", param_hint="-o")
     explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
     data_spec = data_spec or recipe_data(recipe)

@@ -65,7 +65,7 @@ def check_output_path(
     target = Path(path)
     folder = target.parent
     for source in inputs:
-        if _same_file(target, Path(source)):
+        if same_file(target, Path(source)):
             raise OutputError(f"output {target} is the input file {source}; writing it would replace the input. "
                               "Choose another output path")
     if target.is_dir():
@@ -79,7 +79,7 @@ def check_output_path(
     return target
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one file: equal resolved paths, or (both existing) one inode."""
     try:
         if a.resolve() == b.resolve():

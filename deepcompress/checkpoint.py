@@ -73,20 +73,3 @@ def save_safetensors(path: str | os.PathLike[str], model: Any, arch: Mapping[str
     state = {k: v.contiguous() for k, v in _tensors_of(model).items()}
     meta = {"format": SAFETENSORS_FORMAT, "arch": json.dumps(dict(arch or {}), sort_keys=True)}
     write_bytes_atomic(path, st_save(state, metadata=meta))
-
-
-# Names that lived here before model input was split into model_input.py and arch.py.
-# Looked up lazily, so importing this module imports neither.
-_MOVED = {
-    "ModelInfo": "model_input", "check_input_file": "model_input", "load_model": "model_input",
-    "check_archive": "model_input", "fill_state_dict": "arch", "build_arch": "arch",
-    "import_object": "arch", "arch_spec": "arch", "parse_arch_kwargs": "arch",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"deepcompress.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

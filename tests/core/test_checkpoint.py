@@ -121,16 +121,3 @@ def test_view_tensors_are_saved_compactly(tmp_path):
     path = tmp_path / "v.pt"
     save_checkpoint(path, {"w": big[:10]}, {"name": "x"})
     assert path.stat().st_size < 100_000
-
-
-def test_moved_names_still_resolve():
-    """Imports written before the split keep working (lazily; the writer module imports neither)."""
-    import deepcompress.arch as arch
-    import deepcompress.checkpoint as checkpoint
-    import deepcompress.model_input as model_input
-
-    assert checkpoint.load_model is model_input.load_model
-    assert checkpoint.check_input_file is model_input.check_input_file
-    assert checkpoint.build_arch is arch.build_arch and checkpoint.parse_arch_kwargs is arch.parse_arch_kwargs
-    with pytest.raises(AttributeError):
-        checkpoint.no_such_name  # noqa: B018
