@@ -98,7 +98,7 @@ def import_object(target: str) -> Any:
     if not sep or not module_name or not attr:
         raise ModelError(f"bad import path {target!r}; expected package.module:Class")
     try:
-        module = _import_from_cwd(module_name)
+        module = import_user_module(module_name)
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing and (module_name == missing or module_name.startswith(missing + ".")):
@@ -118,7 +118,7 @@ def import_object(target: str) -> Any:
     return obj
 
 
-def _import_from_cwd(module_name: str) -> Any:
+def import_user_module(module_name: str) -> Any:
     """``importlib.import_module`` with the current folder first on ``sys.path`` for the call."""
     cwd = os.getcwd()
     on_path = any(os.path.abspath(p or os.curdir) == cwd for p in sys.path if isinstance(p, str))

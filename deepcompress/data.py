@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib
 import os
 import struct
 from collections.abc import Iterator
@@ -230,9 +229,11 @@ def _mnist(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 
 def _user_loaders(spec: str):
+    from .arch import import_user_module
+
     module_name, _, func_name = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = import_user_module(module_name)  # the current folder first, as for --arch
     except Exception as exc:  # a user's module may raise anything on import
         raise DataError(f"data spec {spec!r}: cannot import {module_name!r}: {exc}") from None
     func = getattr(module, func_name, None)
