@@ -157,6 +157,18 @@ CASES: list[Case] = [
       "Missing option '--data'"),
     C("unknown-command", "unknown command", ("frobnicate",), 2, "No such command 'frobnicate'"),
     C("unknown-option", "unknown option", ("inspect", "m.dcz", "--verbose"), 2, "No such option '--verbose'"),
+    C("decode-onto-input", "decode onto its own input", ("decode", "m.dcz", "-o", "m.dcz"), 2,
+      "is the input file", early=True),
+    C("compress-onto-link", "compress onto a hard link of its input", ("compress", "m.pt", "-o", "m_link.pt"), 2,
+      "would overwrite the input model", early=True),
+    C("shape-mismatch", "data whose inputs do not fit the model (10x10 images for an 8x8 model)",
+      ("compress", "m.pt", "--data", "wrong_shape:loaders", "-o", "o.dcz"), 2,
+      "the model does not fit the data", early=True),
+    C("shape-mismatch-eval", "eval on data whose inputs do not fit the model",
+      ("eval", "m.pt", "--data", "wrong_shape:loaders"), 2, "the model does not fit the data", early=True),
+    C("cache-under-file", "a stage-cache folder that cannot be created (under a regular file)",
+      ("compress", "m.pt", "--data", "digits", "--work-dir", "notes.txt/work", "-o", "o.dcz"), 2,
+      "cannot write to stage cache folder notes.txt/work", early=True),
     C("sparsity-auto-no-data", "--sparsity auto without --data",
       ("compress", "m.pt", "--sparsity", "auto", "-o", "o.dcz"), 2, "--sparsity auto needs --data", early=True),
 ]
@@ -219,6 +231,14 @@ def build_folder(folder: Path, model: Path, dcz: Path) -> Path:
     header["arch"] = {"import": "nosuch_models.zoo:Net", "kwargs": {}}
     (folder / "outside.dcz").write_bytes(fuzz.reseal(parts, header))
     (folder / "bad.toml").write_text('[[stage]\ntype = "prune"\n')
+    os.link(folder / "m.pt", folder / "m_link.pt")
+    (folder / "wrong_shape.py").write_text(
+        "import torch\n"
+        "from torch.utils.data import DataLoader, TensorDataset\n\n\n"
+        "def loaders():\n"
+        "    data = TensorDataset(torch.zeros(8, 1, 10, 10), torch.zeros(8, dtype=torch.long))\n"
+        "    return DataLoader(data, batch_size=4), DataLoader(data, batch_size=4)\n"
+    )
     for name, stages in STAGES.items():
         (folder / name).write_text("".join(f'[[stage]]\ntype = "{t}"\n{body}\n' for t, body in stages))
     with open(folder / "evil.pt", "wb") as fh:
