@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -35,3 +36,37 @@ def test_inference_example_runs(tmp_path, digits_lenet300):
     proc = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() in {str(d) for d in range(10)}
+
+
+def test_python_compress_example_runs(tmp_path):
+    """The README's `deepcompress.compress` snippet, with a model, train_fn and eval_fn defined around it."""
+    text = README.read_text()
+    section = text[text.index("To compress from Python"):]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    setup = (
+        "import torch\n"
+        "import deepcompress\n"
+        "from deepcompress.data import load_dataset\n"
+        "from deepcompress.models import build_model\n"
+        "from deepcompress.training import evaluate\n"
+        "train, test, _ = load_dataset('digits', batch_size=64)\n"
+        "model = build_model('lenet300', in_features=64)\n"
+        "before = {k: v.clone() for k, v in model.state_dict().items()}\n"
+        "def train_one_epoch(m, optimizer, epoch):\n"
+        "    for x, y in train:\n"
+        "        optimizer.zero_grad()\n"
+        "        torch.nn.functional.cross_entropy(m(x), y).backward()\n"
+        "        optimizer.step()\n"
+        "def top1(m):\n"
+        "    return evaluate(m, test)['top1']\n"
+    )
+    check = (
+        "\nassert all(torch.equal(before[k], v) for k, v in model.state_dict().items())\n"
+        "assert result.compression_ratio > 5 and result.output.is_file()\n"
+        "print('ok')\n"
+    )
+    (tmp_path / "example.py").write_text(setup + snippet + check)
+    proc = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("ok")
