@@ -269,6 +269,10 @@ def make_seeds() -> list[tuple[str, bytes]]:
         ("huffman_pairs", [  # skewed 3-bit labels: the index and gap streams are coded in pairs
             quantized("fc.weight", (96, 128), "element", 3, 0.4, skew=True),
         ], lenet),
+        ("bfloat16", [  # a dense bfloat16 tensor: the file lists the "bfloat16" feature
+            encode_dense("w.bf16", (rng.standard_normal((24, 16)).astype(np.float32).view(np.uint32) >> 16)
+                         .astype(np.uint16), dtype="bfloat16"),
+        ], None),
         ("no_tensors", [], None),
     ]
     out = []
@@ -286,7 +290,7 @@ INTERESTING_INTS = [0, 1, -1, 2, 7, 8, 9, 255, 256, 2**15, 2**16, 2**31 - 1, 2**
 INTERESTING_VALUES: list[Any] = INTERESTING_INTS + [
     1.5, -0.0, 0.5, 1e308, True, False, None, "", "x", "element", "kernel", "block:1x4", "quantized", "float",
     "dense", "raw", "huffman", "huffman_pairs", "zstd", "float64", "complex128", "bool", "int8",
-    [], {}, [1], [0], [2**40], ["huffman_pairs"],
+    "bfloat16", [], {}, [1], [0], [2**40], ["huffman_pairs"], ["bfloat16"],
     [1, 1], [2**31, 2**31], [-1, 4], {"codec": "raw"}, {"codec": "zstd"}, {"offset": 0, "length": 0, "crc32": 0},
     "11111111", "0" * 40, "9" * 64,
 ]
@@ -573,8 +577,7 @@ def target(data: bytes) -> dict[str, Any]:
 
 def declared_valid_output(data: bytes) -> int:
     """Bytes the tensors whose meta validates declare (0 if the file does not even read)."""
-    import numpy as np
-
+    from deepcompress.codecs.meta import storage_dtype
     from deepcompress.container import read_dcz
     from deepcompress.errors import DeepCompressError
 
@@ -589,7 +592,7 @@ def declared_valid_output(data: bytes) -> int:
         except DeepCompressError:
             continue
         meta = dcz.meta(name)
-        item = np.dtype(meta["dtype"]).itemsize if meta.get("kind") == "dense" else 4
+        item = storage_dtype(meta["dtype"]).itemsize if meta.get("kind") == "dense" else 4
         total += math.prod(meta["shape"]) * item
     return total
 

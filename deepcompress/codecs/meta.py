@@ -24,8 +24,10 @@ DENSE_KEYS = ("name", "kind", "shape", "dtype", "streams")
 GAP_KEYS = ("index_bits", "n_fillers")  # present if and only if the tensor has a gap stream
 DENSE_DTYPES = (
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128",
+    "float16", "float32", "float64", "complex64", "complex128", "bfloat16",
 )
+STORAGE_DTYPES = {"bfloat16": "uint16"}
+"""Dense dtypes numpy has no type for: the numpy dtype that holds their bit patterns."""
 MAX_RANK = 32
 SYMBOL_CODECS = streams.CODECS
 ITEM_CODECS = ("raw", "zstd")
@@ -46,6 +48,14 @@ class Counts(NamedTuple):
 
 def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def storage_dtype(dtype: str) -> np.dtype:
+    """The numpy dtype that holds the items of a dense ``dtype`` (one of DENSE_DTYPES).
+
+    ``bfloat16`` items are held as their uint16 bit patterns; every other dtype is itself.
+    """
+    return np.dtype(STORAGE_DTYPES.get(dtype, dtype))
 
 
 def label(meta: Any) -> str:
@@ -77,7 +87,7 @@ def expected_streams(meta: Mapping[str, Any]) -> dict[str, tuple[int | None, int
     kind = meta["kind"]
     c = counts(meta)
     if kind == "dense":
-        return {"data": (c.n_weights, 8 * np.dtype(meta["dtype"]).itemsize, ITEM_CODECS)}
+        return {"data": (c.n_weights, 8 * storage_dtype(meta["dtype"]).itemsize, ITEM_CODECS)}
     out: dict[str, tuple[int | None, int, tuple[str, ...]]] = {}
     if kind == "quantized":
         out["codebook"] = (None, FLOAT32_BITS, ITEM_CODECS)
@@ -121,7 +131,7 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
         raise CodecError(f"{who}: shape {shape} has {n_weights} elements, more than the limit {max_elements}")
 
     if kind == "dense":
-        if meta["dtype"] not in DENSE_DTYPES:
+        if not isinstance(meta["dtype"], str) or meta["dtype"] not in DENSE_DTYPES:
             raise CodecError(f"{who}: dtype {meta['dtype']!r} is not one of {', '.join(DENSE_DTYPES)}")
     else:
         _validate_sparse(meta, who, shape)

@@ -6,7 +6,7 @@ Three kinds (see ``docs/codecs.md`` for the byte-level description):
   of every kept weight, ``bits`` bits) and ``gap`` (relative block indices).
 * ``float``: pruned, not quantized. Streams ``values`` (float32 of every kept
   weight) and ``gap``.
-* ``dense``: stored exactly in its own dtype. Stream ``data``.
+* ``dense``: stored exactly in its own dtype (``bfloat16`` as uint16 bit patterns). Stream ``data``.
 
 The ``gap`` stream is absent when every block is kept (then ``index_bits`` is null).
 """
@@ -24,7 +24,7 @@ from ..granularity import Granularity
 from . import buffers, relindex
 from . import streams as codec
 from .encoded import EncodedTensor
-from .meta import DENSE_DTYPES, Counts, counts, label, validate_meta
+from .meta import DENSE_DTYPES, Counts, counts, label, storage_dtype, validate_meta
 
 # during the automatic gap-width search, zstd-19 is tried only on streams this short
 ZSTD_SEARCH_SYMBOLS = 1 << 18
@@ -152,14 +152,25 @@ def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularit
     return EncodedTensor(meta=meta, streams=data)
 
 
-def encode_dense(name: str, array: np.ndarray) -> EncodedTensor:
-    """Encode a small dense array exactly in its own dtype (raw or zstd, the smaller)."""
+def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None) -> EncodedTensor:
+    """Encode a dense array exactly in its own dtype (raw or zstd, the smaller).
+
+    ``dtype`` None (or the array's own dtype name) stores the array's dtype.
+    ``dtype="bfloat16"``: ``array`` is a uint16 array holding the bfloat16 bit
+    patterns; the meta's dtype is ``"bfloat16"`` and decoding returns that uint16
+    array (a torch caller views it as ``torch.bfloat16``).
+    """
     arr = np.asarray(array)
-    if arr.dtype.name not in DENSE_DTYPES:
-        raise CodecError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored; use one of {', '.join(DENSE_DTYPES)}")
+    if dtype is None:
+        dtype = arr.dtype.name
+    if not isinstance(dtype, str) or dtype not in DENSE_DTYPES:
+        raise CodecError(f"tensor {name!r}: dtype {dtype!r} cannot be stored; use one of {', '.join(DENSE_DTYPES)}")
+    if arr.dtype.name != storage_dtype(dtype).name:
+        raise CodecError(f"tensor {name!r}: a {dtype} tensor must come as a {storage_dtype(dtype)} array, "
+                         f"not {arr.dtype}")
     shape = tuple(int(s) for s in arr.shape)
     dmeta, ddata = codec.encode_items(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
-    meta = {"name": name, "kind": "dense", "shape": list(shape), "dtype": arr.dtype.name, "streams": {"data": dmeta}}
+    meta = {"name": name, "kind": "dense", "shape": list(shape), "dtype": dtype, "streams": {"data": dmeta}}
     return EncodedTensor(meta=meta, streams={"data": ddata})
 
 
@@ -239,7 +250,7 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarra
     kind = meta["kind"]
     c = counts(meta)
     if kind == "dense":
-        arr = codec.decode_items(meta["streams"]["data"], views["data"], c.n_weights, np.dtype(meta["dtype"]),
+        arr = codec.decode_items(meta["streams"]["data"], views["data"], c.n_weights, storage_dtype(meta["dtype"]),
                                  what=f"{who} stream 'data'")
         if arr.dtype == np.bool_ and arr.size and int(arr.view(np.uint8).max()) > 1:
             raise CodecError(f"{who}: stream 'data' holds a bool byte other than 0 or 1")

@@ -64,15 +64,21 @@ CODEC_FEATURES: dict[str, str] = {"huffman_pairs": "huffman_pairs"}
 (readers that predate the codec then refuse the file as newer, rather than
 failing on an unknown codec)."""
 
-KNOWN_FEATURES: frozenset[str] = frozenset(CODEC_FEATURES.values())
+DTYPE_FEATURES: dict[str, str] = {"bfloat16": "bfloat16"}
+"""Dense dtypes that a file may use only if it lists the named required feature."""
+
+KNOWN_FEATURES: frozenset[str] = frozenset(CODEC_FEATURES.values()) | frozenset(DTYPE_FEATURES.values())
 """Required features this release understands; a file listing any other
 required feature is refused with UnsupportedVersionError."""
 
 
 def features_of(metas: Iterable[Any]) -> list[str]:
-    """The sorted required features that tensor metas need (from their streams' codecs)."""
+    """The sorted required features that tensor metas need (their streams' codecs, dense dtypes)."""
     found = set()
     for meta in metas:
+        dtype = meta.get("dtype") if isinstance(meta, dict) else None
+        if isinstance(dtype, str) and dtype in DTYPE_FEATURES:
+            found.add(DTYPE_FEATURES[dtype])
         streams = meta.get("streams") if isinstance(meta, dict) else None
         for rec in streams.values() if isinstance(streams, dict) else ():
             codec = rec.get("codec") if isinstance(rec, dict) else None

@@ -243,3 +243,27 @@ def test_every_bit_width_on_every_granularity(bits):
         labels = np.where(mask, rng.integers(0, 1 << bits, size=shape), -1)
         check_quantized(labels, codebook, gran, block, bits, None)
         check_quantized(labels, codebook, gran, block, bits, 1 + bits % 8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**16 - 1), max_size=300), st.sampled_from([(-1,), (-1, 1)]))
+def test_bfloat16_dense_round_trip(bits, shape):
+    """bfloat16 tensors travel as their uint16 bit patterns (NaN payloads and -0.0 included)."""
+    array = np.array(bits, dtype=np.uint16).reshape(shape)
+    et = encode_dense("w.bf16", array, dtype="bfloat16")
+    assert et.meta["dtype"] == "bfloat16"
+    out = decode_tensor(json.loads(json.dumps(et.meta)), et.streams)
+    assert out.dtype == np.uint16 and out.shape == array.shape and out.tobytes() == array.tobytes()
+
+
+def test_bfloat16_dense_checks_its_input():
+    with pytest.raises(CodecError, match="uint16"):
+        encode_dense("w", np.zeros(3, np.float32), dtype="bfloat16")
+    with pytest.raises(CodecError, match="dtype"):
+        encode_dense("w", np.zeros(3, np.uint16), dtype="bf16")
+    with pytest.raises(CodecError, match="float16"):
+        encode_dense("w", np.zeros(3, np.uint16), dtype="float16")
+    # dtype=None and the array's own dtype name give the same bytes as before
+    a = np.arange(5, dtype=np.float32)
+    assert encode_dense("w", a, dtype="float32") == encode_dense("w", a)
+    assert encode_dense("w", a.astype(">f4")).streams == encode_dense("w", a).streams

@@ -38,6 +38,9 @@ def _samples():
         encode_quantized("q.pairs", np.where(pairs_rng.random((96, 128)) < 0.4, pairs_rng.choice(
             8, size=(96, 128), p=[0.01, 0.02, 0.04, 0.8, 0.08, 0.03, 0.01, 0.01]), -1), cb[:8],
             granularity="element", block=(1, 1), bits=3),
+        # bfloat16 bit patterns (own rng: the other samples keep their values)
+        encode_dense("d.bf16", (np.random.default_rng(13).normal(size=40).astype(np.float32).view(np.uint32)
+                                >> 16).astype(np.uint16), dtype="bfloat16"),
         encode_dense("d", rng.normal(size=50).astype(np.float16)),
     ]
     return [(json.loads(json.dumps(e.meta)), dict(e.streams)) for e in out]
@@ -159,3 +162,19 @@ def test_explicit_hostile_cases():
     for codebook in (np.array([0.1, np.nan], np.float32).tobytes(), np.zeros(3, np.float32).tobytes(), b"\0" * 7):
         with pytest.raises(CodecError, match="'q' stream 'codebook'"):
             decode_tensor(eq.meta, dict(eq.streams, codebook=codebook))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16 ", "BFLOAT16", "bf16", ["bfloat16"], 16, None, "float8"])
+def test_hostile_dense_dtype(dtype):
+    """A dense meta whose dtype is no known name (or not a string) is refused before decoding."""
+    et = encode_dense("b", np.arange(6, dtype=np.uint16), dtype="bfloat16")
+    meta = dict(et.meta, dtype=dtype)
+    with pytest.raises(CodecError, match="dtype"):
+        decode_tensor(meta, et.streams)
+
+
+def test_bfloat16_stream_length_is_checked():
+    """bfloat16 items are 2 bytes: a raw stream of 4-byte items (a float32 tensor relabelled) is refused."""
+    et = encode_dense("b", np.arange(6, dtype=np.float32))
+    with pytest.raises(CodecError, match="raw"):
+        decode_tensor(dict(et.meta, dtype="bfloat16"), et.streams)

@@ -227,3 +227,24 @@ def pairs_bytes() -> bytes:
     tensors, _ = pairs_samples()
     with pinned_tool_version():
         return writer.dumps_dcz(tensors, arch=PAIRS_ARCH)
+
+
+
+def bfloat16_samples() -> tuple[list[EncodedTensor], dict[str, Any]]:
+    """A dense bfloat16 tensor (uint16 bit patterns, with -0.0, inf and a NaN payload) next to a float32 one."""
+    import numpy as np
+
+    from deepcompress.codecs import tensor as ct
+
+    rng = np.random.default_rng(20261206)
+    w = (rng.standard_normal((8, 12)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    w.flat[:3] = [0x8000, 0x7F80, 0x7FC1]
+    arrays = {"fc.weight": w, "fc.bias": rng.standard_normal(8).astype(np.float32)}
+    tensors = [ct.encode_dense("fc.weight", w, dtype="bfloat16"), ct.encode_dense("fc.bias", arrays["fc.bias"])]
+    return tensors, arrays
+
+
+def bfloat16_bytes() -> bytes:
+    tensors, _ = bfloat16_samples()
+    with pinned_tool_version():
+        return writer.dumps_dcz(tensors, arch=None)

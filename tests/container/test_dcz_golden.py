@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dcz_samples import (
-    GOLDEN_DIR, GOLDEN_TOOL_VERSION, PAIRS_ARCH, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, pairs_bytes,
+    GOLDEN_DIR, GOLDEN_TOOL_VERSION, bfloat16_bytes, bfloat16_samples, PAIRS_ARCH, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, pairs_bytes,
     pairs_samples, real_bytes, real_samples, synthetic_bytes, synthetic_tensors,
 )
 
@@ -42,6 +42,18 @@ def test_pairs_golden_bytes_and_feature():
     for name, expected in arrays.items():
         assert decoded[name].tobytes() == expected.tobytes(), name
     assert read_dcz(GOLDEN_DIR / "codecs.dcz").header["required_features"] == []
+
+
+def test_bfloat16_golden_bytes_and_feature():
+    """A dense bfloat16 tensor lists the feature and decodes to its uint16 bit patterns."""
+    assert bfloat16_bytes() == (GOLDEN_DIR / "bfloat16.dcz").read_bytes()
+    f = read_dcz(GOLDEN_DIR / "bfloat16.dcz")
+    assert f.header["required_features"] == ["bfloat16"]
+    assert f.meta("fc.weight")["dtype"] == "bfloat16" and f.meta("fc.bias")["dtype"] == "float32"
+    _, arrays = bfloat16_samples()
+    decoded = f.decode_all()
+    for name, expected in arrays.items():
+        assert decoded[name].dtype == expected.dtype and decoded[name].tobytes() == expected.tobytes(), name
 
 
 def test_synthetic_golden_reads_back():
