@@ -61,15 +61,15 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
                  resume, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.atomic import same_file
-    from deepcompress.compression import build_recipe, compress, recipe_data
+    from deepcompress.compression import build_recipe, compress
 
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if same_file(out, Path(model_path)):
         raise click.BadParameter("the output would overwrite the input model", param_hint="-o")
     explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
-    data_spec = data_spec or recipe_data(recipe)
     if recipe:
         plan = build_recipe(recipe, has_data=data_spec is not None)
+        data_spec = data_spec or plan.data
     else:
         plan = build_recipe(
             None, has_data=data_spec is not None, sparsity=sparsity, granularity=granularity,
@@ -103,10 +103,25 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
             f"accuracy: top-1 {100 * result.baseline['top1']:.2f}% before, {100 * result.final['top1']:.2f}% after "
             f"(error {result.baseline['error_pct']:.2f}% -> {result.final['error_pct']:.2f}%)"
         )
-    lines.append(
-        f"size: {result.dense_bytes:,} bytes dense float32 -> {result.file_bytes:,} bytes "
-        f"({result.compression_ratio:.1f}x smaller) -> {result.output}"
-    )
+    if "val_loss" in (result.baseline or {}) and "val_loss" in (result.final or {}):
+        before, after = result.baseline["val_loss"], result.final["val_loss"]
+        lines.append(f"test loss: {before:.4f} before, {after:.4f} after ({100 * (after / before - 1):+.2f}%)")
+    if result.fp32_bytes and result.fp32_bytes != result.dense_bytes:
+        lines.append(
+            f"size: {result.dense_bytes:,} bytes as given ({result.fp32_bytes:,} as float32) -> "
+            f"{result.file_bytes:,} bytes ({result.compression_ratio:.1f}x smaller; "
+            f"{result.compression_ratio_fp32:.1f}x against float32) -> {result.output}"
+        )
+    else:
+        lines.append(
+            f"size: {result.dense_bytes:,} bytes dense float32 -> {result.file_bytes:,} bytes "
+            f"({result.compression_ratio:.1f}x smaller) -> {result.output}"
+        )
+    for alias, canonical in result.tied.items():
+        lines.append(f"shared: {alias} is {canonical} (tied; stored once)")
+    for reason, names in result.dense_tensors.items():
+        shown = ", ".join(names[:3]) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
+        lines.append(f"left dense: {shown}: {reason}")
     if result.report:
         lines.append(f"report: {result.report[0]}")
     if result.work_dir is not None:
