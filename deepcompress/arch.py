@@ -142,6 +142,11 @@ def fill_state_dict(model, state_dict: Mapping[str, Any], arch_label: str) -> No
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
         raise ModelError("the state_dict holds entries that are not tensors")
     own = model.state_dict()
+    # BatchNorm's step counter is absent from many checkpoints in the wild (older
+    # PyTorch, or stripped); it never changes the outputs, so the model's own fills it.
+    counters = {k: own[k] for k in own if k.endswith(".num_batches_tracked") and k not in state_dict}
+    if counters:
+        state_dict = {**state_dict, **counters}
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     mismatched = [

@@ -6,6 +6,8 @@ spec                          meaning
 ``digits``                    scikit-learn's bundled 8x8 digits, fixed seeded split
 ``mnist:DIR``                 the four MNIST IDX ``.gz`` files in DIR (md5-checked)
 ``mnist``                     ``$DEEPCOMPRESS_DATA/mnist``, then the per-user folder
+``cifar10[:DIR]``             CIFAR-10: JPEG training set, 1,000 exact test images
+``cifar10-jpegtest[:DIR]``    the same training set; the 10,000 JPEG test images
 ``package.module:function``   a function returning ``(train_loader, test_loader)``
 ============================  =====================================================
 
@@ -148,6 +150,12 @@ def load_dataset(spec: str, *, batch_size: int = 128, seed: int = 0, test_batch_
         folder = _mnist_folder(spec)
         x_tr, y_tr, x_te, y_te = _mnist(folder)
         name = "mnist"
+    elif spec.split(":", 1)[0] in ("cifar10", "cifar10-jpegtest"):
+        from .cifar10 import cifar10_data
+
+        train, x_te, y_te = cifar10_data(spec, batch_size=batch_size, seed=seed)
+        info = DataInfo(spec, "cifar10", (3, 32, 32), 10, train.dataset_size, len(x_te))
+        return train, TensorLoader(x_te, y_te, batch_size=test_batch_size, shuffle=False), info
     elif ":" in spec:
         return _user_loaders(spec)
     else:
