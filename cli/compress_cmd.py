@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,6 +40,10 @@ class Interrupted(click.ClickException):
 @click.option("--schedule", type=click.Choice(["oneshot", "iterative", "agp"]), default="oneshot", show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Retraining learning rate.")
+@click.option("--distill", is_flag=True,
+              help="Retrain and fine-tune towards the input model's outputs (knowledge distillation, "
+                   "weight 1, temperature 4) instead of the labels; for training data that differs from "
+                   "the original's (CIFAR-10's JPEG images). A recipe sets distill per stage.")
 @click.option("--index-bits", default="auto", show_default=True, help="Relative-index field width: auto or 1..8.")
 @click.option("--thin", is_flag=True,
               help="With filter/channel granularity: also zero the biases and BatchNorm entries of pruned "
@@ -57,7 +62,7 @@ class Interrupted(click.ClickException):
               help="Also draw per-layer PNGs into OUTPUT.report/ (slow on models with many layers).")
 @model_input_options
 def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, scope, max_accuracy_drop,
-                 bits, retrain_epochs, finetune_epochs, schedule, lr, index_bits, thin, seed, recipe, work_dir, cache,
+                 bits, retrain_epochs, finetune_epochs, schedule, lr, distill, index_bits, thin, seed, recipe, work_dir, cache,
                  resume, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.atomic import same_file
@@ -69,13 +74,16 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
     if recipe:
         plan = build_recipe(recipe, has_data=data_spec is not None)
+        if distill:  # every training stage of the recipe that does not distill yet learns from the input model
+            plan = dataclasses.replace(plan, stages=tuple(
+                dataclasses.replace(s, distill=1.0) if getattr(s, "distill", None) == 0 else s for s in plan.stages))
         data_spec = data_spec or plan.data
     else:
         plan = build_recipe(
             None, has_data=data_spec is not None, sparsity=sparsity, granularity=granularity,
             fc_granularity=fc_granularity, block=block, bits=bits, retrain_epochs=retrain_epochs,
             finetune_epochs=finetune_epochs, schedule=schedule, index_bits=index_bits, lr=lr, thin=thin, scope=scope,
-            max_accuracy_drop=max_accuracy_drop,
+            max_accuracy_drop=max_accuracy_drop, distill=1.0 if distill else 0.0,
         )
     trains = any(stage.needs_data() for stage in plan.stages)
     if cache is None:

@@ -59,6 +59,7 @@ class RunContext:
     train_fn: Callable[..., Any] | None = None  # train_fn(model, optimizer, epoch): one epoch (Python API)
     eval_fn: Callable[[Any], Any] | None = None  # eval_fn(model) -> top-1 in [0, 1] or {"top1": ...}
     loaders_fn: Callable[[], tuple[Any, Any]] | None = None
+    teacher: Any = None  # a frozen copy of the input model, for stages that distill (set by run_pipeline)
     timings: list[dict[str, Any]] = field(default_factory=list)
     # called as hook(stage_config, state) after each stage that ran (not for cached ones)
     stage_hooks: list[Callable[[Any, Any], None]] = field(default_factory=list)

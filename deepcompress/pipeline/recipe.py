@@ -99,11 +99,14 @@ def default_recipe(
     thin: bool = False,
     scope: str = "layer",
     max_accuracy_drop: float = 0.1,
+    distill: float = 0.0,
 ) -> Recipe:
     """The graph the ``compress`` flags build: prune -> retrain -> quantize -> fine-tune -> encode.
 
     Without data the retraining stages are left out (data-free compression), and
     the default sparsity is milder (conv 0.5, fc 0.7; with data conv 0.7, fc 0.92).
+    ``distill`` is the weight of the loss towards the input model in retraining and
+    fine-tuning (0: labels only; 1: the input model's outputs only).
     """
     if sparsity is None:
         if scope == "global":
@@ -117,9 +120,9 @@ def default_recipe(
     )
     stages: list[StageConfig] = [prune]
     if has_data and retrain_epochs > 0:
-        stages.append(RetrainConfig(epochs=retrain_epochs, lr=lr))
+        stages.append(RetrainConfig(epochs=retrain_epochs, lr=lr, distill=distill))
     stages.append(QuantizeConfig(bits=bits or "conv=8,fc=5"))
     if has_data and finetune_epochs > 0:
-        stages.append(FinetuneConfig(epochs=finetune_epochs))
+        stages.append(FinetuneConfig(epochs=finetune_epochs, distill=distill))
     stages.append(EncodeConfig(index_bits=index_bits))
     return Recipe(tuple(stages), name="default")

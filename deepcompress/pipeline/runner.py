@@ -58,6 +58,10 @@ def run_pipeline(
     baseline = ctx.evaluate(model)
     if baseline is not None:
         state.history.append({"stage": "baseline", **_metric_fields(baseline)})
+    if ctx.teacher is None and any(getattr(s, "distill", 0) > 0 for s in stages):
+        from ..distill import frozen_copy
+
+        ctx.teacher = frozen_copy(model)  # before any stage (or cache entry) changes the weights
     if cache is not None:
         state, start = _longest_cached_prefix(stages, keys, cache, ctx, state, model, arch)
     for i in range(start, len(stages)):

@@ -53,6 +53,12 @@ def _check_positive(value: float, what: str, allow_zero: bool = False) -> None:
         raise ConfigError(f"{what} must be {'>= 0' if allow_zero else '> 0'}; got {value}")
 
 
+def _check_distill(weight: float, temperature: float) -> None:
+    if not (0.0 <= weight <= 1.0 and math.isfinite(weight)):
+        raise ConfigError(f"distill weight must be in [0, 1]; got {weight}")
+    _check_positive(temperature, "distill temperature")
+
+
 @dataclass(frozen=True)
 class PruneConfig(StageConfig):
     """Prune blocks of low saliency to a target sparsity (per layer, per type, or global).
@@ -144,12 +150,16 @@ class RetrainConfig(StageConfig):
     weight_decay: float = 1e-4
     optimizer: str = "sgd"
     batch_size: int = 128
+    # weight of the loss towards the input model's outputs (deepcompress.distill); 0: labels only
+    distill: float = 0.0
+    distill_temperature: float = 4.0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ConfigError(f"retrain epochs must be >= 0; got {self.epochs}")
         _check_positive(self.lr, "retrain lr")
         _check_choice(self.optimizer, ("sgd", "adam"), "optimizer")
+        _check_distill(self.distill, self.distill_temperature)
 
 
 @dataclass(frozen=True)
@@ -190,12 +200,15 @@ class FinetuneConfig(StageConfig):
     momentum: float = 0.9
     optimizer: str = "adam"
     batch_size: int = 128
+    distill: float = 0.0  # as in RetrainConfig
+    distill_temperature: float = 4.0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ConfigError(f"finetune epochs must be >= 0; got {self.epochs}")
         _check_positive(self.lr, "finetune lr")
         _check_choice(self.optimizer, ("sgd", "adam"), "optimizer")
+        _check_distill(self.distill, self.distill_temperature)
 
 
 @dataclass(frozen=True)

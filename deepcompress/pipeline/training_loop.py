@@ -71,9 +71,20 @@ def epoch_loop(
     before_epoch: Callable[[int], None] | None = None,
     extra_state: Callable[[], dict[str, Any]] | None = None,
     restore_extra: Callable[[dict[str, Any]], None] | None = None,
+    distill: float = 0.0,
+    distill_temperature: float = 4.0,
 ) -> None:
-    """Train epoch by epoch, checkpointing after each so ``--resume`` continues mid-stage."""
+    """Train epoch by epoch, checkpointing after each so ``--resume`` continues mid-stage.
+
+    With ``distill > 0`` the loss pulls the model towards ``ctx.teacher`` (the
+    input model) on the same batches: :func:`deepcompress.distill.distill_loss`.
+    """
     from ..training import train_one_epoch
+
+    if distill > 0 and ctx.train_fn is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError("distillation needs the training data (a data spec or loaders), not your own train_fn")
 
     ckpt = EpochCheckpoint(slot, ctx.resume)
     start = 0
@@ -99,6 +110,11 @@ def epoch_loop(
         if ctx.train_fn is not None:
             trained.train()
             stats = ctx.train_fn(trained, optimizer, epoch) or {}
+        elif distill > 0:
+            from ..distill import distill_one_epoch
+
+            stats = distill_one_epoch(trained, ctx.teacher, train_loader, optimizer, weight=distill,
+                                      temperature=distill_temperature, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
         else:
             stats = train_one_epoch(trained, train_loader, optimizer, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
         line = f"{desc} epoch {epoch + 1}/{train_cfg.epochs}: loss {stats.get('loss', float('nan')):.4f}"

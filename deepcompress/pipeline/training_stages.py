@@ -16,7 +16,8 @@ def run_retrain(cfg: RetrainConfig, state: PipelineState, ctx: RunContext, slot:
     tc = train_config(cfg, cfg.epochs, slot.seed)
     optimizer = make_optimizer(state.model.parameters(), tc)
     handle = state.masks.attach(state.model, optimizer) if state.masks is not None else None
-    epoch_loop(ctx, slot, state.model, optimizer, tc, "retrain")
+    epoch_loop(ctx, slot, state.model, optimizer, tc, "retrain", distill=cfg.distill,
+               distill_temperature=cfg.distill_temperature)
     if handle is not None:
         handle.remove()
         state.masks.apply(state.model)
@@ -33,7 +34,8 @@ def run_finetune(cfg: FinetuneConfig, state: PipelineState, ctx: RunContext, slo
     tc = train_config(cfg, cfg.epochs, slot.seed)
     optimizer = make_optimizer(state.model.parameters(), tc)
     try:
-        epoch_loop(ctx, slot, state.model, optimizer, tc, "finetune")
+        epoch_loop(ctx, slot, state.model, optimizer, tc, "finetune", distill=cfg.distill,
+                   distill_temperature=cfg.distill_temperature)
     finally:
         state.codebooks = dict(shared.codebooks())
         shared.detach()
