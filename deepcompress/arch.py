@@ -141,6 +141,7 @@ def fill_state_dict(model, state_dict: Mapping[str, Any], arch_label: str) -> No
 
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
         raise ModelError("the state_dict holds entries that are not tensors")
+    state_dict = complete_ties(model, state_dict)
     own = model.state_dict()
     # BatchNorm's step counter is absent from many checkpoints in the wild (older
     # PyTorch, or stripped); it never changes the outputs, so the model's own fills it.
@@ -163,4 +164,47 @@ def fill_state_dict(model, state_dict: Mapping[str, Any], arch_label: str) -> No
         if unexpected:
             parts.append("unexpected: " + ", ".join(unexpected[:3]))
         raise ModelError(f"the weights do not fit architecture {arch_label}: " + "; ".join(parts))
+    _adopt_dtypes(model, state_dict)
     model.load_state_dict(state_dict, strict=True)
+
+
+def _adopt_dtypes(model, state_dict: Mapping[str, Any]) -> None:
+    """Give each floating-point parameter and buffer of ``model`` the dtype of its tensor in ``state_dict``,
+    so a float16 or bfloat16 checkpoint stays float16 or bfloat16 (no silent float32)."""
+    import torch
+
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            given = state_dict.get(name)
+            if (given is not None and tensor.is_floating_point() and given.is_floating_point()
+                    and given.dtype != tensor.dtype):
+                tensor.data = tensor.data.to(given.dtype)
+
+
+def complete_ties(model, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """``state_dict`` with every name of a tied parameter of ``model`` filled from another name it has.
+
+    A file that stores a tied tensor once (safetensors from Hugging Face drop the
+    duplicate; a ``.dcz`` file stores it under the first name) then loads strictly.
+    """
+    from .layers import tied_parameters
+
+    out = dict(state_dict)
+    groups: dict[str, list[str]] = {}
+    for alias, canonical in tied_parameters(model).items():
+        groups.setdefault(canonical, [canonical]).append(alias)
+    for names in groups.values():
+        present = [n for n in names if n in out]
+        if present:
+            for n in names:
+                out.setdefault(n, out[present[0]])
+    return out
+
+
+def retie(model, ties: Mapping[str, str]) -> None:
+    """Make every tied name (``{alias: canonical}``) one Parameter again after a load that gave each its own
+    (``load_state_dict(assign=True)`` does)."""
+    for alias, canonical in ties.items():
+        owner_name, _, pname = alias.rpartition(".")
+        owner = model.get_submodule(owner_name) if owner_name else model
+        setattr(owner, pname, model.get_parameter(canonical))

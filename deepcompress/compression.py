@@ -33,17 +33,26 @@ class CompressResult:
 
     output: Path
     file_bytes: int
-    dense_bytes: int
+    dense_bytes: int  # the input's tensors in their own dtypes (float16: 2 bytes each), each tied tensor once
     history: list[dict[str, Any]] = field(default_factory=list)
     recipe: dict[str, Any] = field(default_factory=dict)
     timings: list[dict[str, Any]] = field(default_factory=list)
     model: Any = None  # the compressed nn.Module (the caller's own module is never changed unless inplace=True)
     work_dir: Path | None = None  # the stage cache, when one was written
     report: list[Path] = field(default_factory=list)  # report files written beside the output
+    fp32_bytes: int = 0  # the same tensors as float32 (4 bytes each), the papers' baseline
+    dense_tensors: dict[str, list[str]] = field(default_factory=dict)  # {why left dense: [names]}
+    tied: dict[str, str] = field(default_factory=dict)  # {tied name: the name it is stored under}
 
     @property
     def compression_ratio(self) -> float:
+        """Against the input's real bytes (its own dtypes)."""
         return self.dense_bytes / max(self.file_bytes, 1)
+
+    @property
+    def compression_ratio_fp32(self) -> float:
+        """Against the same tensors stored as float32."""
+        return (self.fp32_bytes or self.dense_bytes) / max(self.file_bytes, 1)
 
     @property
     def baseline(self) -> dict[str, Any] | None:
@@ -60,6 +69,10 @@ class CompressResult:
             "file_bytes": self.file_bytes,
             "dense_bytes": self.dense_bytes,
             "compression_ratio": self.compression_ratio,
+            "fp32_bytes": self.fp32_bytes,
+            "compression_ratio_fp32": self.compression_ratio_fp32,
+            "dense_tensors": self.dense_tensors,
+            "tied": self.tied,
             "baseline": self.baseline,
             "final": self.final,
             "history": self.history,
@@ -82,9 +95,15 @@ def model_key(model: Any, arch: Any) -> str:
     return digest.hexdigest()
 
 
-def dense_bytes_of(model: Any) -> int:
-    """Bytes of the model's float32 parameters and buffers, stored dense (4 bytes each)."""
-    return sum(4 * t.numel() for t in model.state_dict().values())
+def dense_bytes_of(model: Any, *, fp32: bool = False) -> int:
+    """Bytes of the model's parameters and buffers stored dense in their own dtypes (``fp32``: 4 bytes each).
+
+    A tied tensor (one Parameter under several names) counts once.
+    """
+    from .layers import tied_parameters
+
+    ties = tied_parameters(model)
+    return sum((4 if fp32 else t.element_size()) * t.numel() for n, t in model.state_dict().items() if n not in ties)
 
 
 def build_recipe(recipe: "Recipe | str | os.PathLike[str] | None", *, has_data: bool, **flags: Any) -> Recipe:
@@ -152,6 +171,7 @@ def compress(
     from .atomic import check_output_path, prepare_folder, write_bytes_atomic
     from .container import dumps_dcz, read_dcz
     from .pipeline.context import RunContext
+    from .pipeline.encode_stage import file_extra
     from .pipeline.runner import check_pipeline, run_pipeline
 
     if report not in (False, True, "plots"):
@@ -192,6 +212,7 @@ def compress(
 
         collector = attach_report(ctx)
     dense = dense_bytes_of(model)
+    fp32 = dense_bytes_of(model, fp32=True)
     state = run_pipeline(model, arch, plan.stages, ctx, input_key=model_key(model, arch),
                          use_cache=ctx.work_dir is not None)
     recipe_json = plan.to_json(data=ctx.data_spec, seed=ctx.seed)
@@ -200,9 +221,10 @@ def compress(
     if final:
         metrics.update(top1=final[-1]["top1"], error_pct=final[-1]["error_pct"], data=ctx.data_spec)
     written = None
+    extra = {"tool": f"deepcompress {__version__}", **file_extra(state.model),
+             "input_bytes": dense, "fp32_bytes": fp32}
     if here.is_main:
-        blob = dumps_dcz(state.encoded, arch=arch, recipe=recipe_json, metrics=metrics,
-                         extra={"tool": f"deepcompress {__version__}"})
+        blob = dumps_dcz(state.encoded, arch=arch, recipe=recipe_json, metrics=metrics, extra=extra)
         _verify_exact(read_dcz(blob), state.model)  # before anything reaches the output path
         write_bytes_atomic(out, blob)
         written = len(blob)
@@ -210,7 +232,8 @@ def compress(
         written = dist.broadcast_object(written)
         dist.shutdown()
     result = CompressResult(out, int(written), dense, state.history, recipe_json, list(ctx.timings),
-                            model=state.model, work_dir=ctx.work_dir)
+                            model=state.model, work_dir=ctx.work_dir, fp32_bytes=fp32,
+                            dense_tensors=extra.get("dense", {}), tied=extra.get("tied", {}))
     if collector is not None and here.is_main:
         from .report import finish_report
 
@@ -262,20 +285,28 @@ def _describe(plan: Recipe) -> str:
 
 
 def _log_layers(model: Any, ctx: Any) -> None:
-    from .layers import compressible_layers, dense_reasons
+    from .layers import compressible_layers, dense_reasons, tied_parameters
 
     names = ", ".join(r.tensor_name for r in compressible_layers(model)) or "none"
     ctx.log(f"compressible layers: {names}")
+    for alias, canonical in tied_parameters(model).items():
+        ctx.log(f"shared: {alias} is {canonical} (tied; compressed and stored once)")
+    grouped: dict[str, list[str]] = {}
     for name, reason in dense_reasons(model).items():
-        ctx.log(f"left dense: {name} ({reason})")
+        grouped.setdefault(reason, []).append(name)
+    for reason, names in grouped.items():
+        shown = ", ".join(names[:3]) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
+        ctx.log(f"left dense: {shown}: {reason}")
 
 
 def _verify_exact(dcz: Any, model: Any) -> None:
-    """The file must decode to exactly the weights the pipeline ended with (byte for byte)."""
-    decoded = dcz.decode_all()
+    """The file must decode to exactly the weights the pipeline ended with (byte for byte, in their dtypes)."""
+    from .dtypes import to_numpy
+    from .model_input import dcz_state_dict
+
+    decoded = dcz_state_dict(dcz)
     for name, tensor in model.state_dict().items():
-        want = tensor.detach().cpu().numpy()
         got = decoded.get(name)
-        same = got is not None and got.dtype == want.dtype and got.shape == want.shape
-        if not same or got.tobytes() != want.tobytes():  # tobytes() is C order for any layout
+        same = got is not None and got.dtype == tensor.dtype and tuple(got.shape) == tuple(tensor.shape)
+        if not same or to_numpy(got)[0].tobytes() != to_numpy(tensor)[0].tobytes():  # C order for any layout
             raise PipelineError(f"encoder self-check failed: tensor {name} does not decode to the trained values")

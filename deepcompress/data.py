@@ -6,6 +6,7 @@ spec                          meaning
 ``digits``                    scikit-learn's bundled 8x8 digits, fixed seeded split
 ``mnist:DIR``                 the four MNIST IDX ``.gz`` files in DIR (md5-checked)
 ``mnist``                     ``$DEEPCOMPRESS_DATA/mnist``, then the per-user folder
+``text:PATH[@T]``             characters of a UTF-8 file, 90/10 split, windows of T
 ``cifar10[:DIR]``             CIFAR-10: JPEG training set, 1,000 exact test images
 ``cifar10-jpegtest[:DIR]``    the same training set; the 10,000 JPEG test images
 ``package.module:function``   a function returning ``(train_loader, test_loader)``
@@ -150,6 +151,11 @@ def load_dataset(spec: str, *, batch_size: int = 128, seed: int = 0, test_batch_
         folder = _mnist_folder(spec)
         x_tr, y_tr, x_te, y_te = _mnist(folder)
         name = "mnist"
+    elif spec.startswith("text:"):
+        from .text_data import text_loaders
+
+        train, test, shape, vocab = text_loaders(spec, batch_size=batch_size, seed=seed, test_batch_size=test_batch_size)
+        return train, test, DataInfo(spec, "text", shape, vocab, train.dataset_size, test.dataset_size)
     elif spec.split(":", 1)[0] in ("cifar10", "cifar10-jpegtest"):
         from .cifar10 import cifar10_data
 

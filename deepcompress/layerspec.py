@@ -1,8 +1,10 @@
 """Per-layer settings such as ``--sparsity conv=0.6,fc=0.92`` or ``--bits conv=8,fc=5``.
 
 A spec is a comma-separated list. Each item is either a bare value (the default
-for every layer) or ``KEY=VALUE`` where KEY is a layer type (``conv`` or ``fc``),
-a module name (``features.0``) or a tensor name (``features.0.weight``).
+for every layer) or ``KEY=VALUE`` where KEY is a layer type (``conv``, ``fc``,
+``embedding``, ``recurrent``, ``attention``, ``other``; see :mod:`deepcompress.layers`),
+a module name (``features.0``, every compressible parameter of that module) or a
+tensor name (``features.0.weight``, ``lstm.weight_hh_l0``).
 Lookup order: tensor name, module name, layer type, default.
 """
 
@@ -16,7 +18,7 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
-LAYER_KINDS = ("conv", "fc")
+LAYER_KINDS = ("conv", "fc", "embedding", "recurrent", "attention", "other")
 
 
 @dataclass(frozen=True)

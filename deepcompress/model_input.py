@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .arch import arch_label, arch_spec, build_arch, fill_state_dict
+from .arch import arch_label, arch_spec, build_arch, complete_ties, fill_state_dict, retie
 from .checkpoint import CHECKPOINT_FORMAT, SAFETENSORS_FORMAT
 from .errors import InputFileError, ModelError
 
@@ -103,10 +103,34 @@ def read_dcz_file(path: str | os.PathLike[str]):
 
 
 def dcz_state_dict(dcz: Any) -> dict[str, Any]:
-    """Decode every tensor of a read ``.dcz`` file into ``{name: torch.Tensor}`` (no copies)."""
-    import torch
+    """Decode every tensor of a read ``.dcz`` file into ``{name: torch.Tensor}``, in the input's dtypes.
 
-    return {name: torch.from_numpy(array) for name, array in dcz.decode_all().items()}
+    Dense tensors come back in their stored dtype (bfloat16 included) without a
+    copy; compressed ones decode as float32 and are cast to the dtype the header
+    records (``extra.dtypes``; exact, the values were rounded to it before
+    coding). Every tied name (``extra.tied``) maps to the very tensor of the name
+    it was stored under.
+    """
+    from .dtypes import from_numpy, torch_dtype
+
+    extra = dcz.extra if isinstance(getattr(dcz, "extra", None), dict) else {}
+    dtypes = extra.get("dtypes") if isinstance(extra.get("dtypes"), dict) else {}
+    ties = extra.get("tied") if isinstance(extra.get("tied"), dict) else {}
+    out = {}
+    for name, array in dcz.decode_all().items():
+        meta = dcz.meta(name)
+        tensor = from_numpy(array, meta.get("dtype") if meta.get("kind") == "dense" else None)
+        want = dtypes.get(name)
+        if isinstance(want, str) and want != "float32":
+            try:
+                tensor = tensor.to(torch_dtype(want))
+            except ValueError:
+                raise ModelError(f"the file records dtype {want!r} for {name}, which this torch does not have") from None
+        out[name] = tensor
+    for alias, canonical in ties.items():
+        if isinstance(alias, str) and canonical in out:
+            out[alias] = out[canonical]
+    return out
 
 
 def build_assigned(arch: Mapping[str, Any], tensors: Mapping[str, Any], *, trust_arch: bool = False):
@@ -121,14 +145,19 @@ def build_assigned(arch: Mapping[str, Any], tensors: Mapping[str, Any], *, trust
     """
     import torch
 
+    from .layers import tied_parameters
+
     with torch.device("meta"):
         model = build_arch(arch, trust_arch=trust_arch)
+    ties = tied_parameters(model)
+    tensors = complete_ties(model, tensors)
     own = model.state_dict()
     exact = own.keys() == tensors.keys() and all(
         own[k].shape == tensors[k].shape and own[k].dtype == tensors[k].dtype for k in own
     )
     if exact:
         model.load_state_dict(tensors, strict=True, assign=True)
+        retie(model, ties)
         if not any(t.is_meta for t in (*model.parameters(), *model.buffers())):
             return model
     model = build_arch(arch, trust_arch=trust_arch)  # the slow way: real init, then copy (or a clear error)

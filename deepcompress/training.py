@@ -85,6 +85,13 @@ def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr, disable=None)
 
 
+def _flat(logits, targets):
+    """Sequence outputs ``(B, T, C)`` with targets ``(B, T)`` (a language model) as ``B*T`` predictions."""
+    if logits.dim() > 2 and targets.dim() == logits.dim() - 1:
+        return logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1)
+    return logits.float(), targets
+
+
 def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: bool = True) -> dict[str, float]:
     """One pass over ``loader``; returns the mean loss and training accuracy."""
     import torch
@@ -94,7 +101,7 @@ def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: 
     total_loss, correct, seen = 0.0, 0, 0
     for inputs, targets in _progress(loader, len(loader), desc, progress):
         optimizer.zero_grad(set_to_none=True)
-        logits = model(inputs)
+        logits, targets = _flat(model(inputs), targets)
         loss = F.cross_entropy(logits, targets)
         loss.backward()
         optimizer.step()
@@ -106,7 +113,12 @@ def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: 
 
 
 def evaluate(model, loader) -> dict[str, float]:
-    """Top-1 accuracy, error (in %, as the papers report it) and mean loss on ``loader``."""
+    """Top-1 accuracy, error (in %, as the papers report it) and mean loss on ``loader``.
+
+    For a sequence model (logits ``(B, T, C)``, targets ``(B, T)``) every position
+    is one prediction: ``loss`` is the mean per-token cross-entropy (a language
+    model's validation loss) and ``top1`` the next-token accuracy.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -115,7 +127,7 @@ def evaluate(model, loader) -> dict[str, float]:
     total_loss, correct, seen = 0.0, 0, 0
     with torch.no_grad():
         for inputs, targets in loader:
-            logits = model(inputs)
+            logits, targets = _flat(model(inputs), targets)
             total_loss += float(F.cross_entropy(logits, targets, reduction="sum"))
             correct += int((logits.argmax(1) == targets).sum())
             seen += len(targets)

@@ -8,7 +8,7 @@ from typing import Any
 
 from deepcompress.errors import ModelError
 
-from . import alexnet, lenet, resnet, resnet_cifar, vgg  # noqa: F401  (each registers its architectures on import)
+from . import alexnet, gpt_char, lenet, resnet, resnet_cifar, vgg  # noqa: F401  (each registers its architectures on import)
 from .registry import ARCHITECTURES
 
 

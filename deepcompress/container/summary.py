@@ -53,6 +53,10 @@ def _kept_weights(meta: dict[str, Any], shape: list[int] | None) -> int | None:
     return kept * block_size(block)
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _ratio(num: float | None, den: float | None) -> float | None:
     if num is None or not den:
         return None
@@ -78,6 +82,10 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
     """
     if validate:
         dcz.validate_all()
+    extra = dcz.extra if isinstance(dcz.extra, dict) else {}
+    layer_kind = {n: k for k, names in _dict(extra.get("layer_kinds")).items() if isinstance(names, list)
+                  for n in names}
+    tied = {a: c for a, c in _dict(extra.get("tied")).items() if isinstance(c, str)}
     layers: list[dict[str, Any]] = []
     dense: list[dict[str, Any]] = []
     n_parameters = 0
@@ -106,6 +114,8 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
             "name": name,
             "shape": shape,
             "kind": kind,
+            "layer_kind": layer_kind.get(name),
+            "tied": sorted(a for a, c in tied.items() if c == name),
             "granularity": meta.get("granularity"),
             "n_weights": n_weights,
             "n_nonzero": n_nonzero,
@@ -129,7 +139,12 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
         "trailer": fmt.TRAILER_SIZE,
     }
     dense_bytes = 4 * n_parameters
+    input_bytes = _int(extra.get("input_bytes"))
     return {
+        "input_bytes": input_bytes,
+        "input_ratio": _ratio(input_bytes, dcz.file_bytes),
+        "tied": tied,
+        "dense_reasons": {r: n for r, n in _dict(extra.get("dense")).items() if isinstance(n, list)},
         "format_version": f"{layout.major}.{layout.minor}",
         "tool_version": dcz.tool_version,
         "file_bytes": dcz.file_bytes,
@@ -205,8 +220,10 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _layer_row(layer: dict[str, Any], label: str | None = None) -> list[str]:
+    tied = f" (= {', '.join(layer['tied'])})" if label is None and layer.get("tied") else ""
     return [
-        label or layer["name"],
+        (label or layer["name"]) + tied,
+        _fmt(layer.get("layer_kind")) if label is None else "",
         _fmt(layer.get("shape"), "shape") if label is None else "",
         _fmt(layer.get("granularity")) if label is None else "",
         _fmt(layer["n_weights"]),
@@ -228,7 +245,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f".dcz format {summary['format_version']}, written by deepcompress {summary['tool_version']}",
         "",
     ]
-    headers = ["layer", "shape", "granularity", "weights", "density", "W bits P+Q", "W bits P+Q+H",
+    headers = ["layer", "type", "shape", "granularity", "weights", "density", "W bits P+Q", "W bits P+Q+H",
                "idx bits P+Q", "idx bits P+Q+H", "bytes", "rate", "fillers", "codecs"]
     rows = [_layer_row(layer) for layer in summary["layers"]]
     if summary["layers"]:
@@ -245,10 +262,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         "",
         f"file bytes          {summary['file_bytes']}",
         f"dense float32 bytes {summary['dense_bytes']}  ({summary['n_parameters']} parameters)",
-        f"compression ratio   {ratio:.1f}x" if ratio is not None else "compression ratio   -",
+        f"compression ratio   {ratio:.1f}x (against float32)" if ratio is not None else "compression ratio   -",
         f"overhead bytes      {summary['overhead_bytes']}  (preamble {ov['preamble']}, header {ov['header']}, "
         f"padding {ov['padding']}, trailer {ov['trailer']})",
     ]
+    if summary.get("input_bytes") and summary["input_bytes"] != summary["dense_bytes"]:
+        out.insert(-1, f"input bytes         {summary['input_bytes']}  (its own dtypes; "
+                       f"{summary['input_ratio']:.1f}x against them)")
+    for alias, canonical in summary.get("tied", {}).items():
+        out.append(f"shared: {alias} is {canonical} (tied; stored once)")
+    for reason, names in summary.get("dense_reasons", {}).items():
+        shown = ", ".join(map(str, names[:3])) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
+        out.append(f"left dense: {shown}: {reason}")
     for key in ("arch", "recipe", "metrics", "extra"):
         if summary.get(key) is not None:
             out.append(f"{key + ':':<20}{json.dumps(summary[key], sort_keys=True)}")

@@ -150,4 +150,7 @@ def _longest_cached_prefix(stages, keys, cache, ctx, state, model, arch) -> tupl
 
 def _metric_fields(metrics: dict[str, Any]) -> dict[str, Any]:
     # rounded so the stored history is short and free of float noise (1.5299999999999998)
-    return {k: round(float(metrics[k]), 6) for k in ("top1", "error_pct") if k in metrics}
+    fields = {k: round(float(metrics[k]), 6) for k in ("top1", "error_pct") if k in metrics}
+    if "loss" in metrics:  # the test split's mean loss (a language model's validation loss)
+        fields["val_loss"] = round(float(metrics["loss"]), 6)
+    return fields

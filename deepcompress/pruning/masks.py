@@ -38,7 +38,7 @@ import torch
 from ..errors import ConfigError
 from ..blocks import expand, grid
 from ..granularity import Granularity, block_shape, granularity_label
-from ..layers import LayerRef, compressible_layers
+from ..layers import LayerRef, compressible_layers, layer_names, resolve_layers
 from ..layerspec import LayerSpec, parse_layer_spec, sparsity_value
 from .maskset import MaskSet
 from .saliency import block_saliency, check_norm
@@ -105,24 +105,19 @@ def blocked_layers(
     ``granularity`` applies to every layer, ``fc_granularity`` (if given)
     overrides it for Linear layers. Names may be tensor or module names.
     """
-    refs = compressible_layers(model)
-    if layers is not None:
-        wanted = set(layers)
-        known = {r.tensor_name for r in refs} | {r.module_name for r in refs}
-        unknown = sorted(wanted - known)
-        if unknown:
-            raise ConfigError(f"no compressible layer named {unknown[0]!r}; known: {', '.join(r.tensor_name for r in refs)}")
-        refs = [r for r in refs if r.tensor_name in wanted or r.module_name in wanted]
+    refs = resolve_layers(model, None if layers is None else list(layers), "layers")
     out = []
     for ref in refs:
-        g = fc_granularity if (ref.kind == "fc" and fc_granularity is not None) else granularity
+        # 2-D weights (fc, embedding, recurrent, attention) follow the fc rules, >= 3-D ones the conv rules
+        matrix = ref.weight.dim() == 2
+        g = fc_granularity if (matrix and fc_granularity is not None) else granularity
         block = block_shape(g, tuple(ref.weight.shape), ref.tensor_name)
         out.append(BlockedLayer(ref, block, granularity_label(g)))
     return out
 
 
 def _check_spec_names(spec: LayerSpec, refs: list[LayerRef]) -> None:
-    known = {r.tensor_name for r in refs} | {r.module_name for r in refs}
+    known = set(layer_names(refs))
     for name in sorted(spec.names()):
         if name not in known:
             raise ConfigError(f"--sparsity names {name!r}, which is not a compressible layer of this model")

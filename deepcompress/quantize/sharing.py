@@ -1,9 +1,14 @@
-"""Per-layer weight sharing (Deep Compression §3): k-means codebooks for Conv/Linear weights.
+"""Per-layer weight sharing (Deep Compression §3): k-means codebooks for every compressible tensor.
 
 Each selected layer's kept (non-pruned) weights are clustered by 1-D k-means
 (:func:`~deepcompress.quantize.kmeans.kmeans_1d`) into at most ``2**bits``
-shared values. There is no sharing across layers. Pruned positions stay exactly
-zero and carry label ``-1``: they are outside the codebook.
+shared values. There is no sharing across layers (one codebook per parameter
+tensor: the gates of an LSTM's ``weight_ih_l0`` share one). Pruned positions stay
+exactly zero and carry label ``-1``: they are outside the codebook.
+
+Clustering runs in float32 whatever the model's dtype; the centroids are then
+rounded to the parameter's dtype (float16, bfloat16), so the codebook holds
+exactly the values the model's weights take.
 """
 
 from __future__ import annotations
@@ -15,15 +20,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError
-from ..layers import LayerRef, compressible_layers
+from ..layers import LayerRef, compressible_layers, layer_names, resolve_layers
 from ..layerspec import LayerSpec, bits_value, parse_layer_spec
 from .kmeans import kmeans_1d
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-#: The paper's bit widths: 256 shared weights per conv layer, 32 per fc layer.
-DEFAULT_BITS = {"conv": 8, "fc": 5}
+#: The paper's bit widths: 256 shared weights per conv layer, 32 per fc layer; 6 bits for the
+#: kinds the paper has no figure for (embeddings, recurrent, attention, other), 5 for attention
+#: in-projections (Linear-like).
+DEFAULT_BITS = {"conv": 8, "fc": 5, "embedding": 6, "recurrent": 6, "attention": 5, "other": 6}
 PRUNED = -1
 
 
@@ -57,28 +64,13 @@ class Codebook:
         return table[np.where(self.labels == PRUNED, self.k, self.labels)]
 
 
-def _module_name(name: str) -> str:
-    return name[: -len(".weight")] if name.endswith(".weight") else name
-
-
 def select_layers(model: "torch.nn.Module", layers: Iterable[str] | None) -> list[LayerRef]:
     """The compressible layers named in ``layers`` (module or tensor names), or all of them."""
-    refs = compressible_layers(model)
-    if layers is None:
-        return refs
-    wanted = [str(n) for n in layers]
-    by_name = {r.tensor_name: r for r in refs} | {r.module_name: r for r in refs}
-    unknown = [n for n in wanted if n not in by_name and _module_name(n) not in by_name]
-    if unknown:
-        raise ConfigError(
-            f"unknown layer(s) {', '.join(unknown)}; compressible layers: {', '.join(r.module_name for r in refs)}"
-        )
-    chosen = {by_name.get(n, by_name.get(_module_name(n))).tensor_name for n in wanted}
-    return [r for r in refs if r.tensor_name in chosen]
+    return resolve_layers(model, None if layers is None else [str(n) for n in layers], "layers")
 
 
 def _check_spec_names(spec: LayerSpec, refs: list[LayerRef]) -> None:
-    known = {r.tensor_name for r in refs} | {r.module_name for r in refs}
+    known = set(layer_names(refs))
     unknown = sorted(spec.names() - known)
     if unknown:
         raise ConfigError(f"--bits names unknown layer(s) {', '.join(unknown)}")
@@ -164,16 +156,27 @@ def share_weights(
         known = {r.tensor_name for r in refs}
         stray = sorted(set(masks) - known)
         if stray:
-            raise ConfigError(f"masks name tensors that are not Conv/Linear weights: {', '.join(stray)}")
+            raise ConfigError(f"masks name tensors that are not compressible: {', '.join(stray)}")
     codebooks: dict[str, Codebook] = {}
     for ref in select_layers(model, layers):
-        param = ref.module.weight
+        param = ref.weight
         weight = param.detach().to(device="cpu", dtype=torch.float32).numpy()
         mask = kept_mask(ref.tensor_name, tuple(weight.shape), masks)
         book = cluster_weight(
             ref.tensor_name, weight, bits_for(spec, ref), mask=mask, init=init, seed=seed, relocate_empty=relocate_empty
         )
+        book = round_to_dtype(book, param.dtype)
         with torch.no_grad():
             param.copy_(torch.from_numpy(book.weights()).to(dtype=param.dtype, device=param.device))
         codebooks[ref.tensor_name] = book
     return codebooks
+
+
+def round_to_dtype(book: Codebook, dtype: "torch.dtype") -> Codebook:
+    """``book`` with its centroids rounded to ``dtype`` (and back to float32): the values the weight holds."""
+    import torch
+
+    if dtype == torch.float32:
+        return book
+    rounded = torch.from_numpy(book.centroids.astype(np.float32)).to(dtype).to(torch.float32).numpy()
+    return Codebook(book.tensor_name, rounded, book.labels, book.bits, book.init)

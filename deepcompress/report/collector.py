@@ -51,7 +51,7 @@ class ReportCollector:
 def _weights(model: Any) -> dict[str, np.ndarray]:
     from ..layers import compressible_layers
 
-    return {ref.tensor_name: ref.weight.detach().cpu().numpy().astype(np.float32, copy=True)
+    return {ref.tensor_name: ref.weight.detach().cpu().float().numpy().astype(np.float32, copy=True)
             for ref in compressible_layers(model)}
 
 

@@ -131,6 +131,8 @@ def write_report(out: str | os.PathLike[str], collector: ReportCollector | None,
         "stages_ran": collector.ran if collector is not None else None,
         "weights_before_sharing_recorded": bool(collector and collector.before_sharing),
         "plots": [str(p.relative_to(md_path.parent)) for p in plot_paths],
+        "left_dense": summary.get("dense_reasons") or {},
+        "tied": summary.get("tied") or {},
     }
     write_bytes_atomic(json_path, (json.dumps(report, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
     write_bytes_atomic(md_path, format_markdown(report, Path(dcz_path).name).encode())
@@ -187,6 +189,12 @@ def format_markdown(report: dict[str, Any], file_name: str) -> str:
             f"{_f(layer['index_bits_pqh'], '.2f')} | {layer['p_bytes']:,} | {layer['pq_bytes']:,} | "
             f"{layer['pqh_bytes']:,} | {_f(None if layer['compress_rate_pqh'] is None else 100 * layer['compress_rate_pqh'], '.2f')}% |"
         )
+    if report.get("tied"):
+        lines += ["", "## Shared (tied) parameters", "", "| name | stored as |", "|---|---|"]
+        lines += [f"| {alias} | {canonical} |" for alias, canonical in report["tied"].items()]
+    if report.get("left_dense"):
+        lines += ["", "## Left dense", "", "| why | tensors |", "|---|---|"]
+        lines += [f"| {why} | {', '.join(names)} |" for why, names in report["left_dense"].items()]
     if report["plots"]:
         lines += ["", "## Plots", ""]
         if not report["weights_before_sharing_recorded"]:

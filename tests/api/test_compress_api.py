@@ -64,8 +64,10 @@ def test_unusual_model_compresses_and_loads(tmp_path):
     assert out.is_file() and result.file_bytes == out.stat().st_size
     assert [h["stage"] for h in result.history] == ["baseline", "prune", "retrain", "quantize", "finetune", "encode"]
     text = "\n".join(lines)
-    assert "left dense: lstm.weight_ih_l0" in text and "left dense: encoder.self_attn.in_proj_weight" in text
-    assert "depthwise.weight" in text.split("compressible layers:")[1].splitlines()[0]
+    compressible = text.split("compressible layers:")[1].splitlines()[0]
+    assert "lstm.weight_ih_l0" in compressible and "encoder.self_attn.in_proj_weight" in compressible  # #15
+    assert "depthwise.weight" in compressible
+    assert "left dense: stem.bias, bn.weight, bn.bias, ... (16 tensors): 1-D" in text
 
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "the caller's module must not change"

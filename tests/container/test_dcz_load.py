@@ -113,8 +113,8 @@ def test_mismatch_is_one_clear_line(lenet5_file):
         build_assigned(wrong, state)
     assert "\n" not in str(info.value)
     state["fc2.bias"] = state["fc2.bias"].double()
-    built = build_assigned(LENET5, state)  # another dtype: built normally, copied (as load_state_dict casts)
-    assert built.fc2.bias.dtype == torch.float32
+    built = build_assigned(LENET5, state)  # another dtype: built normally, the tensor keeps its dtype (#15)
+    assert built.fc2.bias.dtype == torch.float64 and torch.equal(built.fc2.bias, state["fc2.bias"])
 
 
 def test_filling_a_users_module_is_strict(lenet5_file):
