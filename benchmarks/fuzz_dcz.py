@@ -208,6 +208,7 @@ def make_seeds() -> list[tuple[str, bytes]]:
 
     from deepcompress import blocks
     from deepcompress.codecs import encode_dense, encode_float, encode_quantized
+    from deepcompress.codecs.tensor import encode_split_float
     from deepcompress.container import dumps_dcz
     from deepcompress.granularity import block_shape
 
@@ -273,6 +274,14 @@ def make_seeds() -> list[tuple[str, bytes]]:
             encode_dense("w.bf16", (rng.standard_normal((24, 16)).astype(np.float32).view(np.uint32) >> 16)
                          .astype(np.uint16), dtype="bfloat16"),
         ], None),
+        ("split_float", [  # float tensors of kind split_float: the file lists the "split_float" feature
+            encode_split_float("w.bf16", (rng.standard_normal((24, 16)).astype(np.float32).view(np.uint32) >> 16)
+                               .astype(np.uint16), dtype="bfloat16"),
+            encode_split_float("w.fp32", (rng.standard_normal(300) * np.exp2(rng.integers(-80, 80, size=300)))
+                               .astype(np.float32).view(np.uint32), dtype="float32"),
+            encode_split_float("w.fp16", rng.standard_normal(200).astype(np.float16).view(np.uint16),
+                               dtype="float16"),
+        ], None),
         ("no_tensors", [], None),
     ]
     out = []
@@ -290,7 +299,8 @@ INTERESTING_INTS = [0, 1, -1, 2, 7, 8, 9, 255, 256, 2**15, 2**16, 2**31 - 1, 2**
 INTERESTING_VALUES: list[Any] = INTERESTING_INTS + [
     1.5, -0.0, 0.5, 1e308, True, False, None, "", "x", "element", "kernel", "block:1x4", "quantized", "float",
     "dense", "raw", "huffman", "huffman_pairs", "zstd", "float64", "complex128", "bool", "int8",
-    "bfloat16", [], {}, [1], [0], [2**40], ["huffman_pairs"], ["bfloat16"],
+    "bfloat16", "split_float", "float16", "float32", [], {}, [1], [0], [2**40], ["huffman_pairs"], ["bfloat16"],
+    ["split_float"], [0, 1, 2], "0123456789abcdef",
     [1, 1], [2**31, 2**31], [-1, 4], {"codec": "raw"}, {"codec": "zstd"}, {"offset": 0, "length": 0, "crc32": 0},
     "11111111", "0" * 40, "9" * 64,
 ]
@@ -592,7 +602,7 @@ def declared_valid_output(data: bytes) -> int:
         except DeepCompressError:
             continue
         meta = dcz.meta(name)
-        item = storage_dtype(meta["dtype"]).itemsize if meta.get("kind") == "dense" else 4
+        item = storage_dtype(meta["dtype"]).itemsize if meta.get("kind") in ("dense", "split_float") else 4
         total += math.prod(meta["shape"]) * item
     return total
 

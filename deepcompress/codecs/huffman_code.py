@@ -122,19 +122,19 @@ def check_lengths(lengths: np.ndarray, n_symbols: int, what: str) -> None:
     Valid: no code (only if ``n_symbols == 0``), one symbol of length 1, or a
     complete prefix code (Kraft sum exactly 1) with lengths in 1..MAX_CODE_LENGTH.
     """
-    ls = [int(v) for v in lengths]
-    used = [v for v in ls if v]
-    if any(v < 0 or v > MAX_CODE_LENGTH for v in ls):
+    ls = np.asarray(lengths).astype(np.int64, copy=False).ravel()
+    if ls.size and (int(ls.min()) < 0 or int(ls.max()) > MAX_CODE_LENGTH):
         raise CodecError(f"{what}: Huffman code length outside 0..{MAX_CODE_LENGTH}")
-    if not used:
+    used = ls[ls > 0]
+    if not used.size:
         if n_symbols:
             raise CodecError(f"{what}: no Huffman codes for {n_symbols} symbols")
         return
-    if len(used) == 1:
-        if used[0] != 1:
-            raise CodecError(f"{what}: a single Huffman code must have length 1, not {used[0]}")
+    if used.size == 1:
+        if int(used[0]) != 1:
+            raise CodecError(f"{what}: a single Huffman code must have length 1, not {int(used[0])}")
         return
-    kraft = sum(1 << (MAX_CODE_LENGTH - v) for v in used)
+    kraft = int((np.int64(1) << (MAX_CODE_LENGTH - used)).sum())
     if kraft != 1 << MAX_CODE_LENGTH:
         raise CodecError(f"{what}: Huffman code lengths are not a complete prefix code")
 
@@ -151,10 +151,15 @@ def hex_to_lengths(text: str, alphabet: int, what: str) -> np.ndarray:
         raise CodecError(f"{what}: code_lengths must be a string of at most {alphabet} hex digits")
     out = np.zeros(alphabet, dtype=np.uint8)
     try:
-        vals = [int(ch, 16) for ch in text]
-    except ValueError:
+        raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError:
         raise CodecError(f"{what}: code_lengths is not a hex string") from None
-    if any(ch not in "0123456789abcdef" for ch in text):
-        raise CodecError(f"{what}: code_lengths must use lower-case hex digits")
-    out[: len(vals)] = vals
+    digit = (raw >= 48) & (raw <= 57)
+    lower = (raw >= 97) & (raw <= 102)
+    if not np.all(digit | lower):
+        upper = (raw >= 65) & (raw <= 70)
+        if np.all(digit | lower | upper):
+            raise CodecError(f"{what}: code_lengths must use lower-case hex digits")
+        raise CodecError(f"{what}: code_lengths is not a hex string")
+    out[: raw.size] = np.where(digit, raw - 48, raw - 87)
     return out

@@ -16,11 +16,12 @@ import numpy as np
 
 from .. import blocks
 from ..errors import CodecError
-from . import relindex, streams
+from . import floatsplit, relindex, streams
 
-KINDS = ("quantized", "float", "dense")
+KINDS = ("quantized", "float", "dense", "split_float")
 SPARSE_KEYS = ("name", "kind", "shape", "granularity", "block", "n_kept_blocks", "streams")
 DENSE_KEYS = ("name", "kind", "shape", "dtype", "streams")
+SPLIT_KEYS = DENSE_KEYS + ("exponents", "n_escapes", "zero_bits", "digest")
 GAP_KEYS = ("index_bits", "n_fillers")  # present if and only if the tensor has a gap stream
 DENSE_DTYPES = (
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
@@ -70,7 +71,7 @@ def counts(meta: Mapping[str, Any]) -> Counts:
     """The :class:`Counts` of a meta that passed :func:`validate_meta`."""
     shape = meta["shape"]
     n = math.prod(shape)
-    if meta["kind"] == "dense":
+    if meta["kind"] in ("dense", floatsplit.KIND):
         return Counts(n, n, 1, n, n, 0, None)
     block = meta["block"]
     size = blocks.block_size(block)
@@ -88,6 +89,8 @@ def expected_streams(meta: Mapping[str, Any]) -> dict[str, tuple[int | None, int
     c = counts(meta)
     if kind == "dense":
         return {"data": (c.n_weights, 8 * storage_dtype(meta["dtype"]).itemsize, ITEM_CODECS)}
+    if kind == floatsplit.KIND:
+        return {s: (k, b, SYMBOL_CODECS) for s, (k, b) in floatsplit.stream_shapes(meta, c.n_weights).items()}
     out: dict[str, tuple[int | None, int, tuple[str, ...]]] = {}
     if kind == "quantized":
         out["codebook"] = (None, FLOAT32_BITS, ITEM_CODECS)
@@ -120,7 +123,9 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
     kind = meta["kind"]
     if kind not in KINDS:
         raise CodecError(f"{who}: kind {kind!r} is not one of {', '.join(KINDS)}")
-    _check_keys(meta, who, DENSE_KEYS if kind == "dense" else SPARSE_KEYS + (("bits",) if kind == "quantized" else ()))
+    required = {"dense": DENSE_KEYS, floatsplit.KIND: SPLIT_KEYS}.get(
+        kind, SPARSE_KEYS + (("bits",) if kind == "quantized" else ()))
+    _check_keys(meta, who, required)
 
     shape = meta["shape"]
     if (not isinstance(shape, list) or len(shape) > MAX_RANK
@@ -133,6 +138,8 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
     if kind == "dense":
         if not isinstance(meta["dtype"], str) or meta["dtype"] not in DENSE_DTYPES:
             raise CodecError(f"{who}: dtype {meta['dtype']!r} is not one of {', '.join(DENSE_DTYPES)}")
+    elif kind == floatsplit.KIND:
+        floatsplit.check_fields(meta, who, n_weights)
     else:
         _validate_sparse(meta, who, shape)
 

@@ -1,12 +1,16 @@
 """Tensor-level codec API: encode one weight tensor into meta + streams, and decode it back exactly.
 
-Three kinds (see ``docs/codecs.md`` for the byte-level description):
+Four kinds (see ``docs/codecs.md`` for the byte-level description):
 
 * ``quantized``: pruned and weight-shared. Streams ``index`` (codebook index
   of every kept weight, ``bits`` bits) and ``gap`` (relative block indices).
 * ``float``: pruned, not quantized. Streams ``values`` (float32 of every kept
   weight) and ``gap``.
 * ``dense``: stored exactly in its own dtype (``bfloat16`` as uint16 bit patterns). Stream ``data``.
+* ``split_float``: a bfloat16, float16 or float32 tensor stored exactly as separately
+  coded exponent classes, sign + top mantissa bits and low mantissa bits
+  (:mod:`.floatsplit`), with a digest checked at decode. ``encode_dense`` picks
+  it for a float tensor when it is smaller than ``dense``.
 
 The ``gap`` stream is absent when every block is kept (then ``index_bits`` is null).
 """
@@ -16,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import json
+
 import numpy as np
 
 from .. import blocks
 from ..errors import CodecError
 from ..granularity import Granularity
-from . import buffers, relindex
+from . import buffers, floatsplit, relindex
 from . import streams as codec
 from .encoded import EncodedTensor
 from .meta import DENSE_DTYPES, Counts, counts, label, storage_dtype, validate_meta
@@ -30,7 +36,7 @@ from .meta import DENSE_DTYPES, Counts, counts, label, storage_dtype, validate_m
 ZSTD_SEARCH_SYMBOLS = 1 << 18
 
 __all__ = [
-    "encode_quantized", "encode_float", "encode_dense",
+    "encode_quantized", "encode_float", "encode_dense", "encode_split_float",
     "decode_tensor", "decode_mask", "decode_labels", "validate_meta",
 ]
 
@@ -171,7 +177,35 @@ def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None) -> E
     shape = tuple(int(s) for s in arr.shape)
     dmeta, ddata = codec.encode_items(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
     meta = {"name": name, "kind": "dense", "shape": list(shape), "dtype": dtype, "streams": {"data": dmeta}}
-    return EncodedTensor(meta=meta, streams={"data": ddata})
+    dense = EncodedTensor(meta=meta, streams={"data": ddata})
+    if dtype not in floatsplit.FORMATS or arr.size < floatsplit.MIN_ELEMENTS:
+        return dense
+    store = np.dtype(floatsplit.FORMATS[dtype].storage)
+    bits = np.ascontiguousarray(arr).view(store.newbyteorder(arr.dtype.byteorder)).astype(store, copy=False)
+    split = encode_split_float(name, bits, dtype=dtype)
+    return split if _stored_cost(split) < _stored_cost(dense) else dense
+
+
+def _stored_cost(et: EncodedTensor) -> int:
+    """Bytes a tensor adds to a file: its streams and its meta as JSON (an upper bound on the header share)."""
+    return sum(len(v) for v in et.streams.values()) + len(json.dumps(et.meta, separators=(",", ":")))
+
+
+def encode_split_float(name: str, bits: np.ndarray, *, dtype: str) -> EncodedTensor:
+    """Encode a float tensor exactly with the ``split_float`` codec (exponent classes, sign and mantissa streams).
+
+    ``bits`` holds the bit patterns: uint16 for ``bfloat16`` and ``float16``,
+    uint32 for ``float32``. Decoding returns them (checked against the stored digest).
+    """
+    if dtype not in floatsplit.FORMATS:
+        raise CodecError(f"tensor {name!r}: split_float takes {', '.join(floatsplit.FORMATS)}, not {dtype!r}")
+    arr = np.asarray(bits)
+    store = np.dtype(floatsplit.FORMATS[dtype].storage)
+    if arr.dtype.name != store.name:
+        raise CodecError(f"tensor {name!r}: {dtype} bit patterns must be {store}, not {arr.dtype}")
+    smeta, data = floatsplit.encode(name, arr.astype(store, copy=False), dtype)
+    meta = {"name": name, "shape": [int(s) for s in arr.shape], **smeta}
+    return EncodedTensor(meta=meta, streams=data)
 
 
 # ---------------------------------------------------------------- decoding
@@ -237,7 +271,8 @@ def _quantized_symbols(meta: Mapping, views: Mapping[str, memoryview], c: Counts
 
 def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
                   max_elements: int = 2**31) -> np.ndarray:
-    """Decode exactly: float32 (pruned = +0.0) for quantized/float, the original dtype for dense.
+    """Decode exactly: float32 (pruned = +0.0) for quantized/float, the original dtype for dense and
+    split_float (bfloat16 as its uint16 bit patterns).
 
     The result is a fresh, writable, C-contiguous array.
     """
@@ -255,6 +290,11 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarra
         if arr.dtype == np.bool_ and arr.size and int(arr.view(np.uint8).max()) > 1:
             raise CodecError(f"{who}: stream 'data' holds a bool byte other than 0 or 1")
         return arr.reshape(meta["shape"])
+    if kind == floatsplit.KIND:
+        out = floatsplit.decode(meta, views, c.n_weights, who)
+        if meta["dtype"] != "bfloat16":
+            out = out.view(np.dtype(meta["dtype"]))
+        return out.reshape(meta["shape"])
     if kind == "quantized":
         cb = _codebook(meta, views)
         sym = _quantized_symbols(meta, views, c, cb.size)
@@ -276,7 +316,7 @@ def decode_mask(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
     """The bool mask (True = kept) of a tensor; all True for dense. Decodes only the gap stream."""
     views = _checked(meta, streams, max_elements)
     c = counts(meta)
-    if meta["kind"] == "dense":
+    if meta["kind"] in ("dense", floatsplit.KIND):
         return np.ones(meta["shape"], dtype=bool)
     ones = np.ones(c.n_nonzero, dtype=bool)
     return _scatter(meta, c, _kept(meta, views, c), ones, False)

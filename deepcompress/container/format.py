@@ -67,17 +67,24 @@ failing on an unknown codec)."""
 DTYPE_FEATURES: dict[str, str] = {"bfloat16": "bfloat16"}
 """Dense dtypes that a file may use only if it lists the named required feature."""
 
-KNOWN_FEATURES: frozenset[str] = frozenset(CODEC_FEATURES.values()) | frozenset(DTYPE_FEATURES.values())
+KIND_FEATURES: dict[str, str] = {"split_float": "split_float"}
+"""Tensor kinds that a file may use only if it lists the named required feature."""
+
+KNOWN_FEATURES: frozenset[str] = (frozenset(CODEC_FEATURES.values()) | frozenset(DTYPE_FEATURES.values())
+                                  | frozenset(KIND_FEATURES.values()))
 """Required features this release understands; a file listing any other
 required feature is refused with UnsupportedVersionError."""
 
 
 def features_of(metas: Iterable[Any]) -> list[str]:
-    """The sorted required features that tensor metas need (their streams' codecs, dense dtypes)."""
+    """The sorted required features that tensor metas need (their kinds, dense dtypes, streams' codecs)."""
     found = set()
     for meta in metas:
+        kind = meta.get("kind") if isinstance(meta, dict) else None
+        if isinstance(kind, str) and kind in KIND_FEATURES:
+            found.add(KIND_FEATURES[kind])
         dtype = meta.get("dtype") if isinstance(meta, dict) else None
-        if isinstance(dtype, str) and dtype in DTYPE_FEATURES:
+        if kind == "dense" and isinstance(dtype, str) and dtype in DTYPE_FEATURES:
             found.add(DTYPE_FEATURES[dtype])
         streams = meta.get("streams") if isinstance(meta, dict) else None
         for rec in streams.values() if isinstance(streams, dict) else ():

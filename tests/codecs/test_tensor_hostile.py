@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepcompress.codecs.tensor import decode_labels, decode_mask, decode_tensor, encode_dense, encode_float, \
-    encode_quantized
+    encode_quantized, encode_split_float
 from deepcompress.errors import CodecError, ContainerError
 
 
@@ -41,6 +41,12 @@ def _samples():
         # bfloat16 bit patterns (own rng: the other samples keep their values)
         encode_dense("d.bf16", (np.random.default_rng(13).normal(size=40).astype(np.float32).view(np.uint32)
                                 >> 16).astype(np.uint16), dtype="bfloat16"),
+        # split_float tensors: a float32 one with escapes and low streams, a Huffman-coded bfloat16 one
+        encode_split_float("s.f32", (np.random.default_rng(14).normal(size=3000) * np.exp2(
+            np.random.default_rng(15).integers(-90, 90, size=3000))).astype(np.float32).view(np.uint32),
+            dtype="float32"),
+        encode_split_float("s.bf16", (np.random.default_rng(16).normal(size=(40, 50)).astype(np.float32)
+                                      .view(np.uint32) >> 16).astype(np.uint16), dtype="bfloat16"),
         encode_dense("d", rng.normal(size=50).astype(np.float16)),
     ]
     return [(json.loads(json.dumps(e.meta)), dict(e.streams)) for e in out]

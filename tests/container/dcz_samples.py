@@ -248,3 +248,36 @@ def bfloat16_bytes() -> bytes:
     tensors, _ = bfloat16_samples()
     with pinned_tool_version():
         return writer.dumps_dcz(tensors, arch=None)
+
+
+
+def split_float_samples() -> tuple[list[EncodedTensor], dict[str, Any]]:
+    """Weight-like float tensors stored as ``split_float`` (bfloat16, float16, float32 with zero low bits
+    and with escapes), next to a tiny dense bias: the file lists the ``split_float`` feature."""
+    import numpy as np
+
+    from deepcompress.codecs import tensor as ct
+
+    rng = np.random.default_rng(20261207)
+    w = rng.normal(scale=0.05, size=(32, 48)).astype(np.float32)
+    arrays: dict[str, Any] = {
+        "bf16.weight": (w.view(np.uint32) >> 16).astype(np.uint16),
+        "fp16.weight": w.astype(np.float16),
+        "fp32.weight": (w.view(np.uint32) & ~np.uint32(0x7F)).view(np.float32),  # 7 zero low bits
+        "wide.weight": (rng.normal(size=1200) * np.exp2(rng.integers(-80, 80, size=1200))).astype(np.float32),
+        "fc.bias": rng.normal(size=8).astype(np.float32),
+    }
+    tensors = [
+        ct.encode_split_float("bf16.weight", arrays["bf16.weight"], dtype="bfloat16"),
+        ct.encode_split_float("fp16.weight", arrays["fp16.weight"].view(np.uint16), dtype="float16"),
+        ct.encode_split_float("fp32.weight", arrays["fp32.weight"].view(np.uint32), dtype="float32"),
+        ct.encode_split_float("wide.weight", arrays["wide.weight"].view(np.uint32), dtype="float32"),
+        ct.encode_dense("fc.bias", arrays["fc.bias"]),
+    ]
+    return tensors, arrays
+
+
+def split_float_bytes() -> bytes:
+    tensors, _ = split_float_samples()
+    with pinned_tool_version():
+        return writer.dumps_dcz(tensors, arch=None)

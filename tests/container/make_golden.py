@@ -6,7 +6,8 @@ Writes ``synthetic.dcz`` (container only: arbitrary stream bytes),
 ``codecs.dcz`` (tensors of every kind encoded by deepcompress.codecs from seeded
 data) and ``pairs.dcz`` (a layer whose index stream is ``huffman_pairs``, so the
 file lists that required feature) and ``bfloat16.dcz`` (a dense bfloat16 tensor: the
-``bfloat16`` feature). Headers carry a pinned tool version so the files change only when the
+``bfloat16`` feature) and ``split_float.dcz`` (float tensors of kind ``split_float``: the
+``split_float`` feature). Headers carry a pinned tool version so the files change only when the
 format or the codecs change. Rerun it after a deliberate change of either, and
 review the diff of ``git diff --stat tests/container/golden``.
 """
@@ -18,12 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dcz_samples import GOLDEN_DIR, bfloat16_bytes, pairs_bytes, real_bytes, synthetic_bytes  # noqa: E402
+from dcz_samples import (  # noqa: E402
+    GOLDEN_DIR, bfloat16_bytes, pairs_bytes, real_bytes, split_float_bytes, synthetic_bytes,
+)
 
 from deepcompress.atomic import write_bytes_atomic  # noqa: E402
 
 GOLDEN_FILES = {"synthetic.dcz": synthetic_bytes, "codecs.dcz": real_bytes, "pairs.dcz": pairs_bytes,
-                "bfloat16.dcz": bfloat16_bytes}
+                "bfloat16.dcz": bfloat16_bytes, "split_float.dcz": split_float_bytes}
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dcz_samples import (
-    GOLDEN_DIR, GOLDEN_TOOL_VERSION, bfloat16_bytes, bfloat16_samples, PAIRS_ARCH, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, pairs_bytes,
+    GOLDEN_DIR, GOLDEN_TOOL_VERSION, bfloat16_bytes, bfloat16_samples, split_float_bytes, split_float_samples, PAIRS_ARCH, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, pairs_bytes,
     pairs_samples, real_bytes, real_samples, synthetic_bytes, synthetic_tensors,
 )
 
@@ -51,6 +51,22 @@ def test_bfloat16_golden_bytes_and_feature():
     assert f.header["required_features"] == ["bfloat16"]
     assert f.meta("fc.weight")["dtype"] == "bfloat16" and f.meta("fc.bias")["dtype"] == "float32"
     _, arrays = bfloat16_samples()
+    decoded = f.decode_all()
+    for name, expected in arrays.items():
+        assert decoded[name].dtype == expected.dtype and decoded[name].tobytes() == expected.tobytes(), name
+
+
+def test_split_float_golden_bytes_and_feature():
+    """split_float tensors (bf16, fp16, fp32 with zero low bits and with escapes) list the feature and
+    decode bit for bit."""
+    assert split_float_bytes() == (GOLDEN_DIR / "split_float.dcz").read_bytes()
+    f = read_dcz(GOLDEN_DIR / "split_float.dcz")
+    assert f.header["required_features"] == ["split_float"]
+    kinds = {name: f.meta(name)["kind"] for name in f.tensor_names}
+    assert kinds == {"bf16.weight": "split_float", "fp16.weight": "split_float", "fp32.weight": "split_float",
+                     "wide.weight": "split_float", "fc.bias": "dense"}
+    assert f.meta("fp32.weight")["zero_bits"] == 7 and f.meta("wide.weight")["n_escapes"] > 0
+    _, arrays = split_float_samples()
     decoded = f.decode_all()
     for name, expected in arrays.items():
         assert decoded[name].dtype == expected.dtype and decoded[name].tobytes() == expected.tobytes(), name

