@@ -119,7 +119,7 @@ def dcz_state_dict(dcz: Any) -> dict[str, Any]:
     out = {}
     for name, array in dcz.decode_all().items():
         meta = dcz.meta(name)
-        tensor = from_numpy(array, meta.get("dtype") if meta.get("kind") == "dense" else None)
+        tensor = from_numpy(array, meta.get("dtype") if meta.get("kind") in ("dense", "split_float") else None)
         want = dtypes.get(name)
         if isinstance(want, str) and want != "float32":
             try:

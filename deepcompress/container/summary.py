@@ -99,7 +99,7 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
         n_elements = math.prod(shape) if shape is not None else None
         n_parameters += n_elements or 0
         codecs = _codecs(meta, list(sizes))
-        if meta.get("kind") == "dense":
+        if meta.get("kind") in ("dense", "split_float"):  # stored exactly in their own dtype
             dense.append({
                 "name": name, "shape": shape, "dtype": meta.get("dtype"), "n_elements": n_elements,
                 "bytes": n_bytes, "codecs": codecs, "stream_bytes": sizes,

@@ -95,7 +95,7 @@ def simulate_file(
         if len(shape) == 4:
             rows.append({"name": name, "shape": shape, "simulated": False, "note": "conv layer: not simulated"})
             continue
-        if len(shape) != 2 or (kind == "dense" and not str(meta.get("dtype", "")).startswith("float")):
+        if len(shape) != 2 or (kind in ("dense", "split_float") and not str(meta.get("dtype", "")).startswith("float")):
             continue  # biases, norms, buffers
         notes = _LogNotes()
         with notes:

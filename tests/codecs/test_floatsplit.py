@@ -233,3 +233,18 @@ def test_mutations_never_crash():
                 decode_tensor(meta0, {**streams0, name: streams0[name][:cut]})
             except CodecError:
                 pass
+
+
+def test_state_dict_of_split_float_tensors_has_their_dtypes():
+    """model_input.dcz_state_dict views a bfloat16 split_float tensor as torch.bfloat16 (like dense ones)."""
+    torch = pytest.importorskip("torch")
+    from deepcompress.container import dumps_dcz, read_dcz
+    from deepcompress.model_input import dcz_state_dict
+
+    ref = {"bf": torch.randn(64, 64).to(torch.bfloat16), "h": torch.randn(40, 40).half(), "f": torch.randn(50, 50)}
+    encoded = [encode_dense("bf", ref["bf"].view(torch.uint16).numpy(), dtype="bfloat16"),
+               encode_dense("h", ref["h"].numpy()), encode_dense("f", ref["f"].numpy())]
+    assert {e.meta["kind"] for e in encoded} == {"split_float"}
+    state = dcz_state_dict(read_dcz(dumps_dcz(encoded, arch=None)))
+    for name, tensor in ref.items():
+        assert state[name].dtype == tensor.dtype and torch.equal(state[name], tensor), name
