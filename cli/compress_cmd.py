@@ -55,6 +55,10 @@ class Interrupted(click.ClickException):
               help="Keep each stage's result in the stage cache, for re-runs and --resume "
                    "[default: on when the run retrains, off for data-free runs].")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last stage and epoch checkpoint.")
+@click.option("--lossless", is_flag=True,
+              help="Store every tensor of a safetensors file or .pt state dict exactly (floats with the "
+                   "split_float codec when smaller); no architecture, data or pruning. "
+                   "`decode -o X.safetensors` gives back the original names, shapes and dtypes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write OUTPUT.report.md and OUTPUT.report.json beside the output.")
@@ -63,7 +67,7 @@ class Interrupted(click.ClickException):
 @model_input_options
 def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, scope, max_accuracy_drop,
                  bits, retrain_epochs, finetune_epochs, schedule, lr, distill, index_bits, thin, seed, recipe, work_dir, cache,
-                 resume, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
+                 resume, lossless, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.atomic import same_file
     from deepcompress.compression import build_recipe, compress
@@ -71,6 +75,9 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if same_file(out, Path(model_path)):
         raise click.BadParameter("the output would overwrite the input model", param_hint="-o")
+    if lossless:
+        _compress_lossless(model_path, out, as_json)
+        return
     explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
     if recipe:
         plan = build_recipe(recipe, has_data=data_spec is not None)
@@ -140,3 +147,18 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
 
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _compress_lossless(model_path: str, out: Path, as_json: bool) -> None:
+    from deepcompress.lossless import compress_lossless
+
+    done = compress_lossless(model_path, out, progress=not as_json)
+    ratio = done.file_bytes / done.input_bytes if done.input_bytes else 0.0
+    if as_json:
+        click.echo(json.dumps({"output": str(done.output), "n_tensors": done.n_tensors,
+                               "input_bytes": done.input_bytes, "file_bytes": done.file_bytes,
+                               "kinds": done.kinds}, sort_keys=True))
+        return
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(done.kinds.items()))
+    click.echo(f"lossless: {done.n_tensors} tensors ({kinds}), {done.input_bytes:,} bytes -> "
+               f"{done.file_bytes:,} bytes ({ratio:.2%} of the tensors' bytes) -> {done.output}")

@@ -25,7 +25,12 @@ def decode_cmd(dcz_path, output, fmt, thin, input_shape):
     check_input_file(dcz_path, "compressed model")
     check_output_path(output, inputs=[dcz_path])  # before any decoding: never replace the input
     shape = parse_block(input_shape) if input_shape else None
-    if thin:
+    if not thin and output_format(output, fmt) == "safetensors" and _is_lossless(dcz_path):
+        from deepcompress.lossless import decode_lossless
+
+        done = decode_lossless(dcz_path, output)
+        click.echo(f"decoded {done.n_tensors} tensors (original names, shapes and dtypes) -> {done.output}")
+    elif thin:
         done = export_thinned(dcz_path, output, input_shape=shape)
         click.echo(
             f"removed {done.removed_channels} channels: {done.params_before:,} -> {done.params_after:,} "
@@ -43,3 +48,11 @@ def decode_cmd(dcz_path, output, fmt, thin, input_shape):
     else:
         done = decode_dense(dcz_path, output, fmt=fmt)
         click.echo(f"decoded {done.n_tensors} tensors -> {done.output}")
+
+
+def _is_lossless(path: str) -> bool:
+    """Whether ``path`` was written by ``compress --lossless`` (read without torch)."""
+    from deepcompress.container import read_dcz
+    from deepcompress.lossless import is_lossless
+
+    return is_lossless(read_dcz(path, verify=False))

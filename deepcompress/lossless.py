@@ -1,0 +1,215 @@
+"""Lossless checkpoints: a safetensors file (or a ``.pt`` state dict) to ``.dcz`` and back, no architecture.
+
+``compress_lossless(src, out)`` stores every tensor exactly: float tensors
+(``bfloat16``, ``float16``, ``float32``) as ``split_float`` when that is smaller
+than ``dense``, everything else ``dense`` (``codecs.tensor.encode_dense``). The
+header's ``extra.lossless`` records the source format and the safetensors
+metadata; the tensors keep their names, shapes, dtypes and order.
+
+``decode_lossless(dcz, out)`` writes a safetensors file with the original names,
+shapes and dtypes (the order of the ``.dcz``), so any safetensors loader reads it.
+
+Safetensors files are read through a memory map, one tensor at a time, and
+written one decoded tensor at a time, without torch. A ``.pt`` state dict needs
+torch (``torch.load(weights_only=True, mmap=True)``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write, check_output_path
+from .errors import InputFileError, OutputError
+
+__all__ = ["LOSSLESS_KEY", "LosslessResult", "compress_lossless", "decode_lossless", "is_lossless",
+           "read_safetensors_header"]
+
+LOSSLESS_KEY = "lossless"
+MAX_HEADER_BYTES = 100 * 2**20
+ST_TO_DTYPE = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+    "I16": "int16", "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
+    "C64": "complex64",
+}
+DTYPE_TO_ST = {v: k for k, v in ST_TO_DTYPE.items()}
+
+
+@dataclass(frozen=True)
+class LosslessResult:
+    output: Path
+    n_tensors: int
+    input_bytes: int
+    file_bytes: int
+    kinds: dict[str, int]
+
+
+def _storage(dtype: str) -> Any:
+    import numpy as np
+
+    from .codecs.meta import storage_dtype
+
+    return storage_dtype(dtype).newbyteorder("<") if dtype != "bool" else np.dtype(bool)
+
+
+def read_safetensors_header(buf: memoryview, what: str) -> tuple[list[tuple[str, str, list[int], int, int]],
+                                                                  dict[str, str] | None, int]:
+    """([(name, dtype, shape, start, end)] in data order, metadata, data start) of a safetensors file; checked."""
+    size = buf.nbytes
+    if size < 8:
+        raise InputFileError(f"{what}: {size} bytes is too short for a safetensors file")
+    (n,) = struct.unpack_from("<Q", buf, 0)
+    if n > MAX_HEADER_BYTES or 8 + n > size:
+        raise InputFileError(f"{what}: safetensors header of {n} bytes does not fit the file ({size} bytes)")
+    try:
+        header = json.loads(bytes(buf[8:8 + n]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(f"{what}: the safetensors header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise InputFileError(f"{what}: the safetensors header is not an object")
+    meta = header.pop("__metadata__", None)
+    if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+        raise InputFileError(f"{what}: __metadata__ must map strings to strings")
+    data_start, data_len = 8 + n, size - 8 - n
+    out = []
+    for name, rec in header.items():
+        if not isinstance(rec, dict) or rec.get("dtype") not in ST_TO_DTYPE:
+            raise InputFileError(f"{what}: tensor {name!r} has no supported dtype ({str(rec)[:80]})")
+        shape, offs = rec.get("shape"), rec.get("data_offsets")
+        if (not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                   for d in shape)
+                or not isinstance(offs, list) or len(offs) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)):
+            raise InputFileError(f"{what}: tensor {name!r} has a bad shape or data_offsets")
+        dtype = ST_TO_DTYPE[rec["dtype"]]
+        start, end = offs
+        if not 0 <= start <= end <= data_len or end - start != math.prod(shape) * _storage(dtype).itemsize:
+            raise InputFileError(f"{what}: tensor {name!r}: data_offsets {offs} do not hold {shape} {rec['dtype']}")
+        out.append((name, dtype, shape, start, end))
+    out.sort(key=lambda t: (t[3], t[0]))
+    return out, meta, data_start
+
+
+def _safetensors_arrays(path: Path):
+    """(metadata, iterator of (name, dtype, array view)) of a safetensors file, memory-mapped.
+
+    The map stays open while any array view of it lives (it closes with the last one).
+    """
+    import numpy as np
+
+    with open(path, "rb") as fh:
+        try:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            raise InputFileError(f"{path}: empty file") from None
+    entries, meta, data_start = read_safetensors_header(memoryview(mm), str(path))
+
+    def arrays():
+        for name, dtype, shape, start, end in entries:
+            st = _storage(dtype)
+            arr = np.frombuffer(mm, dtype=st, count=(end - start) // st.itemsize, offset=data_start + start)
+            yield name, dtype, arr.reshape(shape)
+    return meta, arrays()
+
+
+def _state_dict_arrays(path: Path):
+    """(None, iterator of (name, dtype, array)) of a ``.pt`` state dict (torch needed)."""
+    import torch
+
+    from .dtypes import to_numpy
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable pickle is an input error
+        raise InputFileError(f"{path}: not a state dict torch.load(weights_only=True) can read ({exc})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputFileError(f"{path}: --lossless takes a safetensors file or a dict of tensors")
+
+    def arrays():
+        for name, tensor in obj.items():
+            arr, dtype = to_numpy(tensor.contiguous())
+            yield str(name), dtype, arr
+    return None, arrays()
+
+
+def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                      progress: bool = False) -> LosslessResult:
+    """Store every tensor of ``source`` (safetensors, or a ``.pt`` state dict) exactly in the ``.dcz`` ``output``."""
+    from .codecs.tensor import encode_dense
+    from .container import write_dcz
+
+    src = Path(source)
+    if not src.is_file():
+        raise InputFileError(f"{src}: no such file")
+    out = check_output_path(output, inputs=[src])
+    with open(src, "rb") as fh:
+        head = fh.read(16)
+    is_st = len(head) >= 9 and head[8:9] == b"{"
+    meta, arrays = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
+    encoded, input_bytes, kinds = [], 0, {}
+    items = arrays
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        items = tqdm(arrays, desc="encode", unit="tensor", leave=False, file=sys.stderr, disable=None)
+    for name, dtype, arr in items:
+        et = encode_dense(name, arr, dtype=dtype)
+        encoded.append(et)
+        input_bytes += arr.nbytes
+        kinds[et.meta["kind"]] = kinds.get(et.meta["kind"], 0) + 1
+        del arr
+    extra = {LOSSLESS_KEY: {"format": "safetensors" if is_st else "state_dict", "metadata": meta}}
+    total = write_dcz(out, encoded, arch=None, extra=extra)
+    return LosslessResult(out, len(encoded), input_bytes, total, kinds)
+
+
+def is_lossless(dcz: Any) -> bool:
+    """Whether a read ``.dcz`` file was written by :func:`compress_lossless`."""
+    extra = getattr(dcz, "extra", None)
+    return isinstance(extra, dict) and isinstance(extra.get(LOSSLESS_KEY), dict)
+
+
+def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> LosslessResult:
+    """Write the tensors of the ``.dcz`` ``source`` as a safetensors file (original names, shapes, dtypes)."""
+    import numpy as np
+
+    from .container import read_dcz
+
+    out = check_output_path(output, inputs=[source])
+    dcz = read_dcz(source)
+    header: dict[str, Any] = {}
+    offset = 0
+    dtypes = {}
+    for name in dcz.tensor_names:
+        meta = dcz.meta(name)
+        dtype = meta.get("dtype") if meta.get("kind") in ("dense", "split_float") else "float32"
+        if dtype not in DTYPE_TO_ST:
+            raise OutputError(f"tensor {name!r}: dtype {dtype!r} has no safetensors equivalent")
+        size = math.prod(meta["shape"]) * _storage(dtype).itemsize
+        header[name] = {"dtype": DTYPE_TO_ST[dtype], "shape": list(meta["shape"]), "data_offsets": [offset, offset + size]}
+        dtypes[name] = dtype
+        offset += size
+    info = dcz.extra.get(LOSSLESS_KEY) if is_lossless(dcz) else None
+    st_meta = info.get("metadata") if isinstance(info, dict) else None
+    if isinstance(st_meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in st_meta.items()):
+        header = {"__metadata__": st_meta, **header}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    with atomic_write(out) as fh:
+        fh.write(struct.pack("<Q", len(text)))
+        fh.write(text)
+        for name in dcz.tensor_names:
+            arr = np.ascontiguousarray(dcz.decode(name).astype(_storage(dtypes[name]), copy=False))
+            fh.write(memoryview(arr.reshape(-1).view(np.uint8)))
+            del arr
+    return LosslessResult(out, len(header) - ("__metadata__" in header), offset, 8 + len(text) + offset, {})

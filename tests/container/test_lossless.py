@@ -1,0 +1,113 @@
+"""``compress --lossless`` / ``decode -o X.safetensors``: every tensor back bit for bit, names, shapes, dtypes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from deepcompress.errors import InputFileError
+from deepcompress.lossless import compress_lossless, decode_lossless, read_safetensors_header
+
+torch = pytest.importorskip("torch")
+st_torch = pytest.importorskip("safetensors.torch")
+
+
+def _model():
+    g = torch.Generator().manual_seed(0)
+    return {
+        "emb.weight": torch.randn(500, 64, generator=g).to(torch.bfloat16),
+        "fc.weight": torch.randn(128, 96, generator=g),
+        "fc.bias": torch.randn(300, generator=g).half(),
+        "steps": torch.tensor(7),
+        "mask": torch.rand(10, generator=g) > 0.5,
+        "scalar": torch.tensor(1.5, dtype=torch.float64),
+        "empty": torch.zeros(0, 3),
+        "ints": torch.arange(-5, 5, dtype=torch.int8),
+    }
+
+
+def _digests(state):
+    return {k: (str(v.dtype), tuple(v.shape), hashlib.sha256(v.contiguous().reshape(-1).view(torch.uint8).numpy())
+                .hexdigest()) for k, v in state.items()}
+
+
+@pytest.mark.parametrize("source", ["safetensors", "pt"])
+def test_round_trip_keeps_every_byte(tmp_path, source):
+    state = _model()
+    src = tmp_path / f"m.{source}"
+    if source == "safetensors":
+        st_torch.save_file(state, src, metadata={"format": "pt", "who": "test"})
+    else:
+        torch.save(state, src)
+    done = compress_lossless(src, tmp_path / "m.dcz")
+    assert done.n_tensors == len(state) and done.kinds.get("split_float", 0) >= 2
+    back = decode_lossless(tmp_path / "m.dcz", tmp_path / "back.safetensors")
+    assert back.n_tensors == len(state)
+    loaded = st_torch.load_file(tmp_path / "back.safetensors")
+    assert _digests(loaded) == _digests(state)
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "back.safetensors", "pt") as f:
+        assert f.metadata() == ({"format": "pt", "who": "test"} if source == "safetensors" else None)
+
+
+def test_cli_lossless_round_trip(tmp_path):
+    from click.testing import CliRunner
+
+    from deepcompress.cli.main import cli
+
+    state = _model()
+    st_torch.save_file(state, tmp_path / "m.safetensors")
+    r = CliRunner().invoke(cli, ["compress", str(tmp_path / "m.safetensors"), "--lossless", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert summary["n_tensors"] == len(state) and (tmp_path / "m.dcz").is_file()
+    r = CliRunner().invoke(cli, ["decode", str(tmp_path / "m.dcz"), "-o", str(tmp_path / "out.safetensors")])
+    assert r.exit_code == 0, r.output
+    assert _digests(st_torch.load_file(tmp_path / "out.safetensors")) == _digests(state)
+
+
+def _st_bytes(header: dict, data: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+@pytest.mark.parametrize("header,data,match", [
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, bytes(8), "do not hold"),
+    ({"a": {"dtype": "F8", "shape": [2], "data_offsets": [0, 2]}}, bytes(2), "supported dtype"),
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 16]}}, bytes(8), "do not hold"),
+    ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, bytes(8), "bad shape"),
+    ({"__metadata__": {"x": 1}}, b"", "__metadata__"),
+    ([], b"", "not an object"),
+])
+def test_hostile_safetensors_headers(tmp_path, header, data, match):
+    raw = _st_bytes(header, data)
+    with pytest.raises(InputFileError, match=match):
+        read_safetensors_header(memoryview(raw), "x")
+    (tmp_path / "bad.safetensors").write_bytes(raw)
+    with pytest.raises(InputFileError):
+        compress_lossless(tmp_path / "bad.safetensors", tmp_path / "bad.dcz")
+    assert not (tmp_path / "bad.dcz").exists()
+
+
+def test_truncated_header_is_refused():
+    raw = struct.pack("<Q", 10**6) + b"{}"
+    with pytest.raises(InputFileError, match="does not fit"):
+        read_safetensors_header(memoryview(raw), "x")
+    with pytest.raises(InputFileError, match="too short"):
+        read_safetensors_header(memoryview(b"abc"), "x")
+
+
+def test_header_reader_matches_safetensors(tmp_path):
+    state = _model()
+    st_torch.save_file(state, tmp_path / "m.safetensors")
+    entries, meta, start = read_safetensors_header(memoryview((tmp_path / "m.safetensors").read_bytes()), "m")
+    assert {name for name, *_ in entries} == set(state)
+    for name, dtype, shape, lo, hi in entries:
+        assert shape == list(state[name].shape)
+        assert hi - lo == state[name].numel() * state[name].element_size()
+    assert np.all(np.diff([lo for _, _, _, lo, _ in entries]) >= 0)
