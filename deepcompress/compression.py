@@ -96,14 +96,16 @@ def model_key(model: Any, arch: Any) -> str:
 
 
 def dense_bytes_of(model: Any, *, fp32: bool = False) -> int:
-    """Bytes of the model's parameters and buffers stored dense in their own dtypes (``fp32``: 4 bytes each).
+    """Bytes of the model's parameters and buffers stored dense in their own dtypes (``fp32``: floating-point
+    tensors at 4 bytes each, the papers' baseline; integer buffers keep their size).
 
     A tied tensor (one Parameter under several names) counts once.
     """
     from .layers import tied_parameters
 
     ties = tied_parameters(model)
-    return sum((4 if fp32 else t.element_size()) * t.numel() for n, t in model.state_dict().items() if n not in ties)
+    return sum((4 if fp32 and t.is_floating_point() else t.element_size()) * t.numel()
+               for n, t in model.state_dict().items() if n not in ties)
 
 
 def build_recipe(recipe: "Recipe | str | os.PathLike[str] | None", *, has_data: bool, **flags: Any) -> Recipe:
@@ -197,6 +199,7 @@ def compress(
     elif resume:
         raise ConfigError("resume needs the stage cache (a work_dir)")
     check_pipeline(plan.stages, model, ctx)
+    _check_torchscript(model, plan)
     if ctx.data_spec is not None or ctx.loaders_fn is not None:
         _check_model_takes_data(model, ctx, arch)
 
@@ -250,6 +253,18 @@ def recipe_data(recipe: Any) -> str | None:
     if isinstance(recipe, Recipe):
         return recipe.data
     return load_recipe(recipe).data
+
+
+def _check_torchscript(model: Any, plan: Recipe) -> None:
+    """A TorchScript model compresses by parameter name, data-free: its modules cannot take trainable centroids."""
+    import torch
+
+    if not isinstance(model, torch.jit.ScriptModule):
+        return
+    training = [s.TYPE for s in plan.stages if s.TYPE in ("retrain", "finetune")]
+    if training:
+        raise ConfigError(f"a TorchScript model is compressed data-free only (its recipe has {', '.join(training)}); "
+                          "drop --data, or give the Python model's weights with --arch to retrain")
 
 
 def _loaders_fn(loaders: Any) -> Callable[[], tuple[Any, Any]] | None:

@@ -99,8 +99,9 @@ class _Attached:
 class SharedWeights:
     """The shared layers of one model, with their centroids as the trainable parameters."""
 
-    def __init__(self, entries: list[_Attached]) -> None:
+    def __init__(self, entries: list[_Attached], root_handle: Any = None) -> None:
         self._entries = entries
+        self._root_handle = root_handle
         self._attached = True
 
     @classmethod
@@ -128,12 +129,13 @@ class SharedWeights:
                     f"got {book.labels.min()}..{book.labels.max()}"
                 )
         entries = []
+        orders: dict[int, list[str]] = {}  # each module's parameter order before any change
         for name, book in codebooks.items():
             ref = refs[name]
             module, pname = ref.module, ref.param_name
             cname, lname, iname = _names(pname)
             old = ref.weight
-            order = list(module._parameters)
+            order = orders.setdefault(id(module), list(module._parameters))
             labels = torch.from_numpy(book.labels.astype(np.int64)).to(old.device)
             index = torch.where(labels == PRUNED, torch.full_like(labels, book.k), labels)
             del module._parameters[pname]
@@ -146,8 +148,11 @@ class SharedWeights:
             handle = module.register_forward_pre_hook(_Recompute(pname))
             entries.append(_Attached(name, module, pname, handle, book.bits, book.init, order))
             for alias in ref.aliases:  # a tied name reads the same module attribute through its own module
-                _retie_alias(model, alias, module, pname, entries)
-        return cls(entries)
+                _retie_alias(model, alias, module, pname, entries, orders)
+        # A parent may read a child's weight without calling the child (MultiheadAttention reads
+        # out_proj.weight itself): the model's own pre-hook rebuilds every shared weight too.
+        root = model.register_forward_pre_hook(_RefreshAll(entries))
+        return cls(entries, root)
 
     def _check(self) -> None:
         if not self._attached:
@@ -195,6 +200,8 @@ class SharedWeights:
         import torch
 
         books = self.codebooks()
+        if self._root_handle is not None:
+            self._root_handle.remove()
         restored: dict[int, torch.nn.Parameter] = {}
         for e in self._entries:
             if e.tensor_name is None:
@@ -233,6 +240,18 @@ def _restore_order(module: "torch.nn.Module", order: list[str]) -> None:
     module._parameters.update(params)
 
 
+class _RefreshAll:
+    """Forward pre-hook of the whole model: every shared weight (tied names included) rebuilt, with autograd."""
+
+    def __init__(self, entries: list[_Attached]) -> None:
+        self.entries = entries
+
+    def __call__(self, module: "torch.nn.Module", args: Any) -> None:
+        for e in self.entries:
+            source, pname = e.source if e.source is not None else (e.module, e.pname)
+            setattr(e.module, e.pname, _shared_weight(source, pname))
+
+
 class _Alias:
     """Forward pre-hook of a tied name's module: its attribute is rebuilt from the shared centroids too."""
 
@@ -244,11 +263,11 @@ class _Alias:
 
 
 def _retie_alias(model: "torch.nn.Module", alias: str, source: "torch.nn.Module", source_pname: str,
-                 entries: list) -> None:
+                 entries: list, orders: dict[int, list[str]]) -> None:
     """The module holding tied name ``alias`` reads ``source``'s centroids (gradients reach the same centroids)."""
     owner_name, _, pname = alias.rpartition(".")
     owner = model.get_submodule(owner_name) if owner_name else model
-    order = list(owner._parameters)
+    order = orders.setdefault(id(owner), list(owner._parameters))
     del owner._parameters[pname]
     setattr(owner, pname, source.__dict__[source_pname])
     hook = owner.register_forward_pre_hook(_Alias(source, source_pname, pname))
