@@ -354,3 +354,38 @@ def scatter_gap_chunks(gap, escape, chunk, cursor0, j0, idx, cb, out, c0, c1):
             out[pos] = v if keep else zero
             j += keep
             cursor = pos + 1
+
+
+@njit(cache=True, nogil=True)
+def fill_decode_table(syms, lens, table_bits, rev8, out):
+    """``out[reverse(k)] = syms[s] << 4 | lens[s]`` for the ``2**(table_bits - lens[s])`` MSB-first entries
+    ``k`` of each symbol ``s`` (symbols sorted by (length, value)); entries past the code stay 0."""
+    pos = 0
+    for s in range(syms.size):
+        ln = lens[s]
+        e = (syms[s] << 4) | ln
+        for k in range(pos, pos + (1 << (table_bits - ln))):
+            out[((rev8[k & 255] << 8) | rev8[k >> 8]) >> (16 - table_bits)] = e
+        pos += 1 << (table_bits - ln)
+
+
+@njit(cache=True, nogil=True)
+def fill_multi_table(single, smask, mbits, out):
+    """Up to 3 single-symbol codes per ``mbits``-bit lookup (entry layout above), for a code per symbol."""
+    for q0 in range(1 << mbits):
+        q = q0
+        rem = mbits
+        entry = 0
+        count = 0
+        total = 0
+        for j in range(3):
+            e = np.int64(single[q & smask])
+            ln = e & 15
+            if ln == 0 or ln > rem:
+                break
+            entry |= (e >> 4) << (8 * j)
+            count += 1
+            total += ln
+            q >>= ln
+            rem -= ln
+        out[q0] = entry | (count << 24) | (total << 26)

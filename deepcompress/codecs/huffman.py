@@ -141,17 +141,15 @@ def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
     value) covers ``2**(table_bits - length)`` consecutive entries, so the table
     is a repeat of the sorted symbols read through a bit-reversed index.
     """
+    from . import _kernels
+
     lengths = np.asarray(lengths, dtype=np.int64)
     table_bits = max(1, int(lengths.max(initial=0)))
     syms = np.flatnonzero(lengths > 0)
     syms = syms[np.lexsort((syms, lengths[syms]))]
-    entries = ((syms << 4) | lengths[syms]).astype(np.uint16)
-    msb = np.zeros(1 << table_bits, dtype=np.uint16)
-    filled = np.repeat(entries, 1 << (table_bits - lengths[syms]))
-    msb[: filled.size] = filled  # an incomplete code (one symbol) leaves zeros = no codeword
-    idx = np.arange(1 << table_bits, dtype=np.int64)
-    rev = (_REV8[idx & 255] << 8 | _REV8[idx >> 8]) >> (16 - table_bits)
-    return msb[rev], table_bits
+    out = np.zeros(1 << table_bits, dtype=np.uint16)  # an incomplete code (one symbol) leaves zeros = no codeword
+    _kernels.fill_decode_table(syms, lengths[syms], table_bits, _REV8, out)
+    return out, table_bits
 
 
 def multi_table(single: np.ndarray, single_bits: int, shift: int = 0) -> tuple[np.ndarray, int]:
@@ -170,21 +168,11 @@ def multi_table(single: np.ndarray, single_bits: int, shift: int = 0) -> tuple[n
         ok = (ln > 0) & (ln <= mbits)
         entry = (v >> shift) | ((v & ((1 << shift) - 1)) << 8) | (2 << 24) | (ln << 26)
         return np.where(ok, entry, 0).astype(np.uint32), mbits
-    rem = np.full(q.size, mbits, dtype=np.int64)
-    ok = np.ones(q.size, dtype=bool)
-    entry = np.zeros(q.size, dtype=np.int64)
-    count = np.zeros(q.size, dtype=np.int64)
-    total = np.zeros(q.size, dtype=np.int64)
-    for j in range(3):
-        e = single[q & smask].astype(np.int64)
-        ln = e & 15
-        ok &= (ln > 0) & (ln <= rem)
-        entry |= np.where(ok, e >> 4, 0) << (8 * j)
-        count += ok
-        total += np.where(ok, ln, 0)
-        q = np.where(ok, q >> ln, q)
-        rem = np.where(ok, rem - ln, rem)
-    return (entry | (count << 24) | (total << 26)).astype(np.uint32), mbits
+    from . import _kernels
+
+    out = np.empty(q.size, dtype=np.uint32)
+    _kernels.fill_multi_table(single, smask, mbits, out)
+    return out, mbits
 
 
 def decode(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
