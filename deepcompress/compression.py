@@ -295,7 +295,13 @@ def _describe(plan: Recipe) -> str:
         if stage.TYPE == "prune":
             parts.append(f"sparsity {stage.sparsity} ({stage.granularity})")
         elif stage.TYPE == "quantize":
-            parts.append(f"bits {stage.bits}")
+            from .layerspec import bits_value, parse_layer_spec
+            from .quantize.sharing import DEFAULT_BITS
+
+            spec = parse_layer_spec(stage.bits, bits_value, "--bits")
+            rest = {k: v for k, v in DEFAULT_BITS.items() if k not in spec.by_kind} if spec.default is None else {}
+            parts.append(f"bits {stage.bits}" + (" (else " + ", ".join(f"{k} {v}" for k, v in rest.items()) + ")"
+                                                 if rest else ""))
     return ", ".join(parts)
 
 

@@ -30,6 +30,11 @@ granularity   block                                      block shape
 
 Conv1d/Conv3d weights follow the conv rules with their own spatial dims
 (``vector`` = the last spatial axis, ``kernel`` = all spatial axes).
+Every other 2-D weight (an embedding table, a recurrent layer's stacked gates,
+attention's packed in-projection) follows the Linear rules, so ``filter`` is
+one row (one token, one gate unit) and ``channel`` one column; weights of 3 or
+more dims follow the conv rules on their axes as stored (a ConvTranspose
+weight is ``(I, O/groups, k...)``). See ``docs/pruning.md``.
 A custom block shape (e.g. ``1x4``) must divide the weight shape exactly.
 The grid arithmetic and the views between a weight and its blocks live in
 :mod:`deepcompress.blocks`.

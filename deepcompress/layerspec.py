@@ -40,6 +40,15 @@ class LayerSpec(Generic[T]):
             return self.by_kind[kind]
         return self.default
 
+    def lookup_any(self, tensor_names: "tuple[str, ...] | list[str]", kind: str) -> T | None:
+        """:meth:`lookup` for a tensor known under several names (a tied parameter): the first name the
+        spec mentions (by tensor or module name) wins, else the kind, else the default."""
+        for name in tensor_names:
+            module_name = name.rsplit(".", 1)[0] if "." in name else name
+            if name in self.by_name or module_name in self.by_name:
+                return self.lookup(name, kind)
+        return self.lookup(tensor_names[0], kind)
+
     def names(self) -> set[str]:
         """The layer names this spec mentions (to check they exist)."""
         return set(self.by_name)

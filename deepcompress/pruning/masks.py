@@ -141,7 +141,7 @@ def layerwise_masks(
     _check_spec_names(spec, compressible_layers(model))
     masks, labels, blocks = {}, {}, {}
     for layer in chosen:
-        s = spec.lookup(layer.name, layer.ref.kind)
+        s = spec.lookup_any((layer.name, *layer.ref.aliases), layer.ref.kind)
         if s is None:
             continue
         masks[layer.name] = layer_mask(layer.ref.weight, s, layer.block, norm)

@@ -123,7 +123,7 @@ def cluster_weight(
 
 def bits_for(spec: LayerSpec[int], ref: LayerRef) -> int:
     """The bit width of ``ref``: from ``spec``, else the paper's default for its kind."""
-    value = spec.lookup(ref.tensor_name, ref.kind)
+    value = spec.lookup_any((ref.tensor_name, *ref.aliases), ref.kind)
     return DEFAULT_BITS[ref.kind] if value is None else int(value)
 
 

@@ -175,3 +175,12 @@ def test_text_data_spec(tmp_path):
         with pytest.raises(DataError, match=message):
             load_dataset(bad)
     assert np.array_equal(np.sort(np.unique(train.ids)), np.arange(13))
+
+
+def test_settings_reach_a_tied_parameter_by_either_name(tmp_path):
+    model = _gpt()
+    deepcompress.compress(model, tmp_path / "g.dcz", sparsity="lm_head=0.5", bits="lm_head.weight=3",
+                          progress=False, log=lambda line: None)
+    dcz = deepcompress.model_input.read_dcz_file(tmp_path / "g.dcz")
+    meta = dcz.meta("tok_emb.weight")
+    assert meta["bits"] == 3 and meta["n_kept_blocks"] == 20 * 32 // 2
