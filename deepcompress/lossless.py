@@ -9,8 +9,9 @@ metadata; the tensors keep their names, shapes, dtypes and order.
 ``decode_lossless(dcz, out)`` writes a safetensors file with the original names,
 shapes and dtypes (the order of the ``.dcz``), so any safetensors loader reads it.
 
-Safetensors files are read through a memory map, one tensor at a time, and
-written one decoded tensor at a time, without torch. A ``.pt`` state dict needs
+Safetensors files are read one tensor at a time (each encoded and spooled to disk
+before the next is read: ``container.write_dcz_streaming``) and written one decoded
+tensor at a time, without torch. A ``.pt`` state dict needs
 torch (``torch.load(weights_only=True, mmap=True)``).
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -58,14 +58,17 @@ def _storage(dtype: str) -> Any:
     return storage_dtype(dtype).newbyteorder("<") if dtype != "bool" else np.dtype(bool)
 
 
-def read_safetensors_header(buf: memoryview, what: str) -> tuple[list[tuple[str, str, list[int], int, int]],
-                                                                  dict[str, str] | None, int]:
-    """([(name, dtype, shape, start, end)] in data order, metadata, data start) of a safetensors file; checked."""
-    size = buf.nbytes
+def read_safetensors_header(buf: memoryview, what: str, *, size: int | None = None
+                            ) -> tuple[list[tuple[str, str, list[int], int, int]], dict[str, str] | None, int]:
+    """([(name, dtype, shape, start, end)] in data order, metadata, data start) of a safetensors file; checked.
+
+    ``buf`` holds the file, or at least its header when ``size`` gives the file's size.
+    """
+    size = buf.nbytes if size is None else size
     if size < 8:
         raise InputFileError(f"{what}: {size} bytes is too short for a safetensors file")
     (n,) = struct.unpack_from("<Q", buf, 0)
-    if n > MAX_HEADER_BYTES or 8 + n > size:
+    if n > MAX_HEADER_BYTES or 8 + n > size or 8 + n > buf.nbytes:
         raise InputFileError(f"{what}: safetensors header of {n} bytes does not fit the file ({size} bytes)")
     try:
         header = json.loads(bytes(buf[8:8 + n]).decode("utf-8"))
@@ -97,24 +100,31 @@ def read_safetensors_header(buf: memoryview, what: str) -> tuple[list[tuple[str,
 
 
 def _safetensors_arrays(path: Path):
-    """(metadata, iterator of (name, dtype, array view)) of a safetensors file, memory-mapped.
+    """(metadata, iterator of (name, dtype, array)) of a safetensors file, one tensor read at a time.
 
-    The map stays open while any array view of it lives (it closes with the last one).
+    Each tensor is read into its own buffer (not memory-mapped, so pages of tensors already
+    encoded do not count towards the process's resident memory).
     """
     import numpy as np
 
+    size = path.stat().st_size
     with open(path, "rb") as fh:
-        try:
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:  # an empty file cannot be mapped
-            raise InputFileError(f"{path}: empty file") from None
-    entries, meta, data_start = read_safetensors_header(memoryview(mm), str(path))
+        head = fh.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        if n <= MAX_HEADER_BYTES:
+            head += fh.read(n)  # read_safetensors_header checks that it is all there
+    entries, meta, data_start = read_safetensors_header(memoryview(head), str(path), size=size)
 
     def arrays():
-        for name, dtype, shape, start, end in entries:
-            st = _storage(dtype)
-            arr = np.frombuffer(mm, dtype=st, count=(end - start) // st.itemsize, offset=data_start + start)
-            yield name, dtype, arr.reshape(shape)
+        with open(path, "rb") as fh:
+            for name, dtype, shape, start, end in entries:
+                st = _storage(dtype)
+                buf = np.empty(end - start, dtype=np.uint8)
+                fh.seek(data_start + start)
+                if fh.readinto(memoryview(buf)) != buf.size:
+                    raise InputFileError(f"{path}: truncated while reading tensor {name!r}")
+                yield name, dtype, buf.view(st).reshape(shape)
+                del buf
     return meta, arrays()
 
 
@@ -144,7 +154,7 @@ def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[
                       progress: bool = False) -> LosslessResult:
     """Store every tensor of ``source`` (safetensors, or a ``.pt`` state dict) exactly in the ``.dcz`` ``output``."""
     from .codecs.tensor import encode_dense
-    from .container import write_dcz
+    from .container import write_dcz_streaming
 
     src = Path(source)
     if not src.is_file():
@@ -154,7 +164,8 @@ def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[
         head = fh.read(16)
     is_st = len(head) >= 9 and head[8:9] == b"{"
     meta, arrays = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
-    encoded, input_bytes, kinds = [], 0, {}
+    counts = {"n": 0, "input_bytes": 0}
+    kinds: dict[str, int] = {}
     items = arrays
     if progress:
         import sys
@@ -162,15 +173,19 @@ def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[
         from tqdm.auto import tqdm
 
         items = tqdm(arrays, desc="encode", unit="tensor", leave=False, file=sys.stderr, disable=None)
-    for name, dtype, arr in items:
-        et = encode_dense(name, arr, dtype=dtype)
-        encoded.append(et)
-        input_bytes += arr.nbytes
-        kinds[et.meta["kind"]] = kinds.get(et.meta["kind"], 0) + 1
-        del arr
+
+    def encoded():  # one tensor in memory at a time: read, encode, hand to the writer, drop
+        for name, dtype, arr in items:
+            et = encode_dense(name, arr, dtype=dtype)
+            counts["n"] += 1
+            counts["input_bytes"] += arr.nbytes
+            kinds[et.meta["kind"]] = kinds.get(et.meta["kind"], 0) + 1
+            del arr
+            yield et
+
     extra = {LOSSLESS_KEY: {"format": "safetensors" if is_st else "state_dict", "metadata": meta}}
-    total = write_dcz(out, encoded, arch=None, extra=extra)
-    return LosslessResult(out, len(encoded), input_bytes, total, kinds)
+    total = write_dcz_streaming(out, encoded(), arch=None, extra=extra)
+    return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds)
 
 
 def is_lossless(dcz: Any) -> bool:

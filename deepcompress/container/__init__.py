@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .api import DEFAULT_MAX_ELEMENTS, DczFile, UnknownTensorError, read_dcz
 from .format import FORMAT_MAJOR, FORMAT_MINOR, KNOWN_FEATURES, MAGIC, MAX_HEADER_BYTES
-from .writer import dumps_dcz, write_dcz
+from .writer import dumps_dcz, write_dcz, write_dcz_streaming
 
 __all__ = [
     "DEFAULT_MAX_ELEMENTS",
@@ -26,4 +26,5 @@ __all__ = [
     "dumps_dcz",
     "read_dcz",
     "write_dcz",
+    "write_dcz_streaming",
 ]

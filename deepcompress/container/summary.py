@@ -102,6 +102,7 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
         if meta.get("kind") in ("dense", "split_float"):  # stored exactly in their own dtype
             dense.append({
                 "name": name, "shape": shape, "dtype": meta.get("dtype"), "n_elements": n_elements,
+                "kind": meta.get("kind"), "bits_per_weight": _ratio(8 * n_bytes, n_elements),
                 "bytes": n_bytes, "codecs": codecs, "stream_bytes": sizes,
             })
             continue
@@ -252,8 +253,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         rows.append(_layer_row(summary["layer_totals"], "total"))
     out += _table(headers, rows) if rows else ["(no compressed layers)"]
     if summary["dense_tensors"]:
-        out += ["", *_table(["dense tensor", "shape", "bytes", "codecs"], [
-            [t["name"], _fmt(t["shape"], "shape"), _fmt(t["bytes"]), _fmt(t["codecs"], "codecs")]
+        out += ["", *_table(["dense tensor", "shape", "dtype", "kind", "bytes", "bits/weight", "codecs"], [
+            [t["name"], _fmt(t["shape"], "shape"), _fmt(t.get("dtype")), _fmt(t.get("kind")), _fmt(t["bytes"]),
+             "-" if t.get("bits_per_weight") is None else f"{t['bits_per_weight']:.2f}", _fmt(t["codecs"], "codecs")]
             for t in summary["dense_tensors"]
         ])]
     ratio = summary["compression_ratio"]

@@ -44,51 +44,41 @@ def _optional_object(value: Mapping | None, where: str) -> dict | None:
     return to_json_value(value, where)
 
 
-def build_dcz(
-    tensors: Sequence[EncodedTensor],
-    *,
-    arch: Mapping | None = None,
-    recipe: Mapping | None = None,
-    metrics: Mapping | None = None,
-    extra: Mapping | None = None,
-) -> tuple[list[bytes | memoryview], int]:
-    """Lay out a file: return its chunks in order (concatenated they are the
-    file) and the total size. Validates everything; writes nothing."""
-    entries: list[dict[str, Any]] = []
-    data_chunks: list[bytes | memoryview] = []
-    seen: set[str] = set()
-    offset = 0
-    for position, tensor in enumerate(tensors):
-        raw_meta = getattr(tensor, "meta", None)
-        raw_streams = getattr(tensor, "streams", None)
-        if not isinstance(raw_meta, Mapping) or not isinstance(raw_streams, Mapping):
-            raise ContainerError(f"tensor #{position}: expected an EncodedTensor, got a {type(tensor).__name__}")
-        name = raw_meta.get("name")
-        if not isinstance(name, str) or not name:
-            raise ContainerError(f"tensor #{position}: meta 'name' must be a non-empty string, got {name!r}")
-        if name in seen:
-            raise ContainerError(f"tensor {name!r}: duplicate tensor name")
-        seen.add(name)
-        meta = to_json_value(raw_meta, f"tensor {name!r} meta")
-        sections: dict[str, dict[str, int]] = {}
-        for stream in raw_streams:
-            if not isinstance(stream, str) or not fmt.STREAM_NAME_RE.fullmatch(stream):
-                raise ContainerError(
-                    f"tensor {name!r}: stream name {stream!r} must be 1-64 ASCII letters, digits, '_', '.' or '-'"
-                )
-        for stream in sorted(raw_streams):
-            view = _stream_view(raw_streams[stream], name, stream)
-            start = fmt.align(offset)
-            if start > offset:
-                data_chunks.append(_ZEROS[: start - offset])
-            data_chunks.append(view)
-            sections[stream] = {"offset": start, "length": view.nbytes, "crc32": fmt.crc32(view)}
-            offset = start + view.nbytes
-        entries.append({"meta": meta, "sections": sections})
-    data_length = fmt.align(offset)
-    if data_length > offset:
-        data_chunks.append(_ZEROS[: data_length - offset])
+def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
+             ) -> tuple[dict[str, Any], list[bytes | memoryview], int]:
+    """(header entry, data chunks, new offset) of one tensor whose sections start at ``offset`` (aligned)."""
+    raw_meta = getattr(tensor, "meta", None)
+    raw_streams = getattr(tensor, "streams", None)
+    if not isinstance(raw_meta, Mapping) or not isinstance(raw_streams, Mapping):
+        raise ContainerError(f"tensor #{position}: expected an EncodedTensor, got a {type(tensor).__name__}")
+    name = raw_meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise ContainerError(f"tensor #{position}: meta 'name' must be a non-empty string, got {name!r}")
+    if name in seen:
+        raise ContainerError(f"tensor {name!r}: duplicate tensor name")
+    seen.add(name)
+    meta = to_json_value(raw_meta, f"tensor {name!r} meta")
+    sections: dict[str, dict[str, int]] = {}
+    chunks: list[bytes | memoryview] = []
+    for stream in raw_streams:
+        if not isinstance(stream, str) or not fmt.STREAM_NAME_RE.fullmatch(stream):
+            raise ContainerError(
+                f"tensor {name!r}: stream name {stream!r} must be 1-64 ASCII letters, digits, '_', '.' or '-'"
+            )
+    for stream in sorted(raw_streams):
+        view = _stream_view(raw_streams[stream], name, stream)
+        start = fmt.align(offset)
+        if start > offset:
+            chunks.append(_ZEROS[: start - offset])
+        chunks.append(view)
+        sections[stream] = {"offset": start, "length": view.nbytes, "crc32": fmt.crc32(view)}
+        offset = start + view.nbytes
+    return {"meta": meta, "sections": sections}, chunks, offset
 
+
+def _head(entries: list[dict[str, Any]], data_length: int, arch: Mapping | None, recipe: Mapping | None,
+          metrics: Mapping | None, extra: Mapping | None) -> list[bytes]:
+    """Preamble, stored header and header padding of a file with these tensor entries."""
     arch_value = _optional_object(arch, "arch")
     if arch_value is not None:
         check_arch(arch_value)
@@ -108,14 +98,92 @@ def build_dcz(
     header_bytes, encoding = pack_header(text)
     preamble = fmt.Preamble(fmt.FORMAT_MAJOR, fmt.FORMAT_MINOR, len(header_bytes), fmt.crc32(header_bytes),
                             len(text), encoding).pack()
-    header_pad = _ZEROS[: fmt.align(len(header_bytes)) - len(header_bytes)]
-    chunks: list[bytes | memoryview] = [preamble, header_bytes, header_pad, *data_chunks]
+    return [preamble, header_bytes, _ZEROS[: fmt.align(len(header_bytes)) - len(header_bytes)]]
+
+
+def build_dcz(
+    tensors: Sequence[EncodedTensor],
+    *,
+    arch: Mapping | None = None,
+    recipe: Mapping | None = None,
+    metrics: Mapping | None = None,
+    extra: Mapping | None = None,
+) -> tuple[list[bytes | memoryview], int]:
+    """Lay out a file: return its chunks in order (concatenated they are the
+    file) and the total size. Validates everything; writes nothing."""
+    entries: list[dict[str, Any]] = []
+    data_chunks: list[bytes | memoryview] = []
+    seen: set[str] = set()
+    offset = 0
+    for position, tensor in enumerate(tensors):
+        entry, chunks, offset = _lay_out(tensor, position, seen, offset)
+        entries.append(entry)
+        data_chunks += chunks
+    data_length = fmt.align(offset)
+    if data_length > offset:
+        data_chunks.append(_ZEROS[: data_length - offset])
+    chunks = [*_head(entries, data_length, arch, recipe, metrics, extra), *data_chunks]
     crc = 0
     for chunk in chunks:
         crc = zlib.crc32(chunk, crc)
     chunks.append(fmt.pack_trailer(crc & 0xFFFFFFFF))
     total = sum(memoryview(c).nbytes for c in chunks)
     return chunks, total
+
+
+def write_dcz_streaming(
+    path: str | os.PathLike[str],
+    tensors: Iterable[EncodedTensor],
+    *,
+    arch: Mapping | None = None,
+    recipe: Mapping | None = None,
+    metrics: Mapping | None = None,
+    extra: Mapping | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+) -> int:
+    """:func:`write_dcz` for tensors that arrive one at a time (an iterator), holding one in memory.
+
+    Each tensor's sections go to a temporary spool file (in ``spool_dir``, default
+    the output's folder) as it arrives; the header, which comes first in the
+    file, is written once all are known, followed by the spooled data. Same
+    bytes as :func:`write_dcz`; atomic; returns the number of bytes written.
+    """
+    import tempfile
+
+    from ..atomic import check_output_path
+
+    target = check_output_path(path)
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    offset = 0
+    folder = spool_dir if spool_dir is not None else target.parent
+    with tempfile.TemporaryFile(dir=folder, prefix=".dcz-spool-") as spool:
+        for position, tensor in enumerate(tensors):
+            entry, chunks, offset = _lay_out(tensor, position, seen, offset)
+            entries.append(entry)
+            _write_all(spool, chunks)
+            del tensor, chunks
+        data_length = fmt.align(offset)
+        spool.write(_ZEROS[: data_length - offset])
+        head = _head(entries, data_length, arch, recipe, metrics, extra)
+        spool.seek(0)
+        crc = 0
+        total = 0
+        with atomic_write(target) as fh:
+            for chunk in head:
+                crc = zlib.crc32(chunk, crc)
+                fh.write(chunk)
+                total += len(chunk)
+            while True:
+                block = spool.read(8 << 20)
+                if not block:
+                    break
+                crc = zlib.crc32(block, crc)
+                fh.write(block)
+                total += len(block)
+            trailer = fmt.pack_trailer(crc & 0xFFFFFFFF)
+            fh.write(trailer)
+    return total + len(trailer)
 
 
 def dumps_dcz(

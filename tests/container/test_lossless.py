@@ -111,3 +111,29 @@ def test_header_reader_matches_safetensors(tmp_path):
         assert shape == list(state[name].shape)
         assert hi - lo == state[name].numel() * state[name].element_size()
     assert np.all(np.diff([lo for _, _, _, lo, _ in entries]) >= 0)
+
+
+def test_streaming_writer_gives_the_same_bytes(tmp_path):
+    """write_dcz_streaming (one tensor at a time, spooled) writes exactly dumps_dcz's bytes."""
+    from dcz_samples import REAL_ARCH, REAL_METRICS, REAL_RECIPE, real_samples, split_float_samples
+
+    from deepcompress.container import dumps_dcz, write_dcz_streaming
+
+    tensors = real_samples()[0] + split_float_samples()[0][:-1]
+    expected = dumps_dcz(tensors, arch=REAL_ARCH, recipe=REAL_RECIPE, metrics=REAL_METRICS, extra={"k": [1]})
+    n = write_dcz_streaming(tmp_path / "s.dcz", iter(tensors), arch=REAL_ARCH, recipe=REAL_RECIPE,
+                            metrics=REAL_METRICS, extra={"k": [1]})
+    assert (tmp_path / "s.dcz").read_bytes() == expected and n == len(expected)
+    assert write_dcz_streaming(tmp_path / "e.dcz", iter([])) == len(dumps_dcz([]))
+    assert [p.name for p in tmp_path.iterdir() if "spool" in p.name] == []
+
+
+def test_streaming_writer_refuses_bad_input_and_writes_nothing(tmp_path):
+    from deepcompress.codecs.tensor import encode_dense
+    from deepcompress.container import write_dcz_streaming
+    from deepcompress.errors import ContainerError
+
+    a = encode_dense("a", np.zeros(3, np.float32))
+    with pytest.raises(ContainerError, match="duplicate"):
+        write_dcz_streaming(tmp_path / "x.dcz", iter([a, a]))
+    assert list(tmp_path.iterdir()) == []
