@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import CodecError
-from . import bitpack, parallel
+from . import bitpack, huffman_counts, parallel
 from . import streams as codec
 
 KIND = "split_float"
@@ -134,14 +134,14 @@ def encode(name: str, bits: np.ndarray, dtype: str) -> tuple[dict[str, Any], dic
     E, M = fmt.exp_bits, fmt.mant_bits
     u = np.ascontiguousarray(bits).ravel().astype(np.dtype(fmt.storage), copy=False)
     n = u.size
-    e = ((u >> M) & ((1 << E) - 1)).astype(np.int64)
-    counts = np.bincount(e, minlength=1 << E)
+    e = ((u >> M) & ((1 << E) - 1)).astype(np.uint8)  # E <= 8: one byte per element, not eight
+    counts = huffman_counts.histogram(e)[: 1 << E].astype(np.int64)
     used = np.flatnonzero(counts)
     order = used[np.argsort(-counts[used], kind="stable")][:MAX_CLASSES]
     cmap = np.full(1 << E, ESCAPE, dtype=np.uint8)
     cmap[order] = np.arange(order.size, dtype=np.uint8)
     cls = cmap[e]
-    esc = e[cls == ESCAPE].astype(np.uint8)
+    esc = e[cls == ESCAPE]
     mfield = u & ((1 << M) - 1)
     mant = (((u >> (E + M)) << 7) | (mfield >> (M - 7))).astype(np.uint8)
     rest_mask = (1 << (M - 7)) - 1
