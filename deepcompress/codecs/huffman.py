@@ -147,6 +147,8 @@ def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
     table_bits = max(1, int(lengths.max(initial=0)))
     syms = np.flatnonzero(lengths > 0)
     syms = syms[np.lexsort((syms, lengths[syms]))]
+    if table_bits > 16 or int((np.int64(1) << (table_bits - lengths[syms])).sum()) > 1 << table_bits:
+        raise CodecError("huffman: code lengths over-subscribe the code space")  # callers check first; the kernel trusts
     out = np.zeros(1 << table_bits, dtype=np.uint16)  # an incomplete code (one symbol) leaves zeros = no codeword
     _kernels.fill_decode_table(syms, lengths[syms], table_bits, _REV8, out)
     return out, table_bits
