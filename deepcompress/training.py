@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .determinism import thread_invariant
 from .errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
@@ -92,6 +93,7 @@ def _flat(logits, targets):
     return logits.float(), targets
 
 
+@thread_invariant()  # the same bits at any intra-op thread count: deepcompress.determinism
 def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: bool = True) -> dict[str, float]:
     """One pass over ``loader``; returns the mean loss and training accuracy."""
     import torch
@@ -112,6 +114,7 @@ def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: 
     return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
 
 
+@thread_invariant()
 def evaluate(model, loader) -> dict[str, float]:
     """Top-1 accuracy, error (in %, as the papers report it) and mean loss on ``loader``.
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..determinism import shared_gather
 from ..errors import ConfigError
 from ..layers import compressible_layers
 from .sharing import PRUNED, Codebook
@@ -71,7 +72,7 @@ def _shared_weight(module: "torch.nn.Module", pname: str = "weight") -> "torch.T
     cname, _, iname = _names(pname)
     centroids = getattr(module, cname)
     table = torch.cat((centroids, centroids.new_zeros(1)))
-    return table[getattr(module, iname)]
+    return shared_gather(table, getattr(module, iname))  # Eq. 3's sums, the same at any thread count
 
 
 class _Recompute:
