@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--collect", action="store_true", help="do not run; tabulate the finished runs only")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "cifar"))
     parser.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "cifar.md"))
+    parser.add_argument("--note", action="append", default=[], help="a paragraph to add to the doc (how runs went)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,11 +156,10 @@ def main() -> None:
         ev, _, eval_cmd = run_cli("eval", str(dcz), "--data", "cifar10", "--json")
         preds = {spec: predictions(dcz, args.model, spec) for spec, _ in SETS}
         assert abs(100 * ev["top1"] - 100 * preds["cifar10"].mean()) < 1e-9, "eval and per-image top-1 disagree"
-        seconds = sum(t["seconds"] for t in summary.get("timings", []))
         rows[(mode, seed)] = {
             "ratio": info["compression_ratio"], "bytes": info["file_bytes"], "dense": info["dense_bytes"],
             "pairs": {spec: paired(base[spec], preds[spec]) for spec, _ in SETS}, "preds": preds,
-            "info": info, "seconds": seconds, "eval_cmd": eval_cmd, "inspect_cmd": inspect_cmd,
+            "info": info, "eval_cmd": eval_cmd, "inspect_cmd": inspect_cmd,
         }
 
     lines = [
@@ -180,13 +180,13 @@ def main() -> None:
     lines += [f"- then `deepcompress eval FILE --data cifar10` and `--data cifar10-jpegtest`, "
               f"`deepcompress inspect FILE --json`", ""]
     lines += ["| mode | seed | file bytes | ratio | top-1 exact (before -> after) | paired change, exact 1,000 | "
-              "paired change, JPEG 10,000 | compress wall time |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "paired change, JPEG 10,000 |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for (mode, seed), r in sorted(rows.items()):
         ex, jp = r["pairs"]["cifar10"], r["pairs"]["cifar10-jpegtest"]
         lines.append(
             f"| {mode} | {seed} | {r['bytes']:,} | {r['ratio']:.1f}x | {ex['base_top1']:.1f}% -> {ex['top1']:.1f}% | "
             f"{ex['delta']:+.1f} ± {ex['se']:.1f} (lost {ex['lost']}, gained {ex['gained']}) | "
-            f"{jp['delta']:+.2f} ± {jp['se']:.2f} (lost {jp['lost']}, gained {jp['gained']}) | {r['seconds'] / 60:.0f} min |")
+            f"{jp['delta']:+.2f} ± {jp['se']:.2f} (lost {jp['lost']}, gained {jp['gained']}) |")
     lines += ["", "Over seeds (median, range, mean ± standard deviation):", ""]
     for mode in args.modes:
         sel = [r for (m, _), r in sorted(rows.items()) if m == mode]
@@ -224,6 +224,8 @@ def main() -> None:
               f"scales, shifts and running statistics, stored exactly): {dense:,} bytes in "
               f"{len(info['dense_tensors'])} tensors; header and framing: {info['overhead_bytes']:,} bytes; "
               f"file: {first['bytes']:,} bytes."]
+    for note in args.note:
+        lines += ["", note]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.doc).write_text(text)
