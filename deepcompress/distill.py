@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .determinism import thread_invariant
 from .errors import ConfigError
 
 
@@ -44,12 +45,13 @@ def distill_loss(student_logits: Any, teacher_logits: Any, targets: Any, weight:
     return (1.0 - weight) * F.cross_entropy(student_logits, targets) + weight * soft
 
 
+@thread_invariant()  # the same bits at any intra-op thread count, as train_one_epoch
 def distill_one_epoch(model: Any, teacher: Any, loader: Any, optimizer: Any, *, weight: float, temperature: float,
                       desc: str = "train", progress: bool = True) -> dict[str, float]:
     """One pass over ``loader`` training ``model`` towards ``teacher``; mean loss and training accuracy."""
     import torch
 
-    from .training import _progress
+    from .training import _flat, _progress
 
     if teacher is None:
         raise ConfigError("distillation needs a teacher (the input model); none was given")
@@ -58,9 +60,9 @@ def distill_one_epoch(model: Any, teacher: Any, loader: Any, optimizer: Any, *, 
     total_loss, correct, seen = 0.0, 0, 0
     for inputs, targets in _progress(loader, len(loader), desc, progress):
         with torch.no_grad():
-            teacher_logits = teacher(inputs)
+            teacher_logits, _ = _flat(teacher(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
-        logits = model(inputs)
+        logits, targets = _flat(model(inputs), targets)  # a sequence model's (B, T, C): B*T predictions
         loss = distill_loss(logits, teacher_logits, targets, weight, temperature)
         loss.backward()
         optimizer.step()

@@ -132,3 +132,19 @@ def test_cli_flag_sets_distill_on_flags_and_recipes(tmp_path, digits_lenet300):
             if "distill" in s:
                 got.setdefault(s["type"], []).append(s["distill"])
         assert got == expect
+
+
+def test_sequence_outputs_distill_per_position():
+    """A sequence model's (B, T, C) logits with (B, T) targets: every position is one prediction."""
+    from deepcompress.data import TensorLoader
+    from deepcompress.distill import distill_one_epoch
+
+    torch.manual_seed(0)
+    student, teacher = torch.nn.Linear(4, 3), frozen_copy(torch.nn.Linear(4, 3))
+    x, y = torch.randn(16, 5, 4), torch.randint(0, 3, (16, 5))
+    opt = torch.optim.SGD(student.parameters(), lr=0.5)
+    loader = TensorLoader(x, y, batch_size=16)
+    first = distill_one_epoch(student, teacher, loader, opt, weight=1.0, temperature=1.0, progress=False)
+    for _ in range(20):
+        last = distill_one_epoch(student, teacher, loader, opt, weight=1.0, temperature=1.0, progress=False)
+    assert last["loss"] < first["loss"] / 2
