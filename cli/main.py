@@ -8,6 +8,11 @@ from typing import Any
 import click
 
 from deepcompress import __version__
+from deepcompress.determinism import request_reproducible_blas
+
+# Before any matrix product in this process: MKL fixes its reproducibility mode at its first
+# computation, and strict mode keeps training bytes independent of the thread count at full speed.
+request_reproducible_blas()
 
 from .compress_cmd import compress_cmd
 from .decode_cmd import decode_cmd
