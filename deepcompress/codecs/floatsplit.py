@@ -213,22 +213,8 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
     huffman_code.check_lengths(lengths, n_coded, what)
     raw = np.frombuffer(data, dtype=np.uint8)
     block = huffman.BLOCK_SYMBOLS
-    nb = huffman.n_blocks(n_coded, block)
-    head = 4 * (nb - 1)
-    used = [int(v) for v in lengths if v]
-    lo, hi = min(used), max(used)
-    if raw.size < head:
-        raise CodecError(f"{what}: {raw.size} bytes cannot hold the table of {nb} blocks")
-    starts = np.empty(nb + 1, dtype=np.int64)
-    starts[0] = head
-    np.cumsum(raw[:head].view("<u4").astype(np.int64), out=starts[1:nb])
-    starts[1:nb] += head
-    starts[nb] = raw.size
-    sizes = np.diff(starts)
-    counts = np.full(nb, block, dtype=np.int64)
-    counts[-1] = n_coded - block * (nb - 1)
-    if np.any(sizes < (counts * lo + 7) // 8) or np.any(sizes > (counts * hi + 7) // 8):
-        raise CodecError(f"{what}: block sizes do not fit {n_coded} symbols of {lo}..{hi} bits")
+    starts = huffman.block_starts(raw, n_coded, lengths, block, what)
+    nb = len(starts) - 1
     single, single_bits = huffman.decode_table(lengths)
     multi, multi_bits = huffman.multi_table(single, single_bits, shift)
     padded = np.zeros(raw.size + 16, dtype=np.uint8)

@@ -198,16 +198,13 @@ def decode_pairs(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, 
     return out[:n_symbols]
 
 
-def _decode(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_symbols: int, shift: int,
-            what: str) -> np.ndarray:
-    """Decode ``n_coded`` coded symbols; each is one output symbol (``shift`` 0) or a pair of them."""
-    check_lengths(lengths, n_coded, what)
-    raw = np.frombuffer(data, dtype=np.uint8)
-    per = 2 if shift else 1
-    if n_coded == 0:
-        if raw.size:
-            raise CodecError(f"{what}: {raw.size} bytes for 0 symbols")
-        return np.zeros(0, dtype=np.uint8)
+def block_starts(raw: np.ndarray, n_coded: int, lengths: np.ndarray, block_symbols: int, what: str) -> np.ndarray:
+    """Byte offsets of each block of a Huffman stream (``nb + 1`` of them, the last = its size), checked.
+
+    The stream opens with the sizes of all blocks but the last (``<u4`` each);
+    every block's size must fit its symbol count at the code's shortest and
+    longest lengths. ``n_coded`` must be > 0 and ``lengths`` already checked.
+    """
     nb = n_blocks(n_coded, block_symbols)
     head = 4 * (nb - 1)
     used = [int(v) for v in lengths if v]
@@ -224,6 +221,21 @@ def _decode(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_s
     counts[-1] = n_coded - block_symbols * (nb - 1)
     if np.any(sizes < (counts * lo + 7) // 8) or np.any(sizes > (counts * hi + 7) // 8):
         raise CodecError(f"{what}: block sizes do not fit {n_coded} symbols of {lo}..{hi} bits")
+    return starts
+
+
+def _decode(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_symbols: int, shift: int,
+            what: str) -> np.ndarray:
+    """Decode ``n_coded`` coded symbols; each is one output symbol (``shift`` 0) or a pair of them."""
+    check_lengths(lengths, n_coded, what)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    per = 2 if shift else 1
+    if n_coded == 0:
+        if raw.size:
+            raise CodecError(f"{what}: {raw.size} bytes for 0 symbols")
+        return np.zeros(0, dtype=np.uint8)
+    starts = block_starts(raw, n_coded, lengths, block_symbols, what)
+    nb = len(starts) - 1
     from . import _kernels
 
     single, single_bits = decode_table(lengths)
