@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .determinism import thread_invariant
 from .errors import ConfigError
 
 
@@ -45,29 +44,24 @@ def distill_loss(student_logits: Any, teacher_logits: Any, targets: Any, weight:
     return (1.0 - weight) * F.cross_entropy(student_logits, targets) + weight * soft
 
 
-@thread_invariant()  # the same bits at any intra-op thread count, as train_one_epoch
 def distill_one_epoch(model: Any, teacher: Any, loader: Any, optimizer: Any, *, weight: float, temperature: float,
                       desc: str = "train", progress: bool = True) -> dict[str, float]:
-    """One pass over ``loader`` training ``model`` towards ``teacher``; mean loss and training accuracy."""
+    """One pass over ``loader`` training ``model`` towards ``teacher``; mean loss and training accuracy.
+
+    The epoch is :func:`deepcompress.training.train_one_epoch` (thread-invariant) with
+    :func:`distill_loss` in place of cross-entropy.
+    """
     import torch
 
-    from .training import _flat, _progress
+    from .training import _flat, train_one_epoch
 
     if teacher is None:
         raise ConfigError("distillation needs a teacher (the input model); none was given")
-    model.train()
     teacher.eval()
-    total_loss, correct, seen = 0.0, 0, 0
-    for inputs, targets in _progress(loader, len(loader), desc, progress):
+
+    def loss_fn(inputs: Any, raw_targets: Any, logits: Any, targets: Any) -> Any:
         with torch.no_grad():
-            teacher_logits, _ = _flat(teacher(inputs), targets)
-        optimizer.zero_grad(set_to_none=True)
-        logits, targets = _flat(model(inputs), targets)  # a sequence model's (B, T, C): B*T predictions
-        loss = distill_loss(logits, teacher_logits, targets, weight, temperature)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            total_loss += float(loss) * len(targets)
-            correct += int((logits.argmax(1) == targets).sum())
-            seen += len(targets)
-    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+            teacher_logits, _ = _flat(teacher(inputs), raw_targets)  # a sequence model's (B, T, C): B*T predictions
+        return distill_loss(logits, teacher_logits, targets, weight, temperature)
+
+    return train_one_epoch(model, loader, optimizer, desc=desc, progress=progress, loss_fn=loss_fn)

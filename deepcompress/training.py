@@ -94,17 +94,23 @@ def _flat(logits, targets):
 
 
 @thread_invariant()  # the same bits at any intra-op thread count: deepcompress.determinism
-def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: bool = True) -> dict[str, float]:
-    """One pass over ``loader``; returns the mean loss and training accuracy."""
+def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: bool = True,
+                    loss_fn=None) -> dict[str, float]:
+    """One pass over ``loader``; returns the mean loss and training accuracy.
+
+    The loss is cross-entropy, or ``loss_fn(inputs, targets, logits, flat_targets)``
+    where ``logits``/``flat_targets`` are the model's outputs and the targets with
+    a sequence model's positions flattened (distillation passes one).
+    """
     import torch
     import torch.nn.functional as F
 
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    for inputs, targets in _progress(loader, len(loader), desc, progress):
+    for inputs, raw_targets in _progress(loader, len(loader), desc, progress):
         optimizer.zero_grad(set_to_none=True)
-        logits, targets = _flat(model(inputs), targets)
-        loss = F.cross_entropy(logits, targets)
+        logits, targets = _flat(model(inputs), raw_targets)
+        loss = F.cross_entropy(logits, targets) if loss_fn is None else loss_fn(inputs, raw_targets, logits, targets)
         loss.backward()
         optimizer.step()
         with torch.no_grad():
