@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import EpochShardBatches
 from .errors import DataError
 
 MEAN = (0.485, 0.456, 0.406)
@@ -207,7 +208,7 @@ def to_inputs(x_nhwc: np.ndarray) -> np.ndarray:
     return normalize(torch.from_numpy(np.ascontiguousarray(x_nhwc)).permute(0, 3, 1, 2)).numpy()
 
 
-class AugmentedLoader:
+class AugmentedLoader(EpochShardBatches):
     """Mini-batches of uint8 images with random crop (zero padding 4) and horizontal flip, normalised.
 
     The order of epoch ``e`` and every image's crop and flip are pure functions
@@ -222,23 +223,9 @@ class AugmentedLoader:
         self._images = images
         self._data: tuple[Any, Any] | None = None
         self.size = int(size)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
         self.augment = augment
         self.shuffle = True
-        self.epoch = 0
-        self.rank, self.world_size = 0, 1
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def set_shard(self, rank: int, world_size: int) -> None:
-        if not 0 <= int(rank) < int(world_size):
-            raise DataError(f"shard rank {rank} is not in 0..{int(world_size) - 1}")
-        self.rank, self.world_size = int(rank), int(world_size)
-
-    def __len__(self) -> int:
-        return (self.size + self.batch_size - 1) // self.batch_size
+        self._init_batches(batch_size, seed)
 
     @property
     def dataset_size(self) -> int:
@@ -271,12 +258,7 @@ class AugmentedLoader:
             offsets = torch.full((n, 2), PAD, dtype=torch.long)
             flips = torch.zeros(n, dtype=torch.bool)
         ar = torch.arange(SIZE)
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            if self.world_size > 1:
-                if len(idx) < self.world_size:
-                    return
-                idx = torch.tensor_split(idx, self.world_size)[self.rank]
+        for idx in self.batches(n, order):
             oy, ox, flip = offsets[idx, 0], offsets[idx, 1], flips[idx]
             rows = oy[:, None] + ar[None, :]
             cols = torch.where(flip[:, None], ox[:, None] + (SIZE - 1) - ar[None, :], ox[:, None] + ar[None, :])

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import EpochShardBatches
 from .errors import DataError
 
 MNIST_FILES = {
@@ -54,7 +55,7 @@ class DataInfo:
     n_test: int
 
 
-class TensorLoader:
+class TensorLoader(EpochShardBatches):
     """Mini-batches over in-memory tensors; reshuffled per epoch from a seed.
 
     Iterating yields ``(inputs, targets)``. ``set_epoch(e)`` makes the order of
@@ -72,23 +73,8 @@ class TensorLoader:
             raise DataError(f"{len(inputs)} inputs but {len(targets)} targets")
         self.inputs = torch.as_tensor(inputs)
         self.targets = torch.as_tensor(targets, dtype=torch.long)
-        self.batch_size = int(batch_size)
         self.shuffle = shuffle
-        self.seed = int(seed)
-        self.epoch = 0
-        self.rank, self.world_size = 0, 1
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def set_shard(self, rank: int, world_size: int) -> None:
-        """Yield only part ``rank`` of ``world_size`` near-equal parts of every batch."""
-        if not 0 <= int(rank) < int(world_size):
-            raise DataError(f"shard rank {rank} is not in 0..{int(world_size) - 1}")
-        self.rank, self.world_size = int(rank), int(world_size)
-
-    def __len__(self) -> int:
-        return (len(self.inputs) + self.batch_size - 1) // self.batch_size
+        self._init_batches(batch_size, seed)
 
     @property
     def dataset_size(self) -> int:
@@ -97,30 +83,11 @@ class TensorLoader:
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         import torch
 
-        n = len(self.inputs)
+        order = None
         if self.shuffle:
             gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=gen)
-        else:
-            order = None
-        if self.world_size > 1:
-            yield from self._shard(order if order is not None else torch.arange(n))
-            return
-        for start in range(0, n, self.batch_size):
-            if order is None:
-                yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
-            else:
-                idx = order[start : start + self.batch_size]
-                yield self.inputs[idx], self.targets[idx]
-
-    def _shard(self, order: Any) -> Iterator[tuple[Any, Any]]:
-        import torch
-
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            if len(batch) < self.world_size:
-                return
-            idx = torch.tensor_split(batch, self.world_size)[self.rank]
+            order = torch.randperm(len(self.inputs), generator=gen)
+        for idx in self.batches(len(self.inputs), order):
             yield self.inputs[idx], self.targets[idx]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import EpochShardBatches
 from .errors import DataError
 
 TRAIN_FRACTION = 0.9
@@ -45,7 +46,7 @@ def read_text(path: str | Path) -> tuple[np.ndarray, list[str]]:
     return ids, vocab
 
 
-class TextLoader:
+class TextLoader(EpochShardBatches):
     """``(x, y)`` batches of next-character windows over one split of the text."""
 
     def __init__(self, ids: np.ndarray, block: int, batch_size: int, *, shuffle: bool, seed: int = 0) -> None:
@@ -53,17 +54,8 @@ class TextLoader:
             raise DataError(f"a split of {len(ids)} characters is shorter than one window of {block + 1}")
         self.ids = ids
         self.block = int(block)
-        self.batch_size = int(batch_size)
         self.shuffle = shuffle
-        self.seed = int(seed)
-        self.epoch = 0
-        self.rank, self.world_size = 0, 1
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def set_shard(self, rank: int, world_size: int) -> None:
-        self.rank, self.world_size = int(rank), int(world_size)
+        self._init_batches(batch_size, seed)
 
     def _starts(self) -> np.ndarray:
         if not self.shuffle:
@@ -77,20 +69,12 @@ class TextLoader:
     def dataset_size(self) -> int:
         return len(self._starts())
 
-    def __len__(self) -> int:
-        return -(-self.dataset_size // self.batch_size)
-
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         import torch
 
         starts = self._starts()
         window = np.arange(self.block + 1)
-        for i in range(0, len(starts), self.batch_size):
-            chunk = starts[i:i + self.batch_size]
-            if self.world_size > 1:
-                chunk = np.array_split(chunk, self.world_size)[self.rank]
-                if len(chunk) == 0:
-                    continue
+        for chunk in self.batches(len(starts), starts):
             seqs = torch.from_numpy(self.ids[chunk[:, None] + window[None, :]])
             yield seqs[:, :-1].contiguous(), seqs[:, 1:].contiguous()
 
