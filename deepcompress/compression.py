@@ -178,8 +178,8 @@ def compress(
 
     if report not in (False, True, "plots"):
         raise ConfigError(f"report must be False, True or 'plots'; got {report!r}")
-    has_data = data is not None or loaders is not None or train_fn is not None or recipe_data(recipe) is not None
-    plan = build_recipe(recipe, has_data=has_data, **flags)
+    # has_data shapes only the default graph (recipe None); a given recipe is read once, here
+    plan = build_recipe(recipe, has_data=data is not None or loaders is not None or train_fn is not None, **flags)
     data = data if data is not None else (plan.data if loaders is None else None)
     if loaders is not None and data is None and work_dir is not None:
         raise ConfigError("with loaders and a work_dir, also give data= a name for the data (it is part of the "
@@ -244,17 +244,6 @@ def compress(
     return result
 
 
-def recipe_data(recipe: Any) -> str | None:
-    """The data spec a recipe names (a Recipe or a TOML path), if any."""
-    from .pipeline.recipe import load_recipe
-
-    if recipe is None:
-        return None
-    if isinstance(recipe, Recipe):
-        return recipe.data
-    return load_recipe(recipe).data
-
-
 def _check_torchscript(model: Any, plan: Recipe) -> None:
     """A TorchScript model compresses by parameter name, data-free: its modules cannot take trainable centroids."""
     import torch
@@ -279,11 +268,9 @@ def _loaders_fn(loaders: Any) -> Callable[[], tuple[Any, Any]] | None:
 
 def _check_model_takes_data(model: Any, ctx: Any, arch: dict[str, Any] | None) -> None:
     """One sample of the data through the model, so a shape mismatch is one line now, not a crash later."""
+    from .preflight import check_model_accepts
+
     test_loader = ctx.loaders()[1]  # a bad data spec fails here, before any work
-    try:
-        from .preflight import check_model_accepts
-    except ImportError:  # pragma: no cover - preflight lands with the model-input work
-        return
     inputs, _ = next(iter(test_loader))
     check_model_accepts(model, inputs[:1], data_spec=ctx.data_spec or "the given loaders", arch=arch)
 
