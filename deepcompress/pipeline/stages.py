@@ -18,6 +18,10 @@ from ..layerspec import bits_value, parse_layer_spec, sparsity_value
 
 SALIENCY = ("l1", "l2")
 INITS = ("linear", "density", "random", "kmeans++")
+#: k-means variants of the quantize stage: ``relocate`` moves empty clusters and merges/splits
+#: clusters at fixed points (lowest squared error; weights spread over every cluster); ``lloyd`` is
+#: plain Lloyd as in Deep Compression (empty clusters dropped; fewer, more skewed clusters).
+KMEANS = ("relocate", "lloyd")
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,14 @@ class RetrainConfig(StageConfig):
 
 @dataclass(frozen=True)
 class QuantizeConfig(StageConfig):
-    """Per-layer k-means weight sharing into 2^bits values (pruned weights stay 0)."""
+    """Per-layer k-means weight sharing into 2^bits values (pruned weights stay 0).
+
+    ``kmeans``: ``relocate`` (default) relocates empty clusters and merges/splits
+    clusters at Lloyd's fixed points, which lowers the squared error but uses every
+    one of the 2^bits clusters; ``lloyd`` is the paper's plain Lloyd from ``init``:
+    centroids left empty (in the pruned gap) are dropped, and the shared-weight
+    indices have less entropy, so they Huffman-code to fewer bits.
+    """
 
     TYPE: ClassVar[str] = "quantize"
     NEEDS: ClassVar[frozenset[str]] = frozenset({"model"})
@@ -173,10 +184,12 @@ class QuantizeConfig(StageConfig):
 
     bits: str = "conv=8,fc=5"
     init: str = "linear"
+    kmeans: str = "relocate"
 
     def __post_init__(self) -> None:
         parse_layer_spec(self.bits, bits_value, "--bits")
         _check_choice(self.init, INITS, "centroid init")
+        _check_choice(self.kmeans, KMEANS, "k-means variant")
 
     def preflight(self, model: Any) -> None:
         _check_names(parse_layer_spec(self.bits, bits_value, "--bits").names(), model, "--bits")

@@ -24,6 +24,7 @@ OTHER_TEXT = {
     ("prune", "schedule"): "iterative",
     ("quantize", "bits"): "4",
     ("quantize", "init"): "density",
+    ("quantize", "kmeans"): "lloyd",
     ("encode", "index_bits"): "5",
     ("retrain", "optimizer"): "adam",
     ("finetune", "optimizer"): "sgd",
