@@ -545,7 +545,7 @@ def model_section(model: str, rec: dict) -> list[str]:
         d, lost, gained = paired_change(base, r["right"])
         lines.append(f"| {r['tool']} | {r['label']} | {r['bytes']:,} | {fp32 / r['bytes']:.1f}x | "
                      f"{100 * sum(r['right']) / len(r['right']):.2f}% | {d:+.2f} ({lost}/{gained}) | "
-                     ("-" if r["seconds"] is None else f"{r['seconds']:.1f} s") + f" | {r['peak_rss_mb']:.0f} MB |")
+                     + ("-" if r["seconds"] is None else f"{r['seconds']:.1f} s") + f" | {r['peak_rss_mb']:.0f} MB |")
     for f in rec["failures"]:
         lines.append(f"| {f['tool']} | {f['label']} | not run | | | | | {f['error'][:150].strip()} |")
     img = plot(model, rec)
