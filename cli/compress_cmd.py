@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_option, load_model_from_options, model_input_options
-
-GRANULARITIES = ["element", "vector", "kernel", "filter", "channel"]
+from .options import GRANULARITY, data_option, load_model_from_options, model_input_options
 
 
 class Interrupted(click.ClickException):
@@ -23,10 +21,11 @@ class Interrupted(click.ClickException):
 @click.argument("model_path", metavar="MODEL")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .dcz [default: MODEL.dcz beside MODEL].")
 @data_option()
-@click.option("--granularity", type=click.Choice(GRANULARITIES), default="element", show_default=True,
-              help="Pruning granularity of conv layers (Mao et al.).")
-@click.option("--fc-granularity", type=click.Choice(GRANULARITIES), default="element", show_default=True,
-              help="Pruning granularity of fully connected layers.")
+@click.option("--granularity", type=GRANULARITY, default="element", show_default=True,
+              help="Pruning granularity of conv layers (Mao et al.), or an N:M pattern such as 2:4 (N of every M "
+                   "input weights kept; fixes the sparsity at 1-N/M).")
+@click.option("--fc-granularity", type=GRANULARITY, default="element", show_default=True,
+              help="Pruning granularity of fully connected layers (names as --granularity).")
 @click.option("--block", metavar="RxC", help="A custom block shape for every layer, e.g. 1x4.")
 @click.option("--sparsity", metavar="SPEC", help="0.9, conv=0.7,fc=0.92, NAME=S, or auto (from sensitivity) "
                    "[default: conv=0.7,fc=0.92 with --data; conv=0.5,fc=0.7 data-free].")

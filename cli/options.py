@@ -8,6 +8,27 @@ from typing import Any
 import click
 
 
+class GranularityType(click.ParamType):
+    """A granularity name (element, vector, kernel, filter, channel) or an N:M pattern such as 2:4."""
+
+    name = "granularity"
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return "[element|vector|kernel|filter|channel|N:M]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from deepcompress.errors import ConfigError
+        from deepcompress.granularity import granularity_label
+
+        try:
+            return granularity_label(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+GRANULARITY = GranularityType()
+
+
 def model_input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--arch``, ``--arch-kwargs``, ``--trust-pickle`` and ``--trust-arch``."""
     fn = click.option(

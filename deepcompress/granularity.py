@@ -36,6 +36,18 @@ one row (one token, one gate unit) and ``channel`` one column; weights of 3 or
 more dims follow the conv rules on their axes as stored (a ConvTranspose
 weight is ``(I, O/groups, k...)``). See ``docs/pruning.md``.
 A custom block shape (e.g. ``1x4``) must divide the weight shape exactly.
+
+**N:M patterns** (``"2:4"``, ``"4:8"``, any ``N:M`` with ``0 < N < M``): in every
+group of ``M`` consecutive weights along the *input* axis, the ``N`` of largest
+magnitude are kept: the structured fine-grained sparsity of NVIDIA's sparse
+tensor cores (2:4), ``torch.ao`` and coremltools. On a conv weight
+``(O, I, k...)`` a group is ``M`` input channels at one output channel and one
+kernel position (as NVIDIA's ASP groups them); on a 2-D weight, ``M``
+consecutive inputs of one row. ``I`` must be a multiple of ``M``. The pattern
+fixes the sparsity of every pruned layer at ``1 - N/M``; a layer's sparsity
+value then only says whether it is pruned (``0`` leaves it dense). Masks are
+per weight (block ``(1, ...)``), so the file stores them with the relative
+index like element masks; their index cost is measured, not assumed.
 The grid arithmetic and the views between a weight and its blocks live in
 :mod:`deepcompress.blocks`.
 """
@@ -43,7 +55,9 @@ The grid arithmetic and the views between a weight and its blocks live in
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .blocks import check_block
 from .errors import ConfigError
@@ -77,6 +91,59 @@ class Granularity(enum.Enum):
         return self is not Granularity.ELEMENT
 
 
+@dataclass(frozen=True)
+class NMPattern:
+    """N:M sparsity: ``n`` weights kept in every group of ``m`` along the input axis."""
+
+    n: int
+    m: int
+
+    @property
+    def sparsity(self) -> float:
+        """The fraction of weights an N:M pattern prunes: ``1 - n/m``."""
+        return 1.0 - self.n / self.m
+
+    @property
+    def label(self) -> str:
+        return f"{self.n}:{self.m}"
+
+    def group_axis(self, weight_shape: Sequence[int], name: str = "weight") -> int:
+        """The axis the groups of ``m`` run along (the input axis, 1), checked to be divisible."""
+        shape = tuple(int(s) for s in weight_shape)
+        if len(shape) < 2:
+            raise ConfigError(f"{name}: N:M sparsity {self.label} needs a weight of >= 2 dims; got shape {shape}")
+        if shape[1] % self.m:
+            raise ConfigError(
+                f"{name}: N:M sparsity {self.label} needs the input size {shape[1]} to be a multiple of {self.m}; "
+                f"leave the layer dense ({name}=0 in the sparsity spec) or use another pattern"
+            )
+        return 1
+
+
+_NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+MAX_NM_GROUP = 64
+
+
+def parse_nm(text: object) -> NMPattern | None:
+    """``NMPattern`` for a text like ``"2:4"``; ``None`` when ``text`` is not of that form."""
+    if isinstance(text, NMPattern):
+        return text
+    if not isinstance(text, str):
+        return None
+    found = _NM.match(text)
+    if found is None:
+        return None
+    n, m = int(found.group(1)), int(found.group(2))
+    if not 0 < n < m <= MAX_NM_GROUP:
+        raise ConfigError(f"bad N:M pattern {text!r}: need 0 < N < M <= {MAX_NM_GROUP}")
+    return NMPattern(n, m)
+
+
+def parse_granularity(text: "str | Granularity | NMPattern") -> "Granularity | NMPattern":
+    """A granularity name (``element`` ... ``channel``) or an N:M pattern (``2:4``)."""
+    return parse_nm(text) or Granularity.parse(text)  # type: ignore[arg-type]
+
+
 def parse_block(text: str) -> tuple[int, ...]:
     """Parse a custom block such as ``"1x4"`` or ``"1x1x3x3"`` into a tuple of ints."""
     try:
@@ -89,7 +156,7 @@ def parse_block(text: str) -> tuple[int, ...]:
 
 
 def block_shape(
-    granularity: "Granularity | str | Sequence[int]",
+    granularity: "Granularity | NMPattern | str | Sequence[int]",
     weight_shape: Sequence[int],
     name: str = "weight",
 ) -> tuple[int, ...]:
@@ -100,6 +167,11 @@ def block_shape(
     granularity is impossible for this weight.
     """
     shape = tuple(int(s) for s in weight_shape)
+    nm = parse_nm(granularity)
+    if nm is not None:  # masks are per weight; the group axis is checked where a layer is pruned
+        if len(shape) < 2:
+            raise ConfigError(f"{name}: N:M sparsity {nm.label} needs a weight of >= 2 dims; got shape {shape}")
+        return (1,) * len(shape)
     if not isinstance(granularity, (str, Granularity)):
         block = tuple(int(b) for b in granularity)
         return _check_block(block, shape, name)
@@ -148,10 +220,13 @@ def _check_block(block: tuple[int, ...], shape: tuple[int, ...], name: str) -> t
     return check_block(shape, block, what=name)
 
 
-def granularity_label(granularity: "Granularity | str | Sequence[int]") -> str:
+def granularity_label(granularity: "Granularity | NMPattern | str | Sequence[int]") -> str:
     """A short label for reports: the enum value, or ``block:1x4`` for a custom block."""
     if isinstance(granularity, Granularity):
         return granularity.value
+    nm = parse_nm(granularity)
+    if nm is not None:
+        return nm.label
     if isinstance(granularity, str):
         return Granularity.parse(granularity).value
     return "block:" + "x".join(str(int(b)) for b in granularity)

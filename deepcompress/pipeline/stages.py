@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
-from ..granularity import Granularity, parse_block
+from ..granularity import NMPattern, parse_block, parse_granularity
 from ..layerspec import bits_value, parse_layer_spec, sparsity_value
 
 SALIENCY = ("l1", "l2")
@@ -103,8 +103,12 @@ class PruneConfig(StageConfig):
             raise ConfigError("thin needs filter or channel granularity (conv or fc)")
         if self.sparsity != "auto":
             parse_layer_spec(self.sparsity, sparsity_value, "--sparsity")
-        Granularity.parse(self.granularity)
-        Granularity.parse(self.fc_granularity)
+        nm = [g for g in (parse_granularity(self.granularity), parse_granularity(self.fc_granularity))
+              if isinstance(g, NMPattern)]
+        if nm and (self.scope != "layer" or self.schedule != "oneshot" or self.block is not None
+                   or self.sparsity == "auto"):
+            raise ConfigError(f"N:M sparsity ({nm[0].label}) fixes each pruned layer's sparsity: it needs scope "
+                              "layer, schedule oneshot, a sparsity spec (0 leaves a layer dense) and no block")
         if self.block is not None:
             parse_block(self.block)
         _check_choice(self.scope, ("layer", "global"), "prune scope")
@@ -136,6 +140,10 @@ class PruneConfig(StageConfig):
             blocked_layers(model, self.granularity, self.fc_granularity)
         if self.sparsity != "auto" and self.scope == "layer":
             _check_names(parse_layer_spec(self.sparsity, sparsity_value, "--sparsity").names(), model, "--sparsity")
+            if self.block is None:
+                from ..pruning.masks import planned_sparsity
+
+                planned_sparsity(model, self.sparsity, self.granularity, fc_granularity=self.fc_granularity)
 
 
 @dataclass(frozen=True)

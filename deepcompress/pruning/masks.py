@@ -37,7 +37,7 @@ import torch
 
 from ..errors import ConfigError
 from ..blocks import expand, grid
-from ..granularity import Granularity, block_shape, granularity_label
+from ..granularity import Granularity, NMPattern, block_shape, granularity_label, parse_nm
 from ..layers import LayerRef, compressible_layers, layer_names, resolve_layers
 from ..layerspec import LayerSpec, parse_layer_spec, sparsity_value
 from .maskset import MaskSet
@@ -54,6 +54,7 @@ class BlockedLayer:
     ref: LayerRef
     block: tuple[int, ...]
     label: str
+    pattern: NMPattern | None = None  # an N:M pattern (then ``block`` is one weight)
 
     @property
     def name(self) -> str:
@@ -94,6 +95,25 @@ def layer_mask(
     return expand(grid_mask.reshape(sal.shape), block)
 
 
+def nm_mask(weight: torch.Tensor, pattern: NMPattern, name: str = "weight") -> torch.Tensor:
+    """The keep-mask of an N:M pattern: in each group of ``m`` weights along the input axis, the ``n`` largest |w|.
+
+    On a conv weight ``(O, I, k...)`` a group is ``m`` consecutive input channels at one
+    output channel and kernel position; on a 2-D weight, ``m`` consecutive inputs of a row.
+    Ties are broken by ``torch.topk`` (deterministic for a given input on a given build).
+    """
+    pattern.group_axis(weight.shape, name)
+    with torch.no_grad():
+        w = weight.detach().abs()
+        if w.dtype not in (torch.float32, torch.float64):
+            w = w.float()
+        moved = w.movedim(1, -1)  # (O, k..., I): the groups run along the last axis
+        groups = moved.reshape(-1, pattern.m)
+        keep = torch.zeros_like(groups, dtype=torch.bool)
+        keep.scatter_(1, torch.topk(groups, pattern.n, dim=1, largest=True).indices, True)
+        return keep.reshape(moved.shape).movedim(-1, 1).contiguous()
+
+
 def blocked_layers(
     model: torch.nn.Module,
     granularity: GranularityLike = Granularity.ELEMENT,
@@ -112,7 +132,7 @@ def blocked_layers(
         matrix = ref.weight.dim() == 2
         g = fc_granularity if (matrix and fc_granularity is not None) else granularity
         block = block_shape(g, tuple(ref.weight.shape), ref.tensor_name)
-        out.append(BlockedLayer(ref, block, granularity_label(g)))
+        out.append(BlockedLayer(ref, block, granularity_label(g), parse_nm(g)))
     return out
 
 
@@ -121,6 +141,33 @@ def _check_spec_names(spec: LayerSpec, refs: list[LayerRef]) -> None:
     for name in sorted(spec.names()):
         if name not in known:
             raise ConfigError(f"--sparsity names {name!r}, which is not a compressible layer of this model")
+
+
+def planned_sparsity(
+    model: torch.nn.Module,
+    sparsity: SparsityLike,
+    granularity: GranularityLike = Granularity.ELEMENT,
+    *,
+    fc_granularity: GranularityLike | None = None,
+    layers: Iterable[str] | None = None,
+) -> list[tuple[BlockedLayer, float]]:
+    """The layers a per-layer spec prunes, with their sparsity; every config error is raised here, before any mask.
+
+    Layers the spec gives no value for are left out. An N:M layer given a sparsity above 0
+    is checked to divide into groups.
+    """
+    spec = parse_layer_spec(sparsity, sparsity_value, "--sparsity")
+    chosen = blocked_layers(model, granularity, fc_granularity, layers)
+    _check_spec_names(spec, compressible_layers(model))
+    out = []
+    for layer in chosen:
+        s = spec.lookup_any((layer.name, *layer.ref.aliases), layer.ref.kind)
+        if s is None:
+            continue
+        if layer.pattern is not None and s > 0:
+            layer.pattern.group_axis(layer.ref.weight.shape, layer.name)
+        out.append((layer, s))
+    return out
 
 
 def layerwise_masks(
@@ -136,15 +183,13 @@ def layerwise_masks(
 
     Layers the spec gives no value for are left without a mask.
     """
-    spec = parse_layer_spec(sparsity, sparsity_value, "--sparsity")
-    chosen = blocked_layers(model, granularity, fc_granularity, layers)
-    _check_spec_names(spec, compressible_layers(model))
+    planned = planned_sparsity(model, sparsity, granularity, fc_granularity=fc_granularity, layers=layers)
     masks, labels, blocks = {}, {}, {}
-    for layer in chosen:
-        s = spec.lookup_any((layer.name, *layer.ref.aliases), layer.ref.kind)
-        if s is None:
-            continue
-        masks[layer.name] = layer_mask(layer.ref.weight, s, layer.block, norm)
+    for layer, s in planned:
+        if layer.pattern is not None and s > 0:
+            masks[layer.name] = nm_mask(layer.ref.weight, layer.pattern, layer.name)  # the pattern fixes the sparsity
+        else:
+            masks[layer.name] = layer_mask(layer.ref.weight, s, layer.block, norm)
         labels[layer.name] = layer.label
         blocks[layer.name] = layer.block
     return MaskSet(masks, labels, blocks)
@@ -167,6 +212,8 @@ def global_masks(
     chosen = blocked_layers(model, granularity, fc_granularity, layers)
     if not chosen:
         raise ConfigError("global pruning: the model has no compressible layers to prune")
+    if any(layer.pattern is not None for layer in chosen):
+        raise ConfigError("global pruning cannot use an N:M pattern (it fixes each layer's sparsity); use scope layer")
     sals = [block_saliency(layer.ref.weight, layer.block, norm).reshape(-1) for layer in chosen]
     sizes = [_prod(layer.block) for layer in chosen]
     flat = torch.cat([t.to(torch.float64) if t.dtype == torch.float64 else t for t in sals])

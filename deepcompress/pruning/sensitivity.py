@@ -156,6 +156,8 @@ def sensitivity(
     chosen = blocked_layers(model, granularity, fc_granularity, layers)
     if not chosen:
         raise ConfigError("sensitivity: the model has no compressible layers")
+    if any(layer.pattern is not None for layer in chosen):
+        raise ConfigError("sensitivity scans sparsities; an N:M pattern fixes the sparsity (use a granularity name)")
     base = _accuracy(evaluate_fn(model), "baseline") if baseline is None else _accuracy(baseline, "baseline")
     table = SensitivityTable(base)
     for layer in chosen:

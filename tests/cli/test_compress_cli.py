@@ -100,6 +100,20 @@ def test_data_free_compress(runner, digits_lenet300, tmp_path):
     assert "data-free" in result.stderr and out.is_file()
 
 
+def test_nm_pattern_compress_inspect_and_load(runner, digits_lenet300, tmp_path):
+    """--fc-granularity 2:4: every group of 4 inputs keeps 2 in the file; inspect names the pattern."""
+    out = tmp_path / "nm.dcz"
+    result = runner.invoke(cli, ["compress", str(digits_lenet300), "-o", str(out), "--no-cache", "--no-report",
+                                 "--fc-granularity", "2:4", "--sparsity", "0.5"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(cli, ["inspect", str(out), "--json"]).stdout)
+    assert {l["granularity"] for l in info["layers"]} == {"2:4"}
+    state = deepcompress.load_state_dict(out)
+    for layer in info["layers"]:
+        w = state[layer["name"]]
+        assert ((w != 0).reshape(w.shape[0], -1, 4).sum(dim=2) <= 2).all()
+
+
 def test_default_output_path(runner, digits_lenet300, tmp_path):
     import shutil
 
@@ -166,6 +180,8 @@ def test_kill_mid_retraining_then_resume_gives_identical_bytes(tmp_path, digits_
         (["--bits", "9"], "bits"),
         (["--bits", "0"], "bits"),
         (["--granularity", "rows"], "--granularity"),
+        (["--granularity", "3:3"], "N:M"),
+        (["--fc-granularity", "4:8", "--sparsity", "0.5"], "multiple of 8"),
         (["--fc-granularity", "kernel"], "kernel granularity is impossible"),
         (["--index-bits", "12"], "index bits"),
         (["--sparsity", "nosuchlayer=0.5"], "nosuchlayer"),
