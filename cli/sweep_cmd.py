@@ -14,7 +14,8 @@ from .options import data_option, model_input_options
 @click.argument("model_path", metavar="MODEL")
 @data_option(required=True)
 @click.option("--granularity", "granularities", default="element,vector,kernel,filter", show_default=True,
-              help="Comma-separated conv-layer granularities: element, vector, kernel, filter, channel.")
+              help="Comma-separated conv-layer granularities: element, vector, kernel, filter, channel, or an N:M "
+                   "pattern such as 2:4 (one point, at sparsity 1 - N/M).")
 @click.option("--sparsity", "sparsities", default="0.5,0.6,0.7,0.8,0.9", show_default=True,
               help="Comma-separated conv-layer sparsities in [0, 1).")
 @click.option("--fc-sparsity", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.9, show_default=True,
@@ -26,6 +27,10 @@ from .options import data_option, model_input_options
               help="Retraining learning rate.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="Accuracy loss counted as none, in percentage points of top-1.")
+@click.option("--distill", is_flag=True,
+              help="Retrain and fine-tune towards the input model's outputs (knowledge distillation) at every point.")
+@click.option("--prune-first-conv", is_flag=True,
+              help="Prune the first conv layer too (by default it stays dense at every point, as in Mao et al.).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for sweep.csv, sweep.json, sweep.md, the PNGs, the .dcz files and the stage cache.")
@@ -34,7 +39,7 @@ from .options import data_option, model_input_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @model_input_options
 def sweep_cmd(model_path, data_spec, granularities, sparsities, fc_sparsity, retrain_epochs, finetune_epochs, bits,
-              lr, tolerance, seed, out_dir, work_dir, as_json, arch, arch_kwargs, trust_pickle, trust_arch):
+              lr, tolerance, distill, prune_first_conv, seed, out_dir, work_dir, as_json, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune MODEL's conv layers at each granularity and sparsity; compare accuracy, size and memory traffic.
 
     Every point runs prune -> retrain -> quantize [-> fine-tune] -> encode with
@@ -57,6 +62,7 @@ def sweep_cmd(model_path, data_spec, granularities, sparsities, fc_sparsity, ret
         model, info.arch, data_spec=data_spec, out_dir=out,
         granularities=grans, sparsities=levels, fc_sparsity=fc_sparsity, retrain_epochs=retrain_epochs,
         finetune_epochs=finetune_epochs, bits=bits, lr=lr, seed=seed, tolerance_pp=tolerance, work_dir=work_dir,
+        first_conv_dense=not prune_first_conv, distill=1.0 if distill else 0.0,
         log=lambda line: click.echo(line, err=True),
     )
     paths = write_sweep(result, out)

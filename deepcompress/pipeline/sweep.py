@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..report.memrefs import DEFAULT_GROUP_OUTPUTS, DEFAULT_WEIGHT_VECTOR, conv_geometry
+from ..granularity import parse_nm
+from ..report.memrefs import SCNN, ScnnArray, conv_geometry
 from ..report.sweep import DEFAULT_GRANULARITIES, SweepPoint, SweepResult, measure_point, summarize_sweep
 
 
@@ -27,19 +28,29 @@ def _stderr(line: str) -> None:
 
 
 def sweep_stages(granularity: str, sparsity: float, *, fc_sparsity: float, retrain_epochs: int,
-                 finetune_epochs: int, bits: str, lr: float = 0.01) -> tuple[Any, ...]:
-    """The stage graph of one sweep point."""
+                 finetune_epochs: int, bits: str, lr: float = 0.01, dense_layers: Sequence[str] = (),
+                 distill: float = 0.0) -> tuple[Any, ...]:
+    """The stage graph of one sweep point; ``dense_layers`` (tensor names) are not pruned."""
     from .stages import EncodeConfig, FinetuneConfig, PruneConfig, QuantizeConfig, RetrainConfig
 
-    stages: list[Any] = [PruneConfig(sparsity=f"conv={sparsity:g},fc={fc_sparsity:g}", granularity=granularity,
-                                     fc_granularity="element", lr=lr)]
+    spec = f"conv={sparsity:g},fc={fc_sparsity:g}" + "".join(f",{name}=0" for name in dense_layers)
+    stages: list[Any] = [PruneConfig(sparsity=spec, granularity=granularity, fc_granularity="element", lr=lr)]
     if retrain_epochs > 0:
-        stages.append(RetrainConfig(epochs=retrain_epochs, lr=lr))
+        stages.append(RetrainConfig(epochs=retrain_epochs, lr=lr, distill=distill))
     stages.append(QuantizeConfig(bits=bits))
     if finetune_epochs > 0:
-        stages.append(FinetuneConfig(epochs=finetune_epochs))
+        stages.append(FinetuneConfig(epochs=finetune_epochs, distill=distill))
     stages.append(EncodeConfig())
     return tuple(stages)
+
+
+def sweep_grid(granularities: Sequence[str], sparsities: Sequence[float]) -> list[tuple[str, float]]:
+    """The (granularity, sparsity) points: the grid for block granularities, the one fixed point of an N:M pattern."""
+    points = []
+    for g in granularities:
+        pattern = parse_nm(g)
+        points += [(g, round(pattern.sparsity, 6))] if pattern is not None else [(g, s) for s in sparsities]
+    return points
 
 
 class _MemoEval:
@@ -74,12 +85,19 @@ def run_sweep(
     lr: float = 0.01,
     seed: int = 0,
     tolerance_pp: float = 0.1,
-    weight_vector: int = DEFAULT_WEIGHT_VECTOR,
-    group_outputs: int = DEFAULT_GROUP_OUTPUTS,
+    first_conv_dense: bool = True,
+    distill: float = 0.0,
+    memory_model: ScnnArray = SCNN,
     work_dir: str | Path | None = None,
     log: Callable[[str], None] = _stderr,
 ) -> SweepResult:
-    """Run the sweep; ``.dcz`` files go to ``out_dir/dcz``, the stage cache to ``work_dir`` (``out_dir/work``)."""
+    """Run the sweep; ``.dcz`` files go to ``out_dir/dcz``, the stage cache to ``work_dir`` (``out_dir/work``).
+
+    ``first_conv_dense`` leaves the first conv layer unpruned at every point (as
+    Mao et al. do); ``distill`` is the weight of the loss towards the input model
+    in retraining and fine-tuning (0: labels only). An N:M granularity has one
+    point, at its fixed sparsity 1 - N/M.
+    """
     from ..atomic import prepare_folder
     from ..compression import compress, dense_bytes_of
     from ..container import read_dcz
@@ -92,9 +110,12 @@ def run_sweep(
     convs = [r.tensor_name for r in compressible_layers(model) if r.kind == "conv"]
     if not convs:
         raise ConfigError("the model has no conv layers; the granularity sweep prunes conv layers")
+    dense_layers = convs[:1] if first_conv_dense else []
     plans = [(g, s, sweep_stages(g, s, fc_sparsity=fc_sparsity, retrain_epochs=retrain_epochs,
-                                 finetune_epochs=finetune_epochs, bits=bits, lr=lr))
-             for g in granularities for s in sparsities]  # every config is checked before any work
+                                 finetune_epochs=finetune_epochs, bits=bits, lr=lr, dense_layers=dense_layers,
+                                 distill=distill))
+             for g, s in sweep_grid(granularities, sparsities)]  # every config is checked before any work
+    convs = [name for name in convs if name not in dense_layers]  # the pruned conv layers are what is compared
     out = Path(out_dir)
     prepare_folder(out / "dcz", "sweep output folder")
     work = Path(work_dir) if work_dir else out / "work"
@@ -113,22 +134,21 @@ def run_sweep(
     points: list[SweepPoint] = []
     for g, s, stages in plans:
         t1 = time.perf_counter()
-        path = out / "dcz" / f"{g}_{s:g}.dcz"
+        path = out / "dcz" / f"{g.replace(':', 'of')}_{s:g}.dcz"
         result = compress(model, path, recipe=Recipe(stages, name=f"sweep {g} {s:g}"), data=data_spec,
                           loaders=loaders_for, eval_fn=evaluate_top1, arch=arch, seed=seed, work_dir=work,
                           log=lambda line: None, progress=False)
-        point = measure_point(read_dcz(path), path, g, s, convs, geometry, result.history, dense,
-                              weight_vector=weight_vector, group_outputs=group_outputs)
+        point = measure_point(read_dcz(path), path, g, s, convs, geometry, result.history, dense, array=memory_model)
         points.append(point)
         log(f"[{len(points)}/{len(plans)}] {g:<8} sparsity {s:.2f}: top-1 {_pct(point.top1_pruned)} pruned, "
             f"{_pct(point.top1_final)} file; conv {point.conv_pqh_bytes:,} B; file {point.file_bytes:,} B; "
             f"mem refs {point.memrefs.total:,} ({time.perf_counter() - t1:.1f}s)")
     settings = {
-        "granularities": list(granularities), "sparsities": list(sparsities), "fc_sparsity": fc_sparsity,
+        "granularities": list(granularities), "sparsities": list(sparsities), "points": len(plans), "fc_sparsity": fc_sparsity,
         "fc_granularity": "element", "retrain_epochs": retrain_epochs, "finetune_epochs": finetune_epochs,
         "bits": bits, "lr": lr, "seed": seed, "data": data_spec, "tolerance_pp": tolerance_pp,
-        "memory_model": {"weight_vector": weight_vector, "group_outputs": group_outputs, "tiles": 1,
-                         "activations": "dense"},
+        "first_conv_dense": first_conv_dense, "dense_layers": list(dense_layers), "distill": distill,
+        "memory_model": memory_model.to_json(),
         "arch": arch,
     }
     result = SweepResult(baseline_top1, points, settings, seconds=round(time.perf_counter() - t0, 1))

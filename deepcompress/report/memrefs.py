@@ -45,6 +45,40 @@ DEFAULT_GROUP_OUTPUTS = 8
 
 
 @dataclass(frozen=True)
+class ScnnArray:
+    """SCNN's PE array and accumulator (Parashar et al., ISCA 2017, Table 3; docs/memory_model.md).
+
+    64 PEs in an 8 x 8 grid, each with an ``F x I = 4 x 4`` multiplier array and
+    an accumulator of 32 banks x 32 entries. The output plane ``P x Q`` is tiled
+    over the grid (``Ht = ceil(P / 8)``, ``Wt = ceil(Q / 8)`` per PE); every PE
+    with a tile needs every weight (``tiles`` = PEs used); ``Kc`` output
+    channels per group are as many as the accumulator holds with the tile's
+    halo: ``floor(entries / ((Wt + S - 1) * (Ht + R - 1)))``, at least 1, at most ``K``.
+    """
+
+    pe_rows: int = 8
+    pe_cols: int = 8
+    weight_vector: int = 4  # F
+    activation_vector: int = 4  # I
+    accumulator_entries: int = 32 * 32
+
+    def layer_params(self, weight_shape: Sequence[int], out_hw: tuple[int, int]) -> dict[str, int]:
+        """``{"tiles", "group_outputs", "weight_vector"}`` for a conv weight ``(K, C, R, S)`` and output ``(P, Q)``."""
+        k, _, r, s = (int(v) for v in weight_shape)
+        p, q = (int(v) for v in out_hw)
+        ht, wt = -(-p // self.pe_rows), -(-q // self.pe_cols)
+        tiles = -(-p // ht) * -(-q // wt)
+        kc = max(1, min(k, self.accumulator_entries // ((wt + s - 1) * (ht + r - 1))))
+        return {"tiles": tiles, "group_outputs": kc, "weight_vector": self.weight_vector}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "source": "SCNN (Parashar et al., ISCA 2017) Table 3", "activations": "dense"}
+
+
+SCNN = ScnnArray()
+
+
+@dataclass(frozen=True)
 class MemRefs:
     """Memory references of one layer (or a sum of layers), counted in words."""
 

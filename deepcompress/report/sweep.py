@@ -22,8 +22,8 @@ from typing import Any
 
 from ..atomic import write_bytes_atomic
 from ..errors import ConfigError
-from ..granularity import Granularity
-from .memrefs import ZERO, MemRefs, conv_memory_refs
+from ..granularity import parse_granularity
+from .memrefs import SCNN, ZERO, MemRefs, ScnnArray, conv_memory_refs
 
 DEFAULT_GRANULARITIES = ("element", "vector", "kernel", "filter")
 
@@ -32,9 +32,9 @@ def parse_granularities(text: str) -> tuple[str, ...]:
     """``"element,kernel"`` -> ``("element", "kernel")``; ConfigError on an unknown or repeated name."""
     names = tuple(part.strip() for part in str(text).split(",") if part.strip())
     if not names:
-        raise ConfigError("--granularity: empty list; use element, vector, kernel, filter or channel")
+        raise ConfigError("--granularity: empty list; use element, vector, kernel, filter, channel or N:M such as 2:4")
     for name in names:
-        Granularity.parse(name)
+        parse_granularity(name)
     if len(set(names)) != len(names):
         raise ConfigError(f"--granularity lists a granularity twice: {text!r}")
     return names
@@ -118,7 +118,7 @@ def _pct(top1: float | None) -> str:
 
 def measure_point(dcz: Any, path: Path, granularity: str, sparsity: float, convs: list[str],
              geometry: dict[str, dict[str, Any]], history: list[dict[str, Any]], dense: int, *,
-             weight_vector: int, group_outputs: int) -> SweepPoint:
+             array: ScnnArray = SCNN) -> SweepPoint:
     from ..container.summary import summarize
     from .sizes import layer_sizes
 
@@ -135,8 +135,9 @@ def measure_point(dcz: Any, path: Path, granularity: str, sparsity: float, convs
         pq += est["pq_bytes"]
         pqh += by_name[name]["bytes"]
         geo = geometry[name]
-        refs = refs + conv_memory_refs(dcz.decode_mask(name), meta["block"], geo["in_hw"], geo["out_hw"],
-                                       weight_vector=weight_vector, group_outputs=group_outputs,
+        mask = dcz.decode_mask(name)
+        refs = refs + conv_memory_refs(mask, meta["block"], geo["in_hw"], geo["out_hw"],
+                                       **array.layer_params(mask.shape, geo["out_hw"]),
                                        stride=geo.get("stride", (1, 1)), name=name)
     scored = [h for h in history if "top1" in h and h["stage"] != "baseline"]
     pruned = [h for h in scored if h["stage"] in ("prune", "retrain")]

@@ -107,3 +107,16 @@ def test_bad_masks_are_config_errors(mask, block, message):
 def test_bad_parameters_are_config_errors():
     with pytest.raises(ConfigError, match="weight_vector"):
         conv_memory_refs(np.ones((1, 1, 1, 1), dtype=bool), ELEMENT, (1, 1), (1, 1), weight_vector=0)
+
+
+def test_scnn_layer_parameters_follow_the_pe_grid_and_accumulator():
+    from deepcompress.report.memrefs import SCNN
+
+    # 32x32 output on 8x8 PEs: 4x4 tiles; with a 3x3 kernel's halo 6x6 = 36 accumulators per channel -> Kc 28
+    assert SCNN.layer_params((16, 16, 3, 3), (32, 32)) == {"tiles": 64, "group_outputs": 16, "weight_vector": 4}
+    assert SCNN.layer_params((64, 16, 3, 3), (32, 32))["group_outputs"] == 1024 // 36
+    # 8x8 output: one output per PE, 3x3 halo 9 entries -> Kc = min(K, 113)
+    assert SCNN.layer_params((64, 64, 3, 3), (8, 8)) == {"tiles": 64, "group_outputs": 64, "weight_vector": 4}
+    # an output plane smaller than the grid uses fewer PEs
+    assert SCNN.layer_params((8, 8, 1, 1), (3, 5))["tiles"] == 15
+    assert SCNN.layer_params((4096, 8, 5, 5), (32, 32))["group_outputs"] == 1024 // 64

@@ -22,7 +22,7 @@ def root() -> None:
 
 root.add_command(sweep_cmd)
 
-ARGS = ["--data", "digits", "--granularity", "element,kernel", "--sparsity", "0.3,0.6", "--fc-sparsity", "0.5",
+ARGS = ["--data", "digits", "--granularity", "element,kernel,2:4", "--sparsity", "0.3,0.6", "--fc-sparsity", "0.5",
         "--retrain-epochs", "0", "--bits", "conv=6,fc=4"]
 
 
@@ -42,8 +42,8 @@ def test_sweep_writes_table_summary_and_plots(swept):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "sweep.csv").open()))
     assert [(r["granularity"], float(r["sparsity"])) for r in rows] == [
-        ("element", 0.3), ("element", 0.6), ("kernel", 0.3), ("kernel", 0.6)]
-    assert "[4/4] kernel" in stderr and "baseline top-1" in stderr  # progress on stderr
+        ("element", 0.3), ("element", 0.6), ("kernel", 0.3), ("kernel", 0.6), ("2:4", 0.5)]
+    assert "[5/5] 2:4" in stderr and "baseline top-1" in stderr  # progress on stderr
     assert json.loads((out / "sweep.json").read_text())["points"] == data["points"]
 
 
@@ -54,19 +54,23 @@ def test_points_are_consistent_with_their_files(swept):
     for p in data["points"]:
         dcz = read_dcz(p["dcz"])
         assert p["file_bytes"] == dcz.file_bytes
-        convs = [n for n in dcz.tensor_names if n.startswith("conv") and n.endswith("weight")]
-        kept = sum(int(dcz.decode_mask(n).sum()) for n in convs)
-        assert kept == p["conv_kept"] and p["conv_weights"] == 20 * 25 + 50 * 20 * 25
+        assert dcz.decode_mask("conv1.weight").all()  # the first conv layer stays dense (Mao et al.)
+        kept = int(dcz.decode_mask("conv2.weight").sum())
+        assert kept == p["conv_kept"] and p["conv_weights"] == 50 * 20 * 25  # only the pruned conv layer counts
         assert p["conv_density"] == pytest.approx(kept / p["conv_weights"], abs=1e-6)
         assert abs(p["conv_density"] - (1 - p["sparsity"])) < 0.02
         assert p["mem_total"] == p["mem_weights"] + p["mem_index"] + p["mem_activations"] + p["mem_outputs"]
-        assert p["mem_weights"] == kept
-        granularity = {dcz.meta(n)["granularity"] for n in convs}
-        assert granularity == {p["granularity"]}
+        tiles = p["mem_weights"] // kept  # every PE with an output tile reads every kept weight (SCNN)
+        assert p["mem_weights"] == kept * tiles and 1 <= tiles <= 64
+        assert dcz.meta("conv2.weight")["granularity"] == p["granularity"]
         if p["granularity"] == "kernel":
-            assert p["mem_index"] * 25 == kept  # one index per kept 5x5 kernel
+            assert p["mem_index"] * 25 == p["mem_weights"]  # one index per kept 5x5 kernel
         else:
-            assert p["mem_index"] == kept
+            assert p["mem_index"] == p["mem_weights"]
+        if p["granularity"] == "2:4":
+            w = dcz.decode_mask("conv2.weight")  # (50, 20, 5, 5): 2 of every 4 input channels kept
+            groups = w.reshape(50, 5, 4, 25).sum(axis=2)
+            assert (groups == 2).all()
 
 
 def test_summary_against_element(swept):
@@ -74,7 +78,7 @@ def test_summary_against_element(swept):
     base = data["baseline_top1"]
     assert 0.8 < base <= 1.0
     summary = data["summary"]
-    assert set(summary) == {"element", "kernel"}
+    assert set(summary) == {"element", "kernel", "2:4"}
     assert summary["element"]["memrefs_vs_element"] == {"0.3": 1.0, "0.6": 1.0}
     for g, entry in summary.items():
         pts = [p for p in data["points"] if p["granularity"] == g]
@@ -105,6 +109,7 @@ def test_rerun_reuses_the_stage_cache(swept, digits_lenet5):
         (["--sparsity", "0.5,1.5"], "1.5"),
         (["--sparsity", "abc"], "fractions"),
         (["--bits", "conv=12"], "bits"),
+        (["--granularity", "element,3:2"], "N:M"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(tmp_path, extra, message):
@@ -115,6 +120,23 @@ def test_bad_input_is_one_line_with_exit_code_2(tmp_path, extra, message):
     assert result.return_value == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_prune_first_conv_and_distill(tmp_path, digits_lenet5):
+    args = ["sweep", str(digits_lenet5), "--data", "digits", "--granularity", "filter", "--sparsity", "0.5",
+            "--fc-sparsity", "0", "--retrain-epochs", "1", "--bits", "conv=6,fc=4", "--prune-first-conv", "--distill",
+            "-o", str(tmp_path), "--json"]
+    result = CliRunner().invoke(root, args, standalone_mode=False)
+    assert result.return_value == 0, result.output
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["settings"]["distill"] == 1.0 and data["settings"]["dense_layers"] == []
+    assert data["settings"]["memory_model"]["pe_rows"] == 8
+    from deepcompress.container import read_dcz
+
+    dcz = read_dcz(data["points"][0]["dcz"])
+    assert data["points"][0]["conv_weights"] == 20 * 25 + 50 * 20 * 25
+    assert dcz.decode_mask("conv1.weight").mean() == pytest.approx(0.5)
+    assert any(s["type"] == "retrain" and s["distill"] == 1.0 for s in dcz.header["recipe"]["stages"])
 
 
 def test_model_without_conv_layers_is_refused(tmp_path, digits_lenet300):
