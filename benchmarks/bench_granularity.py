@@ -4,10 +4,11 @@ Run (one `deepcompress sweep` per seed, side by side; each reuses its stage cach
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_granularity.py --seeds 0 1 --jobs 2
     PYTHONPATH=. python benchmarks/bench_granularity.py --seeds 0 1 --collect   # tabulate finished sweeps only
 
-Every sweep prunes the conv layers of `resnet20_cifar` at element, vector, kernel, filter and
-channel granularity at each grid sparsity, and at the N:M patterns 2:4 and 4:8 (their one fixed
-sparsity, 50%), with the first conv layer and the fc layer left dense; retrains one epoch over
-the 50,000 JPEG training images by distillation from the input model (the same budget at every
+Every point prunes the conv layers of `resnet20_cifar` one-shot (L1 norm of the block): element,
+vector and kernel granularity at 30% and 50%, the N:M patterns 2:4 and 4:8 at their one fixed
+sparsity (50%), filter and channel granularity at 30% (`PARTS`: two sweeps per seed sharing one
+stage cache), with the first conv layer and the fc layer left dense; retrains one epoch over the
+50,000 JPEG training images by distillation from the input model (the same budget at every
 point); shares weights at 8 bits (so quantization hardly moves accuracy); and writes a `.dcz`.
 
 The script then evaluates every file image by image on the 1,000 exact test images and on the
@@ -35,27 +36,35 @@ from pathlib import Path
 from _common import REPO, TODAY, deepcompress_exe
 from bench_cifar import CHECKPOINTS, SHARED, paired, predictions, require_cifar, short
 
-GRANULARITIES = "element,vector,kernel,filter,channel,2:4,4:8"
-SPARSITIES = "0.3,0.5,0.7"
+#: The study's points, as sweeps sharing one stage cache per seed: (folder suffix, granularities, sparsities).
+#: Fine and mid granularities at 30% and 50% (N:M at its fixed 50%); filter and channel at 30% only.
+PARTS = [("", "element,vector,kernel,2:4,4:8", "0.3,0.5"), ("_coarse", "filter,channel", "0.3")]
 SETS = ("cifar10", "cifar10-jpegtest")
 
 
-def sweep_args(model: str, seed: int, out: Path, granularities: str, sparsities: str, epochs: int) -> list[str]:
-    return ["sweep", str(SHARED / "models" / "cifar10_resnet" / CHECKPOINTS[model]), "--arch", f"{model}_cifar",
-            "--data", f"cifar10:{SHARED / 'data' / 'cifar10'}", "--granularity", granularities,
-            "--sparsity", sparsities, "--fc-sparsity", "0", "--retrain-epochs", str(epochs), "--bits", "conv=8,fc=8",
-            "--distill", "--seed", str(seed), "-o", str(out / f"{model}_s{seed}"), "--json"]
+def sweep_args(model: str, seed: int, out: Path, part: tuple[str, str, str], epochs: int) -> list[str]:
+    suffix, granularities, sparsities = part
+    args = ["sweep", str(SHARED / "models" / "cifar10_resnet" / CHECKPOINTS[model]), "--arch", f"{model}_cifar",
+            "--data", f"cifar10:{SHARED / 'data' / 'cifar10'}", "--fc-sparsity", "0", "--retrain-epochs", str(epochs),
+            "--bits", "conv=8,fc=8", "--distill", "--seed", str(seed), "--json", "--granularity", granularities,
+            "--sparsity", sparsities, "-o", str(out / f"{model}_s{seed}{suffix}")]
+    return args + (["--work-dir", str(out / f"{model}_s{seed}" / "work")] if suffix else [])
 
 
 def run_sweeps(args: argparse.Namespace, out: Path) -> None:
+    """One process per seed (``--jobs`` side by side), each running the parts one after another."""
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    pending = [s for s in args.seeds if not (out / f"{args.model}_s{s}" / "sweep.json").is_file()]
     running: list[subprocess.Popen] = []
-    for seed in pending:
-        cmd = sweep_args(args.model, seed, out, args.granularities, args.sparsities, args.epochs)
-        print("running:", short(shlex.join(["deepcompress", *cmd])), flush=True)
-        log = open(out / f"{args.model}_s{seed}.log", "w")
-        running.append(subprocess.Popen([*deepcompress_exe(), *cmd], stdout=subprocess.DEVNULL, stderr=log, env=env))
+    for seed in args.seeds:
+        cmds = [[*deepcompress_exe(), *sweep_args(args.model, seed, out, part, args.epochs)] for part in PARTS
+                if not (out / f"{args.model}_s{seed}{part[0]}" / "sweep.json").is_file()]
+        if not cmds:
+            continue
+        for cmd in cmds:
+            print("running:", short(shlex.join(cmd)), flush=True)
+        script = " && ".join(shlex.join(cmd) + " > /dev/null" for cmd in cmds)
+        log = open(out / f"{args.model}_s{seed}.log", "a")
+        running.append(subprocess.Popen(["sh", "-c", script], stderr=log, env=env))
         while len(running) >= args.jobs:
             running.pop(0).wait()
     for proc in running:
@@ -92,8 +101,6 @@ def main() -> None:
     parser.add_argument("--model", choices=sorted(CHECKPOINTS), default="resnet20")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--jobs", type=int, default=2, help="sweeps run side by side")
-    parser.add_argument("--granularities", default=GRANULARITIES)
-    parser.add_argument("--sparsities", default=SPARSITIES)
     parser.add_argument("--epochs", type=int, default=1, help="distilled retraining epochs per point")
     parser.add_argument("--tolerance", type=float, default=0.5,
                         help="no loss = mean paired change on the exact images >= -TOLERANCE points")
@@ -108,13 +115,15 @@ def main() -> None:
     if not args.collect:
         run_sweeps(args, out)
 
-    sweeps = {}
+    sweeps: dict[int, dict] = {}
     for seed in args.seeds:
-        path = out / f"{args.model}_s{seed}" / "sweep.json"
-        if path.is_file():
-            sweeps[seed] = json.loads(path.read_text())
-        else:
-            print(f"seed {seed}: {path} not written (sweep unfinished); left out", file=sys.stderr)
+        for part in PARTS:
+            path = out / f"{args.model}_s{seed}{part[0]}" / "sweep.json"
+            if not path.is_file():
+                print(f"seed {seed}: {path} not written (sweep unfinished); left out", file=sys.stderr)
+                continue
+            found = json.loads(path.read_text())
+            sweeps.setdefault(seed, {"settings": found["settings"], "points": []})["points"] += found["points"]
     if not sweeps:
         raise SystemExit("no finished sweeps to report")
     settings = next(iter(sweeps.values()))["settings"]
@@ -174,9 +183,9 @@ def main() -> None:
         "",
     ]
     for seed in seeds:
-        cmd = sweep_args(args.model, seed, out, settings_granularities(settings), ",".join(
-            f"{s:g}" for s in settings["sparsities"]), settings["retrain_epochs"])
-        lines.append(f"- `{short(shlex.join(['deepcompress', *cmd]))}`")
+        for part in PARTS:
+            cmd = sweep_args(args.model, seed, out, part, settings["retrain_epochs"])
+            lines.append(f"- `{short(shlex.join(['deepcompress', *cmd]))}`")
     lines += [f"- then `{short(shlex.join(['python', 'benchmarks/bench_granularity.py', '--seeds', *map(str, seeds), '--collect']))}`"
               " (evaluates every file on both test sets)", ""]
     lines += ["| granularity | sparsity | conv density | paired change, exact 1,000 | paired change, JPEG 10,000 | "
@@ -225,10 +234,6 @@ def main() -> None:
     print(text)
     Path(args.doc).write_text(text)
     print(f"wrote {args.doc}", file=sys.stderr)
-
-
-def settings_granularities(settings: dict) -> str:
-    return ",".join(settings["granularities"])
 
 
 def claims(grans, table, no_loss, element) -> list[tuple[str, str, str]]:
