@@ -58,6 +58,9 @@ class Interrupted(click.ClickException):
               help="Store every tensor of a safetensors file or .pt state dict exactly (floats with the "
                    "split_float codec when smaller); no architecture, data or pruning. "
                    "`decode -o X.safetensors` gives back the original names, shapes and dtypes.")
+@click.option("--progress/--no-progress", default=None,
+              help="With --lossless: a progress bar on stderr (tensors, MB/s) [default: when stderr is a "
+                   "terminal and without --json].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write OUTPUT.report.md and OUTPUT.report.json beside the output.")
@@ -66,7 +69,7 @@ class Interrupted(click.ClickException):
 @model_input_options
 def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, scope, max_accuracy_drop,
                  bits, retrain_epochs, finetune_epochs, schedule, lr, distill, index_bits, thin, seed, recipe, work_dir, cache,
-                 resume, lossless, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
+                 resume, lossless, progress, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.atomic import same_file
     from deepcompress.compression import build_recipe, compress
@@ -74,8 +77,10 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if same_file(out, Path(model_path)):
         raise click.BadParameter("the output would overwrite the input model", param_hint="-o")
+    if progress is not None and not lossless:
+        raise click.UsageError("--progress/--no-progress go with --lossless")
     if lossless:
-        _compress_lossless(model_path, out, as_json)
+        _compress_lossless(model_path, out, as_json, False if as_json and progress is None else progress)
         return
     explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
     if recipe:
@@ -148,10 +153,10 @@ def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _compress_lossless(model_path: str, out: Path, as_json: bool) -> None:
+def _compress_lossless(model_path: str, out: Path, as_json: bool, progress: bool | None) -> None:
     from deepcompress.lossless import compress_lossless
 
-    done = compress_lossless(model_path, out, progress=not as_json)
+    done = compress_lossless(model_path, out, progress=progress)
     ratio = done.file_bytes / done.input_bytes if done.input_bytes else 0.0
     if as_json:
         click.echo(json.dumps({"output": str(done.output), "n_tensors": done.n_tensors,

@@ -15,7 +15,10 @@ import click
               help="Physically remove pruned filters/channels; writes a smaller TorchScript model.")
 @click.option("--input-shape", metavar="CxHxW",
               help="One sample's input shape for --thin or --format onnx [default: from the file's architecture].")
-def decode_cmd(dcz_path, output, fmt, thin, input_shape):
+@click.option("--progress/--no-progress", default=None,
+              help="Decoding a `compress --lossless` file to .safetensors: a progress bar on stderr (tensors, "
+                   "MB/s) [default: when stderr is a terminal].")
+def decode_cmd(dcz_path, output, fmt, thin, input_shape, progress):
     """Decode a .dcz file into a dense checkpoint loadable with torch.load(weights_only=True)."""
     from deepcompress.atomic import check_output_path
     from deepcompress.decode import decode_dense, export_thinned, output_format
@@ -25,10 +28,14 @@ def decode_cmd(dcz_path, output, fmt, thin, input_shape):
     check_input_file(dcz_path, "compressed model")
     check_output_path(output, inputs=[dcz_path])  # before any decoding: never replace the input
     shape = parse_block(input_shape) if input_shape else None
-    if not thin and output_format(output, fmt) == "safetensors" and _is_lossless(dcz_path):
+    lossless = not thin and output_format(output, fmt) == "safetensors" and _is_lossless(dcz_path)
+    if progress is not None and not lossless:
+        raise click.UsageError("--progress/--no-progress go with a `compress --lossless` file decoded to "
+                               ".safetensors")
+    if lossless:
         from deepcompress.lossless import decode_lossless
 
-        done = decode_lossless(dcz_path, output)
+        done = decode_lossless(dcz_path, output, progress=progress)
         click.echo(f"decoded {done.n_tensors} tensors (original names, shapes and dtypes) -> {done.output}")
     elif thin:
         done = export_thinned(dcz_path, output, input_shape=shape)

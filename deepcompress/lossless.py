@@ -9,10 +9,13 @@ metadata; the tensors keep their names, shapes, dtypes and order.
 ``decode_lossless(dcz, out)`` writes a safetensors file with the original names,
 shapes and dtypes (the order of the ``.dcz``), so any safetensors loader reads it.
 
-Safetensors files are read one tensor at a time (each encoded and spooled to disk
-before the next is read: ``container.write_dcz_streaming``) and written one decoded
-tensor at a time, without torch. A ``.pt`` state dict needs
-torch (``torch.load(weights_only=True, mmap=True)``).
+Memory stays bounded by the largest tensor, not the checkpoint (issue #17 item 3):
+safetensors files are read one tensor at a time (each encoded and spooled to disk
+before the next is read: ``container.write_dcz_streaming``), and decoding reads the
+memory-mapped ``.dcz`` a tensor at a time, writes each decoded tensor and drops the
+pages it used (``DczFile.release``), without torch. A ``.pt`` state dict needs
+torch (``torch.load(weights_only=True, mmap=True)``). ``progress=True`` shows a
+progress bar (tensors and MB/s of the checkpoint's bytes) on stderr.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def read_safetensors_header(buf: memoryview, what: str, *, size: int | None = No
 
 
 def _safetensors_arrays(path: Path):
-    """(metadata, iterator of (name, dtype, array)) of a safetensors file, one tensor read at a time.
+    """(metadata, total bytes, tensors, iterator of (name, dtype, array)) of a safetensors file, read a tensor at a time.
 
     Each tensor is read into its own buffer (not memory-mapped, so pages of tensors already
     encoded do not count towards the process's resident memory).
@@ -125,11 +128,11 @@ def _safetensors_arrays(path: Path):
                     raise InputFileError(f"{path}: truncated while reading tensor {name!r}")
                 yield name, dtype, buf.view(st).reshape(shape)
                 del buf
-    return meta, arrays()
+    return meta, sum(e[4] - e[3] for e in entries), len(entries), arrays()
 
 
 def _state_dict_arrays(path: Path):
-    """(None, iterator of (name, dtype, array)) of a ``.pt`` state dict (torch needed)."""
+    """(None, total bytes, tensors, iterator of (name, dtype, array)) of a ``.pt`` state dict (torch needed)."""
     import torch
 
     from .dtypes import to_numpy
@@ -147,11 +150,12 @@ def _state_dict_arrays(path: Path):
         for name, tensor in obj.items():
             arr, dtype = to_numpy(tensor.contiguous())
             yield str(name), dtype, arr
-    return None, arrays()
+    total = sum(v.numel() * v.element_size() for v in obj.values())
+    return None, total, len(obj), arrays()
 
 
 def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
-                      progress: bool = False) -> LosslessResult:
+                      progress: bool | None = False) -> LosslessResult:
     """Store every tensor of ``source`` (safetensors, or a ``.pt`` state dict) exactly in the ``.dcz`` ``output``."""
     from .codecs.tensor import encode_dense
     from .container import write_dcz_streaming
@@ -163,29 +167,60 @@ def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[
     with open(src, "rb") as fh:
         head = fh.read(16)
     is_st = len(head) >= 9 and head[8:9] == b"{"
-    meta, arrays = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
+    meta, total_bytes, n_tensors, arrays = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
     counts = {"n": 0, "input_bytes": 0}
     kinds: dict[str, int] = {}
-    items = arrays
-    if progress:
+
+    def encoded(bar: Progress):  # one tensor in memory at a time: read, encode, hand to the writer, drop
+        for name, dtype, arr in arrays:
+            box = [encode_dense(name, arr, dtype=dtype)]
+            counts["n"] += 1
+            counts["input_bytes"] += arr.nbytes
+            kind = box[0].meta["kind"]
+            kinds[kind] = kinds.get(kind, 0) + 1
+            bar.advance(arr.nbytes)
+            del arr
+            yield box.pop()  # not kept in this frame: the writer drops it before the next tensor is read
+
+    extra = {LOSSLESS_KEY: {"format": "safetensors" if is_st else "state_dict", "metadata": meta}}
+    with Progress("compress", total_bytes, n_tensors, enabled=progress) as bar:
+        total = write_dcz_streaming(out, encoded(bar), arch=None, extra=extra)
+    return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds)
+
+
+class Progress:
+    """A tqdm bar on stderr counting a checkpoint's bytes (MB/s) with the tensors done as ``i/n tensors``.
+
+    ``enabled``: True always shows it, False never, None when stderr is a terminal.
+    A no-op object when disabled, so callers need no branches.
+    """
+
+    def __init__(self, desc: str, total_bytes: int, n_tensors: int, *, enabled: bool | None) -> None:
+        self.n, self.total_tensors, self._bar = 0, n_tensors, None
+        if enabled is False:
+            return
         import sys
 
         from tqdm.auto import tqdm
 
-        items = tqdm(arrays, desc="encode", unit="tensor", leave=False, file=sys.stderr, disable=None)
+        self._bar = tqdm(total=total_bytes, desc=desc, unit="B", unit_scale=True, unit_divisor=1000,
+                         file=sys.stderr, leave=True, disable=None if enabled is None else False,
+                         postfix=f"0/{n_tensors} tensors", mininterval=0.5)
 
-    def encoded():  # one tensor in memory at a time: read, encode, hand to the writer, drop
-        for name, dtype, arr in items:
-            et = encode_dense(name, arr, dtype=dtype)
-            counts["n"] += 1
-            counts["input_bytes"] += arr.nbytes
-            kinds[et.meta["kind"]] = kinds.get(et.meta["kind"], 0) + 1
-            del arr
-            yield et
+    def advance(self, n_bytes: int) -> None:
+        self.n += 1
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self.n}/{self.total_tensors} tensors", refresh=False)
+            self._bar.update(n_bytes)
 
-    extra = {LOSSLESS_KEY: {"format": "safetensors" if is_st else "state_dict", "metadata": meta}}
-    total = write_dcz_streaming(out, encoded(), arch=None, extra=extra)
-    return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds)
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self._bar is not None:
+            if exc_type is not None:  # erase the bar, so a failure is the error's one line
+                self._bar.leave = False
+            self._bar.close()
 
 
 def is_lossless(dcz: Any) -> bool:
@@ -194,8 +229,15 @@ def is_lossless(dcz: Any) -> bool:
     return isinstance(extra, dict) and isinstance(extra.get(LOSSLESS_KEY), dict)
 
 
-def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> LosslessResult:
-    """Write the tensors of the ``.dcz`` ``source`` as a safetensors file (original names, shapes, dtypes)."""
+def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                    progress: bool | None = False) -> LosslessResult:
+    """Write the tensors of the ``.dcz`` ``source`` as a safetensors file (original names, shapes, dtypes).
+
+    The ``.dcz`` is memory-mapped and its checksums verified in chunks; then each
+    tensor is decoded, written and its pages dropped before the next, so memory
+    holds one decoded tensor (and its codec's working arrays) at a time. The
+    output is written atomically: on any error nothing is left behind.
+    """
     import numpy as np
 
     from .container import read_dcz
@@ -220,11 +262,16 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
         header = {"__metadata__": st_meta, **header}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
-    with atomic_write(out) as fh:
+    with atomic_write(out) as fh, Progress("decode", offset, len(dtypes), enabled=progress) as bar:
         fh.write(struct.pack("<Q", len(text)))
         fh.write(text)
         for name in dcz.tensor_names:
             arr = np.ascontiguousarray(dcz.decode(name).astype(_storage(dtypes[name]), copy=False))
+            start, end = header[name]["data_offsets"]
+            if arr.nbytes != end - start:  # the codecs decode to the meta's shape; never write a torn file
+                raise OutputError(f"tensor {name!r}: decoded {arr.nbytes} bytes, expected {end - start}")
             fh.write(memoryview(arr.reshape(-1).view(np.uint8)))
             del arr
+            dcz.release(name)
+            bar.advance(end - start)
     return LosslessResult(out, len(header) - ("__metadata__" in header), offset, 8 + len(text) + offset, {})

@@ -134,7 +134,9 @@ def encode(name: str, bits: np.ndarray, dtype: str) -> tuple[dict[str, Any], dic
     E, M = fmt.exp_bits, fmt.mant_bits
     u = np.ascontiguousarray(bits).ravel().astype(np.dtype(fmt.storage), copy=False)
     n = u.size
-    e = ((u >> M) & ((1 << E) - 1)).astype(np.uint8)  # E <= 8: one byte per element, not eight
+    # Each stream's symbols are made, coded and dropped before the next one's, so a large tensor
+    # costs a few byte-per-element arrays at a time beside its bit patterns, not all of them at once.
+    e = _byte_field(u, lambda v: (v >> M) & ((1 << E) - 1))
     counts = huffman_counts.histogram(e)[: 1 << E].astype(np.int64)
     used = np.flatnonzero(counts)
     order = used[np.argsort(-counts[used], kind="stable")][:MAX_CLASSES]
@@ -142,31 +144,52 @@ def encode(name: str, bits: np.ndarray, dtype: str) -> tuple[dict[str, Any], dic
     cmap[order] = np.arange(order.size, dtype=np.uint8)
     cls = cmap[e]
     esc = e[cls == ESCAPE]
-    mfield = u & ((1 << M) - 1)
-    mant = (((u >> (E + M)) << 7) | (mfield >> (M - 7))).astype(np.uint8)
+    del e
     rest_mask = (1 << (M - 7)) - 1
-    ored = int(np.bitwise_or.reduce(mfield & rest_mask)) if n else 0
+    ored = _or_low_bits(u, rest_mask) if n else 0
     zero_bits = M - 7 if ored == 0 else min(M - 7, (ored & -ored).bit_length() - 1)
     widths = low_widths(fmt, zero_bits)
-    symbols = {"exponent": (cls, CLASS_BITS), "escape": (esc, E), "mantissa": (mant, 8)}
-    if widths:
-        low = (mfield & rest_mask) >> zero_bits
-        w1 = widths[1] if len(widths) > 1 else 0
-        symbols["low0"] = ((low >> w1).astype(np.uint8), widths[0])
-        if w1:
-            symbols["low1"] = ((low & ((1 << w1) - 1)).astype(np.uint8), w1)
     meta: dict[str, Any] = {
         "kind": KIND, "dtype": dtype, "exponents": [int(x) for x in order], "n_escapes": int(esc.size),
         "zero_bits": int(zero_bits), "digest": digest(u), "streams": {},
     }
     data: dict[str, bytes] = {}
-    for sname, (sym, sbits) in symbols.items():
+
+    def put(sname: str, sym: np.ndarray, sbits: int) -> None:
         smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS)
         raw_size = bitpack.packed_size(sym.size, sbits)
         if sname not in ("exponent", "escape") and codec.cost(smeta, sdata) > RAW_MARGIN * raw_size:
             smeta, sdata = {"codec": "raw"}, bitpack.pack_bits(sym, sbits)
         meta["streams"][sname], data[sname] = smeta, sdata
+
+    put("exponent", cls, CLASS_BITS)
+    del cls
+    put("escape", esc, E)
+    del esc
+    mmask = (1 << M) - 1
+    put("mantissa", _byte_field(u, lambda v: ((v >> (E + M)) << 7) | ((v & mmask) >> (M - 7))), 8)
+    if widths:
+        w1 = widths[1] if len(widths) > 1 else 0
+        put("low0", _byte_field(u, lambda v: (v & rest_mask) >> (zero_bits + w1)), widths[0])
+        if w1:
+            put("low1", _byte_field(u, lambda v: ((v & rest_mask) >> zero_bits) & ((1 << w1) - 1)), w1)
     return meta, data
+
+
+def _or_low_bits(u: np.ndarray, rest_mask: int, chunk: int = 1 << 22) -> int:
+    """OR of ``u & rest_mask`` over all elements, a chunk at a time (no full-size temporary)."""
+    out = 0
+    for start in range(0, u.size, chunk):
+        out |= int(np.bitwise_or.reduce(u[start:start + chunk] & rest_mask))
+    return out
+
+
+def _byte_field(u: np.ndarray, field: Any, chunk: int = 1 << 22) -> np.ndarray:
+    """``field(u)`` (a bit field that fits a byte) as uint8, computed a chunk at a time (no full-size temporary)."""
+    out = np.empty(u.size, dtype=np.uint8)
+    for start in range(0, u.size, chunk):
+        out[start:start + chunk] = field(u[start:start + chunk]).astype(np.uint8)
+    return out
 
 
 # ---------------------------------------------------------------- decoding

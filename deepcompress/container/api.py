@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import mmap
 import os
 import stat
 from pathlib import Path
@@ -33,14 +34,18 @@ class UnknownTensorError(ContainerError, KeyError):
 
 
 class DczFile:
-    """A validated ``.dcz`` file held in memory.
+    """A validated ``.dcz`` file: its bytes, or (read from a path) a read-only memory map of it.
+
+    A mapped file's pages are loaded as its streams are used; :meth:`release`
+    drops a tensor's pages again, so a caller that decodes tensors one at a time
+    and releases each keeps only the tensor at hand resident.
 
     Attributes: ``header`` (the parsed JSON header), ``file_bytes`` (the file
     size), ``arch``, ``recipe``, ``metrics``, ``extra`` (objects or None),
     ``tensor_names`` (in file order), ``layout`` (offsets of everything).
     """
 
-    def __init__(self, data: bytes, layout: Layout, *, verified: bool) -> None:
+    def __init__(self, data: bytes | mmap.mmap, layout: Layout, *, verified: bool) -> None:
         self._data = data
         self._buf = memoryview(data)
         self.layout = layout
@@ -92,6 +97,19 @@ class DczFile:
             verify_sections(self._buf, entry.sections)
             self._verified.add(name)
         return {s.stream: self._buf[s.start : s.end] for s in entry.sections}
+
+    def release(self, name: str | None = None) -> None:
+        """Drop the resident pages of tensor ``name``'s sections (every tensor's when None).
+
+        Only a memory-mapped file has pages to drop (elsewhere a no-op). The
+        bytes stay readable: a later use loads them from the file again.
+        """
+        if name is None:
+            _release_pages(self._data, self.layout.data_start, self.layout.data_start + self.layout.data_length)
+            return
+        sections = self._entry(name).sections
+        if sections:
+            _release_pages(self._data, sections[0].start, sections[-1].end)
 
     def validate_meta(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         """Check tensor ``name``'s meta against its streams (codecs.tensor.validate_meta)."""
@@ -167,7 +185,8 @@ def read_dcz(source: str | os.PathLike[str] | bytes, *, verify: bool = True) -> 
     elif isinstance(source, (str, os.PathLike)):
         data = _read_path(Path(source))
         try:
-            layout = parse_container(memoryview(data), verify=verify)
+            layout = parse_container(memoryview(data), verify=verify,
+                                     release=lambda start, end: _release_pages(data, start, end))
         except ContainerError as exc:  # same class, with the file named in front
             raise type(exc)(f"{os.fspath(source)}: {exc}") from None
     else:
@@ -175,7 +194,25 @@ def read_dcz(source: str | os.PathLike[str] | bytes, *, verify: bool = True) -> 
     return DczFile(data, layout, verified=verify)
 
 
-def _read_path(path: Path) -> bytes:
+def _release_pages(data: bytes | mmap.mmap, start: int, end: int) -> None:
+    """``madvise(MADV_DONTNEED)`` the whole pages of ``data[start:end]`` when ``data`` is a memory map."""
+    if not isinstance(data, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    first = start - start % mmap.PAGESIZE
+    last = min(end, len(data))
+    if last > first:
+        try:
+            data.madvise(mmap.MADV_DONTNEED, first, last - first)
+        except (OSError, ValueError):  # advice only: a refusal changes nothing but memory use
+            pass
+
+
+def _read_path(path: Path) -> bytes | mmap.mmap:
+    """The file at ``path``: a read-only memory map (its bytes when it cannot be mapped).
+
+    Mapped, a file larger than memory can be read a tensor at a time. The file
+    must not be truncated while it is mapped (as for any memory-mapped reader).
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -186,9 +223,14 @@ def _read_path(path: Path) -> bytes:
         raise InputFileError(f"input path {path} is a directory, not a .dcz file")
     if not stat.S_ISREG(st.st_mode):
         raise InputFileError(f"input path {path} is not a regular file")
+    if st.st_size == 0:
+        raise InputFileError(f"input file {path} is empty")
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            try:
+                return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # not mappable (a special file system): read it whole
+                data = fh.read()
     except OSError as exc:
         raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not data:

@@ -21,6 +21,8 @@ Nothing is decoded and nothing from the file is executed or imported.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,11 +82,14 @@ def _is_zero(buf: memoryview, start: int, end: int) -> bool:
     return end <= start or bytes(buf[start:end]).count(0) == end - start
 
 
-def parse_container(buf: memoryview, *, verify: bool = True) -> Layout:
+def parse_container(buf: memoryview, *, verify: bool = True, release: Release | None = None) -> Layout:
     """Validate the whole file in ``buf`` and return its :class:`Layout`.
 
     With ``verify=False`` the section and whole-file checksums are skipped
-    (the preamble and header checksums are always checked).
+    (the preamble and header checksums are always checked). ``release(start,
+    end)``, when given, is called after each chunk of the file has been
+    checksummed: a memory-mapped file drops those pages again, so verifying a
+    file larger than memory keeps only a few chunks resident.
     """
     size = len(buf)
     pre = fmt.unpack_preamble(buf, size)
@@ -122,7 +127,7 @@ def parse_container(buf: memoryview, *, verify: bool = True) -> Layout:
     stored_file_crc = fmt.unpack_trailer(buf)
     layout = Layout(pre.major, pre.minor, header, h_len, pre.encoding, data_start, data_length, size, entries)
     if verify:
-        actual = _verify_all(buf, entries)
+        actual = _verify_all(buf, entries, release)
         if actual != stored_file_crc:
             raise ChecksumError(
                 f"whole file ({size} bytes): CRC32 {actual:08x} != stored {stored_file_crc:08x}"
@@ -132,9 +137,25 @@ def parse_container(buf: memoryview, *, verify: bool = True) -> Layout:
 
 # files at least this large compute the whole-file CRC on a second thread, beside the section CRCs
 PARALLEL_CRC_BYTES = 1 << 20
+# checksums over long ranges run in chunks of this many bytes, each released (``release``) after use
+CRC_CHUNK_BYTES = 16 << 20
+
+Release = Callable[[int, int], None]
 
 
-def _verify_all(buf: memoryview, entries: list[TensorEntry]) -> int:
+def crc32_range(buf: memoryview, start: int, end: int, release: Release | None = None, crc: int = 0) -> int:
+    """CRC32 of ``buf[start:end]`` (continuing ``crc``), in chunks; ``release`` is told of each chunk done."""
+    pos = start
+    while pos < end:
+        stop = min(end, pos + CRC_CHUNK_BYTES)
+        crc = zlib.crc32(buf[pos:stop], crc)
+        if release is not None:
+            release(pos, stop)
+        pos = stop
+    return crc & 0xFFFFFFFF
+
+
+def _verify_all(buf: memoryview, entries: tuple[TensorEntry, ...], release: Release | None = None) -> int:
     """Check every section's CRC32 (raising on the first mismatch); return the whole-file CRC32.
 
     zlib releases the GIL on long buffers, so for a large file the whole-file
@@ -145,21 +166,22 @@ def _verify_all(buf: memoryview, entries: list[TensorEntry]) -> int:
     if len(buf) >= PARALLEL_CRC_BYTES:
         import threading
 
-        helper = threading.Thread(target=lambda: whole.append(fmt.crc32(buf[: len(buf) - 4])), daemon=True)
+        helper = threading.Thread(target=lambda: whole.append(crc32_range(buf, 0, len(buf) - 4, release)),
+                                  daemon=True)
         helper.start()
     try:
         for entry in entries:
-            verify_sections(buf, entry.sections)
+            verify_sections(buf, entry.sections, release)
     finally:
         if helper is not None:
             helper.join()
     return whole[0] if helper is not None else fmt.crc32(buf[: len(buf) - 4])
 
 
-def verify_sections(buf: memoryview, sections: tuple[Section, ...]) -> None:
+def verify_sections(buf: memoryview, sections: tuple[Section, ...], release: Release | None = None) -> None:
     """Check the stored CRC32 of each section; raise ChecksumError on the first mismatch."""
     for sec in sections:
-        actual = fmt.crc32(buf[sec.start : sec.end])
+        actual = crc32_range(buf, sec.start, sec.end, release)
         if actual != sec.crc32:
             raise ChecksumError(
                 f"tensor {sec.tensor!r} stream {sec.stream!r} (bytes {sec.start}..{sec.end}): "

@@ -13,6 +13,12 @@ Per compressed layer it gives the columns of Deep Compression's Tables 2-5:
 - ``bytes``: the layer's stream bytes (its codebook included); ``compress_rate``: ``bytes / (4 *
   n_weights)``.
 
+Tensors stored exactly in their own dtype (kind ``dense`` or ``split_float``)
+are listed apart, each with its ``codec`` (``split_float``, or the ``data``
+stream's ``zstd`` / ``raw``), ``bits_per_weight`` (stream bits per element)
+against ``dtype_bits``; ``float_totals`` sums them per float dtype (a
+``compress --lossless`` file is all of this kind).
+
 Every byte of the file is accounted for: the sum of the layers' bytes, the
 dense tensors' bytes and ``overhead_bytes`` (preamble, header, padding,
 trailer) is ``file_bytes``.
@@ -29,6 +35,7 @@ from . import format as fmt
 from .api import DczFile
 
 WEIGHT_STREAMS = ("index", "values")
+FLOAT_BITS = {"bfloat16": 16, "float16": 16, "float32": 32, "float64": 64}
 GAP_STREAM = "gap"
 
 
@@ -102,7 +109,9 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
         if meta.get("kind") in ("dense", "split_float"):  # stored exactly in their own dtype
             dense.append({
                 "name": name, "shape": shape, "dtype": meta.get("dtype"), "n_elements": n_elements,
-                "kind": meta.get("kind"), "bits_per_weight": _ratio(8 * n_bytes, n_elements),
+                "kind": meta.get("kind"), "codec": _exact_codec(meta.get("kind"), codecs),
+                "bits_per_weight": _ratio(8 * n_bytes, n_elements),
+                "dtype_bits": FLOAT_BITS.get(meta.get("dtype")) if isinstance(meta.get("dtype"), str) else None,
                 "bytes": n_bytes, "codecs": codecs, "stream_bytes": sizes,
             })
             continue
@@ -155,6 +164,7 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
         "layers": layers,
         "layer_totals": _totals(layers),
         "dense_tensors": dense,
+        "float_totals": _float_totals(dense),
         "overhead_bytes": sum(overhead.values()),
         "overhead": overhead,
         "arch": dcz.arch,
@@ -162,6 +172,29 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
         "metrics": dcz.metrics,
         "extra": dcz.extra,
     }
+
+
+def _exact_codec(kind: Any, codecs: dict[str, str | None]) -> str | None:
+    """``split_float`` for that kind; for ``dense``, its ``data`` stream's codec (``zstd`` or ``raw``)."""
+    return "split_float" if kind == "split_float" else codecs.get("data")
+
+
+def _float_totals(dense: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per float dtype, over the exactly stored tensors: tensors, weights, bytes, bits per weight, codecs used."""
+    out: dict[str, dict[str, Any]] = {}
+    for t in dense:
+        if t["dtype"] not in FLOAT_BITS or t["n_elements"] is None:
+            continue
+        row = out.setdefault(t["dtype"], {"n_tensors": 0, "n_weights": 0, "bytes": 0,
+                                          "dtype_bits": FLOAT_BITS[t["dtype"]], "codecs": {}})
+        row["n_tensors"] += 1
+        row["n_weights"] += t["n_elements"]
+        row["bytes"] += t["bytes"]
+        codec = t["codec"] or "?"
+        row["codecs"][codec] = row["codecs"].get(codec, 0) + 1
+    for row in out.values():
+        row["bits_per_weight"] = _ratio(8 * row["bytes"], row["n_weights"])
+    return dict(sorted(out.items()))
 
 
 def _totals(layers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -213,6 +246,13 @@ def _fmt(value: Any, spec: str = "") -> str:
     return str(value)
 
 
+def _bits_of(bits: float | None, dtype_bits: int | None) -> str:
+    """``10.57 of 16`` (stored bits per weight, of the dtype's bits), or ``-``."""
+    if bits is None:
+        return "-"
+    return f"{bits:.2f}" + (f" of {dtype_bits}" if dtype_bits else "")
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) if i in (0, len(cells) - 1) else c.rjust(w)  # noqa: E731
@@ -253,11 +293,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         rows.append(_layer_row(summary["layer_totals"], "total"))
     out += _table(headers, rows) if rows else ["(no compressed layers)"]
     if summary["dense_tensors"]:
-        out += ["", *_table(["dense tensor", "shape", "dtype", "kind", "bytes", "bits/weight", "codecs"], [
-            [t["name"], _fmt(t["shape"], "shape"), _fmt(t.get("dtype")), _fmt(t.get("kind")), _fmt(t["bytes"]),
-             "-" if t.get("bits_per_weight") is None else f"{t['bits_per_weight']:.2f}", _fmt(t["codecs"], "codecs")]
+        out += ["", *_table(["dense tensor", "shape", "dtype", "codec", "bytes", "bits/weight", "streams"], [
+            [t["name"], _fmt(t["shape"], "shape"), _fmt(t.get("dtype")), _fmt(t.get("codec")), _fmt(t["bytes"]),
+             _bits_of(t.get("bits_per_weight"), t.get("dtype_bits")), _fmt(t["codecs"], "codecs")]
             for t in summary["dense_tensors"]
         ])]
+    for dtype, row in summary.get("float_totals", {}).items():
+        codecs = ", ".join(f"{n} {c}" for c, n in sorted(row["codecs"].items()))
+        out.append(f"{dtype} stored exactly: {row['n_tensors']} tensors, {row['n_weights']} weights, "
+                   f"{_bits_of(row['bits_per_weight'], row['dtype_bits'])} bits/weight"
+                   + (f" ({100 * row['bits_per_weight'] / row['dtype_bits']:.1f}% of the dtype's bits)"
+                      if row["bits_per_weight"] is not None else "") + f"; codecs: {codecs}")
     ratio = summary["compression_ratio"]
     ov = summary["overhead"]
     out += [

@@ -158,11 +158,14 @@ def write_dcz_streaming(
     offset = 0
     folder = spool_dir if spool_dir is not None else target.parent
     with tempfile.TemporaryFile(dir=folder, prefix=".dcz-spool-") as spool:
-        for position, tensor in enumerate(tensors):
+        # no enumerate(): its reused result tuple would keep the previous tensor alive while the next is made
+        position = 0
+        for tensor in tensors:
             entry, chunks, offset = _lay_out(tensor, position, seen, offset)
             entries.append(entry)
             _write_all(spool, chunks)
             del tensor, chunks
+            position += 1
         data_length = fmt.align(offset)
         spool.write(_ZEROS[: data_length - offset])
         head = _head(entries, data_length, arch, recipe, metrics, extra)

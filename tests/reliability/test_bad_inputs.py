@@ -95,7 +95,7 @@ CASES: list[Case] = [
       "bits must be from 1 to 8"),
     C("bits-zero", "bits 0", ("compress", "m.pt", "--bits", "fc=0", "-o", "o.dcz"), 2, "bits must be"),
     C("granularity-unknown", "unknown granularity", ("compress", "m.pt", "--granularity", "blocks", "-o", "o.dcz"), 2,
-      "'blocks' is not one of"),
+      "unknown granularity 'blocks'"),
     C("granularity-impossible", "granularity impossible for a layer (--fc-granularity kernel)",
       ("compress", "m.pt", "--fc-granularity", "kernel", "-o", "o.dcz"), 2, "impossible for a Linear weight",
       early=True),

@@ -1,0 +1,346 @@
+"""Issue #17 item 3 for ``--lossless``: one tensor in memory at a time, a progress bar, bounded peak RSS, clean errors."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from deepcompress.cli.main import cli
+from deepcompress.container import read_dcz
+from deepcompress.errors import ChecksumError, ContainerError
+from deepcompress.lossless import compress_lossless, decode_lossless
+
+REPO = Path(__file__).resolve().parents[2]
+ST_DTYPES = {"bfloat16": ("BF16", np.uint16), "float16": ("F16", np.float16), "float32": ("F32", np.float32)}
+
+
+def _float_bits(x: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 values as ``dtype``'s storage (bfloat16: truncated bit patterns)."""
+    if dtype == "bfloat16":
+        return (x.view(np.uint32) >> 16).astype(np.uint16)
+    return x.astype(ST_DTYPES[dtype][1])
+
+
+def write_st(path: Path, tensors: dict[str, tuple[str, np.ndarray]], metadata: dict | None = None) -> None:
+    """A safetensors file of ``{name: (dtype, storage array)}`` written without torch."""
+    header: dict = {} if metadata is None else {"__metadata__": metadata}
+    offset = 0
+    for name, (dtype, arr) in tensors.items():
+        header[name] = {"dtype": ST_DTYPES[dtype][0], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+    text = json.dumps(header).encode()
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(text)) + text)
+        for _, arr in tensors.values():
+            fh.write(np.ascontiguousarray(arr).tobytes())
+
+
+def st_digests(path: Path) -> dict[str, tuple[str, list[int], str]]:
+    """(dtype, shape, sha256 of the bytes) of every tensor of a safetensors file."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack_from("<Q", raw)
+    header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    return {k: (v["dtype"], v["shape"], hashlib.sha256(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+                .hexdigest()) for k, v in header.items()}
+
+
+def _model(dtype: str, n: int = 6, seed: int = 0) -> dict[str, tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    out = {f"layers.{i}.weight": (dtype, _float_bits(rng.standard_normal((64, 80 + 16 * i), dtype=np.float32)
+                                                        * np.float32(0.02), dtype)) for i in range(n)}
+    out["norm.weight"] = (dtype, _float_bits(np.ones(64, dtype=np.float32), dtype))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+def test_cli_round_trip_sha256_of_every_tensor(tmp_path, dtype):
+    src = tmp_path / "m.safetensors"
+    write_st(src, _model(dtype), metadata={"format": "pt"})
+    r = CliRunner().invoke(cli, ["compress", str(src), "--lossless", "-o", str(tmp_path / "m.dcz"), "--progress"])
+    assert r.exit_code == 0, r.output
+    assert "compress" in r.stderr and "B/s" in r.stderr and "7/7 tensors" in r.stderr  # the bar: bytes, rate, tensors
+    r = CliRunner().invoke(cli, ["decode", str(tmp_path / "m.dcz"), "-o", str(tmp_path / "b.safetensors"), "--progress"])
+    assert r.exit_code == 0, r.output
+    assert "decode" in r.stderr and "B/s" in r.stderr and "7/7 tensors" in r.stderr
+    assert st_digests(tmp_path / "b.safetensors") == st_digests(src)
+    kinds = {read_dcz(tmp_path / "m.dcz").meta(f"layers.{i}.weight")["kind"] for i in range(6)}
+    assert kinds == {"split_float"}
+
+
+def test_no_progress_bar_by_default_off_a_terminal(tmp_path):
+    src = tmp_path / "m.safetensors"
+    write_st(src, _model("bfloat16", 2))
+    r = CliRunner().invoke(cli, ["compress", str(src), "--lossless", "-o", str(tmp_path / "m.dcz")])
+    assert r.exit_code == 0 and "B/s" not in r.stderr
+    r = CliRunner().invoke(cli, ["decode", str(tmp_path / "m.dcz"), "-o", str(tmp_path / "b.safetensors"),
+                                 "--no-progress"])
+    assert r.exit_code == 0 and "B/s" not in r.stderr
+
+
+def _error_line(r) -> str:
+    assert r.exit_code != 0
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+def test_progress_flag_needs_a_lossless_run(tmp_path):
+    src = tmp_path / "m.safetensors"
+    write_st(src, _model("bfloat16", 1))
+    line = _error_line(CliRunner().invoke(cli, ["compress", str(src), "--progress", "-o", str(tmp_path / "x.dcz")]))
+    assert "--lossless" in line and not (tmp_path / "x.dcz").exists()
+    compress_lossless(src, tmp_path / "m.dcz")
+    line = _error_line(CliRunner().invoke(cli, ["decode", str(tmp_path / "m.dcz"), "-o", str(tmp_path / "x.pt"),
+                                                "--progress"]))
+    assert "--progress" in line and not (tmp_path / "x.pt").exists()
+
+
+def _listing(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_bad_inputs_fail_in_one_line_and_write_nothing(tmp_path):
+    src = tmp_path / "m.safetensors"
+    write_st(src, _model("float32", 3))
+    # a safetensors file cut inside its last tensor
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(src.read_bytes()[:-100])
+    before = _listing(tmp_path)
+    line = _error_line(CliRunner().invoke(cli, ["compress", str(cut), "--lossless", "-o", str(tmp_path / "c.dcz")]))
+    assert line.startswith("error:") and "cut.safetensors" in line
+    assert _listing(tmp_path) == before  # no output, no spool file left behind
+    # a .dcz with one flipped byte in the data area, and one cut short
+    compress_lossless(src, tmp_path / "m.dcz")
+    data = bytearray((tmp_path / "m.dcz").read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (tmp_path / "flip.dcz").write_bytes(bytes(data))
+    (tmp_path / "short.dcz").write_bytes(bytes(data[: len(data) // 2]))
+    before = _listing(tmp_path)
+    for bad, what in (("flip.dcz", "CRC32"), ("short.dcz", "truncated")):
+        line = _error_line(CliRunner().invoke(cli, ["decode", str(tmp_path / bad), "-o", str(tmp_path / "o.safetensors")]))
+        assert line.startswith("error:") and what in line and bad in line
+        assert _listing(tmp_path) == before
+
+
+def test_compress_holds_one_tensor_at_a_time(tmp_path, monkeypatch):
+    """Each input array and each encoded tensor is garbage before the next tensor is encoded."""
+    import deepcompress.codecs.tensor as tensor_mod
+
+    src = tmp_path / "m.safetensors"
+    write_st(src, _model("bfloat16", 8))
+    real = tensor_mod.encode_dense
+    inputs: list[weakref.ref] = []
+    outputs: list[weakref.ref] = []
+    alive_at_call: list[int] = []
+
+    def spy(name, arr, **kw):
+        gc.collect()
+        alive_at_call.append(sum(r() is not None for r in inputs) + sum(r() is not None for r in outputs))
+        inputs.append(weakref.ref(arr.base if arr.base is not None else arr))
+        et = real(name, arr, **kw)
+        outputs.append(weakref.ref(et))
+        return et
+
+    monkeypatch.setattr(tensor_mod, "encode_dense", spy)
+    done = compress_lossless(src, tmp_path / "m.dcz")
+    assert done.n_tensors == 9 and len(alive_at_call) == 9
+    assert alive_at_call == [0] * 9  # nothing of an earlier tensor is still referenced
+
+
+def test_decode_holds_one_tensor_at_a_time_and_releases_its_pages(tmp_path, monkeypatch):
+    from deepcompress.container.api import DczFile
+
+    src = tmp_path / "m.safetensors"
+    write_st(src, _model("float16", 8))
+    compress_lossless(src, tmp_path / "m.dcz")
+    real_decode, real_release = DczFile.decode, DczFile.release
+    decoded: list[weakref.ref] = []
+    alive_at_call: list[int] = []
+    released: list[str] = []
+
+    def decode(self, name, **kw):
+        gc.collect()
+        alive_at_call.append(sum(r() is not None for r in decoded))
+        arr = real_decode(self, name, **kw)
+        decoded.append(weakref.ref(arr))
+        return arr
+
+    def release(self, name=None):
+        released.append(name)
+        real_release(self, name)
+
+    monkeypatch.setattr(DczFile, "decode", decode)
+    monkeypatch.setattr(DczFile, "release", release)
+    decode_lossless(tmp_path / "m.dcz", tmp_path / "b.safetensors")
+    assert alive_at_call == [0] * 9
+    assert released == read_dcz(tmp_path / "m.dcz").tensor_names
+    assert st_digests(tmp_path / "b.safetensors") == st_digests(src)
+
+
+def test_mapped_reader_verifies_in_chunks_and_reads_after_release(tmp_path, monkeypatch):
+    import mmap
+
+    from deepcompress.container import reader
+
+    src = tmp_path / "m.safetensors"
+    write_st(src, _model("float32", 4))
+    compress_lossless(src, tmp_path / "m.dcz")
+    monkeypatch.setattr(reader, "CRC_CHUNK_BYTES", 4096)
+    f = read_dcz(tmp_path / "m.dcz")
+    assert isinstance(f._data, mmap.mmap)
+    name = f.tensor_names[0]
+    before = f.decode(name).tobytes()
+    f.release(name)
+    f.release()
+    assert f.decode(name).tobytes() == before  # dropped pages come back from the file
+    data = bytearray((tmp_path / "m.dcz").read_bytes())
+    last = f.sections(f.tensor_names[-1])[-1]
+    data[last.end - 1] ^= 1  # the last byte of the last section: found by chunked checks too
+    (tmp_path / "bad.dcz").write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="CRC32"):
+        read_dcz(tmp_path / "bad.dcz")
+    assert reader.crc32_range(memoryview(bytes(data)), 0, len(data)) == __import__("zlib").crc32(bytes(data))
+    with pytest.raises(ContainerError):
+        read_dcz(bytes(data[:-1]))
+
+
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child of pytest reports pytest's peak
+PEAK_SCRIPT = """
+import sys
+from deepcompress.lossless import compress_lossless, decode_lossless
+step, src, dst = sys.argv[1:]
+(compress_lossless if step == "compress" else decode_lossless)(src, dst)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+def _peak_kib(step: str, src: Path, dst: Path) -> int:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, step, str(src), str(dst)], env=env,
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux's /proc/self/status (VmHWM)")
+def test_peak_rss_grows_with_the_largest_tensor_not_the_checkpoint(tmp_path):
+    """A 144 MiB checkpoint of 18 tensors of 8 MiB: compress and decode stay within N/4 above a one-tensor run.
+
+    Holding the checkpoint (or its encoded form, ~0.66 N) would add far more than N/4; streaming adds a
+    constant (allocator and page-cache slack). Memory, not time, is measured (VmHWM of a child).
+    """
+    rng = np.random.default_rng(0)
+    shape = (4100, 1024)  # just over 8 MiB of bf16, so the zstd candidate takes its fast large-tensor level
+    big = {f"t.{i}": ("bfloat16", _float_bits(rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02),
+                                              "bfloat16")) for i in range(18)}
+    write_st(tmp_path / "big.safetensors", big)
+    write_st(tmp_path / "one.safetensors", {"t.0": big["t.0"]})
+    n_kib = (tmp_path / "big.safetensors").stat().st_size // 1024
+    del big
+    for step, (src, dst), (bsrc, bdst) in (
+        ("compress", ("big.safetensors", "big.dcz"), ("one.safetensors", "one.dcz")),
+        ("decode", ("big.dcz", "big_back.safetensors"), ("one.dcz", "one_back.safetensors")),
+    ):
+        base = _peak_kib(step, tmp_path / bsrc, tmp_path / bdst)
+        peak = _peak_kib(step, tmp_path / src, tmp_path / dst)
+        assert peak - base < n_kib // 4, f"{step}: {peak - base} KiB above a one-tensor run for a {n_kib} KiB file"
+    assert st_digests(tmp_path / "big_back.safetensors") == st_digests(tmp_path / "big.safetensors")
+
+
+@pytest.mark.parametrize("case", ["normal", "zeros", "uniform_bits"])
+def test_large_float_tensor_choice_is_the_full_comparison(case):
+    """Above 8 MiB encode_dense skips the dense candidate on an estimate; the choice must equal the full one."""
+    from deepcompress.codecs import streams
+    from deepcompress.codecs.encoded import EncodedTensor
+    from deepcompress.codecs.tensor import _stored_cost, encode_dense, encode_split_float
+
+    rng = np.random.default_rng(1)
+    n = (streams.ZSTD_LARGE_BYTES // 2) + 4096
+    arr = {"normal": _float_bits(rng.standard_normal(n, dtype=np.float32) * np.float32(0.02), "bfloat16"),
+           "zeros": np.zeros(n, dtype=np.uint16),
+           "uniform_bits": rng.integers(0, 1 << 16, n, dtype=np.uint16)}[case]
+    got = encode_dense("w", arr, dtype="bfloat16")
+    split = encode_split_float("w", arr, dtype="bfloat16")
+    dmeta, ddata = streams.encode_items(arr)
+    dense = EncodedTensor(meta={"name": "w", "kind": "dense", "shape": [n], "dtype": "bfloat16",
+                                "streams": {"data": dmeta}}, streams={"data": ddata})
+    want = split if _stored_cost(split) < _stored_cost(dense) else dense
+    assert got.meta == want.meta
+    assert {k: bytes(v) for k, v in got.streams.items()} == {k: bytes(v) for k, v in want.streams.items()}
+
+
+def test_inspect_shows_codec_and_bits_per_weight_of_exact_floats(tmp_path):
+    """Issue #17 item 5: split_float and zstd float tensors with their codec and bits per weight, torch-free."""
+    src = tmp_path / "m.safetensors"
+    model = _model("bfloat16", 2)
+    model["zeros"] = ("float32", np.zeros((64, 64), dtype=np.float32))  # zstd beats split_float here
+    write_st(src, model)
+    compress_lossless(src, tmp_path / "m.dcz")
+    code = (
+        "import json, sys\n"
+        "from click.testing import CliRunner\n"
+        "from deepcompress.cli.inspect_cmd import inspect_cmd\n"
+        "r = CliRunner().invoke(inspect_cmd, [sys.argv[1], '--json'])\n"
+        "t = CliRunner().invoke(inspect_cmd, [sys.argv[1]])\n"
+        "assert r.exit_code == 0 and t.exit_code == 0, r.output + t.output\n"
+        "print(json.dumps({'json': json.loads(r.output), 'text': t.output, 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = json.loads(subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.dcz")], env=env,
+                                    capture_output=True, text=True, check=True).stdout)
+    assert out["torch"] is False
+    rows = {t["name"]: t for t in out["json"]["dense_tensors"]}
+    f = read_dcz(tmp_path / "m.dcz")
+    for name, row in rows.items():
+        n_bytes = sum(f.stream_sizes(name).values())
+        assert row["bits_per_weight"] == pytest.approx(8 * n_bytes / row["n_elements"])
+    assert rows["layers.0.weight"]["codec"] == "split_float" and rows["layers.0.weight"]["dtype_bits"] == 16
+    assert 8 < rows["layers.0.weight"]["bits_per_weight"] < 16
+    assert rows["zeros"]["codec"] == "zstd" and rows["zeros"]["dtype_bits"] == 32
+    assert rows["zeros"]["bits_per_weight"] < 1
+    totals = out["json"]["float_totals"]
+    assert totals["bfloat16"]["codecs"] == {"split_float": 2, "zstd": 1}  # norm.weight (all ones): zstd
+    assert totals["bfloat16"]["n_weights"] == sum(r["n_elements"] for r in rows.values() if r["dtype"] == "bfloat16")
+    assert totals["float32"] == {"n_tensors": 1, "n_weights": 4096, "bytes": rows["zeros"]["bytes"],
+                                 "dtype_bits": 32, "codecs": {"zstd": 1},
+                                 "bits_per_weight": 8 * rows["zeros"]["bytes"] / 4096}
+    text = out["text"]
+    line = next(ln for ln in text.splitlines() if ln.startswith("layers.0.weight"))
+    assert "split_float" in line and f"{rows['layers.0.weight']['bits_per_weight']:.2f} of 16" in line
+    assert "bfloat16 stored exactly: 3 tensors" in text and "codecs: 2 split_float, 1 zstd" in text
+
+
+def test_progress_bar_is_erased_when_decoding_fails(tmp_path, monkeypatch):
+    from deepcompress.container.api import DczFile
+
+    src = tmp_path / "m.safetensors"
+    write_st(src, _model("float16", 3))
+    compress_lossless(src, tmp_path / "m.dcz")
+    real = DczFile.decode
+    last = read_dcz(tmp_path / "m.dcz").tensor_names[-1]
+
+    def decode(self, name, **kw):  # the last tensor fails while the bar is on screen
+        if name == last:
+            raise ContainerError(f"tensor {name!r}: digest mismatch")
+        return real(self, name, **kw)
+
+    monkeypatch.setattr(DczFile, "decode", decode)
+    r = CliRunner().invoke(cli, ["decode", str(tmp_path / "m.dcz"), "-o", str(tmp_path / "o.safetensors"),
+                                 "--progress"])
+    assert r.exit_code != 0 and not (tmp_path / "o.safetensors").exists()
+    assert "decode:" in r.stderr and "/4 tensors" in r.stderr  # the bar was drawn ...
+    visible = r.stderr.split("\r")[-1].strip()  # ... and erased: a terminal shows the error line alone
+    assert visible == f"error: tensor {last!r}: digest mismatch"
