@@ -230,8 +230,9 @@ def render(res: dict) -> str:
     worst = {k: max(rss(k)) - base[k] for k in ("compress", "decode")}
     return f"""# Lossless compress and decode: peak memory (issue #17 item 3)
 
-Measured {DATE} on this 2-core machine (other benchmarks running beside it), `OMP_NUM_THREADS=1`, by
-`benchmarks/bench_lossless_memory.py`. Checkpoint: a generated Llama-shaped bfloat16 safetensors file
+Measured {DATE} on this 2-core machine (other benchmarks running beside it) by
+`OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lossless_memory.py --runs 3 --json bench.json --doc
+docs/benchmarks/lossless_memory.md` (the doc can be re-rendered from the JSON with `--from-json bench.json`). Checkpoint: a generated Llama-shaped bfloat16 safetensors file
 ({res['n_tensors']} tensors: embedding and untied lm_head 32000x2048, {res['n_layers']} decoder layers with
 q/o 2048x2048, k/v 256x2048, gate/up 5632x2048, down 2048x5632, norms), random normal weights (std 0.02)
 cast to bf16: **N = {n:,} bytes ({mb:,.0f} MiB)**; `.dcz` {res['dcz_bytes']:,} bytes
