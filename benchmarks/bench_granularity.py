@@ -6,7 +6,7 @@ Run (one `deepcompress sweep` per seed, side by side; each reuses its stage cach
 
 Every point prunes the conv layers of `resnet20_cifar` one-shot (L1 norm of the block): element,
 vector and kernel granularity at 30% and 50%, the N:M patterns 2:4 and 4:8 at their one fixed
-sparsity (50%), filter and channel granularity at 30% (`PARTS`: two sweeps per seed sharing one
+sparsity (50%), filter and channel granularity at 30% (`PARTS`: sweeps per seed sharing one
 stage cache), with the first conv layer and the fc layer left dense; retrains one epoch over the
 50,000 JPEG training images by distillation from the input model (the same budget at every
 point); shares weights at 8 bits (so quantization hardly moves accuracy); and writes a `.dcz`.
@@ -38,7 +38,7 @@ from bench_cifar import CHECKPOINTS, SHARED, paired, predictions, require_cifar,
 
 #: The study's points, as sweeps sharing one stage cache per seed: (folder suffix, granularities, sparsities).
 #: Fine and mid granularities at 30% and 50% (N:M at its fixed 50%); filter and channel at 30% only.
-PARTS = [("", "element,vector,kernel,2:4,4:8", "0.3,0.5"), ("_coarse", "filter,channel", "0.3")]
+PARTS = [("", "element,vector,kernel,2:4,4:8", "0.3,0.5"), ("_filter", "filter", "0.3"), ("_channel", "channel", "0.3")]
 SETS = ("cifar10", "cifar10-jpegtest")
 
 
@@ -116,14 +116,16 @@ def main() -> None:
         run_sweeps(args, out)
 
     sweeps: dict[int, dict] = {}
-    for seed in args.seeds:
-        for part in PARTS:
-            path = out / f"{args.model}_s{seed}{part[0]}" / "sweep.json"
-            if not path.is_file():
-                print(f"seed {seed}: {path} not written (sweep unfinished); left out", file=sys.stderr)
-                continue
+    parts_run: list[tuple[int, str, dict]] = []
+    for seed in args.seeds:  # every finished sweep of this seed: the PARTS, or any other sweep run into the folder
+        seen: set[tuple[str, float]] = set()
+        for path in sorted(out.glob(f"{args.model}_s{seed}*/sweep.json")):
             found = json.loads(path.read_text())
-            sweeps.setdefault(seed, {"settings": found["settings"], "points": []})["points"] += found["points"]
+            entry = sweeps.setdefault(seed, {"settings": found["settings"], "points": []})
+            new = [p for p in found["points"] if (p["granularity"], p["sparsity"]) not in seen]
+            seen |= {(p["granularity"], p["sparsity"]) for p in new}
+            entry["points"] += new
+            parts_run.append((seed, path.parent.name, found["settings"]))
     if not sweeps:
         raise SystemExit("no finished sweeps to report")
     settings = next(iter(sweeps.values()))["settings"]
@@ -182,10 +184,11 @@ def main() -> None:
         "Commands (OMP_NUM_THREADS=1, two sweeps side by side on a shared 2-core machine):",
         "",
     ]
-    for seed in seeds:
-        for part in PARTS:
-            cmd = sweep_args(args.model, seed, out, part, settings["retrain_epochs"])
-            lines.append(f"- `{short(shlex.join(['deepcompress', *cmd]))}`")
+    for seed, folder, st in parts_run:
+        suffix = folder[len(f"{args.model}_s{seed}"):]
+        part = (suffix, ",".join(st["granularities"]), ",".join(f"{v:g}" for v in st["sparsities"]))
+        cmd = sweep_args(args.model, seed, out, part, st["retrain_epochs"])
+        lines.append(f"- `{short(shlex.join(['deepcompress', *cmd]))}`")
     lines += [f"- then `{short(shlex.join(['python', 'benchmarks/bench_granularity.py', '--seeds', *map(str, seeds), '--collect']))}`"
               " (evaluates every file on both test sets)", ""]
     lines += ["| granularity | sparsity | conv density | paired change, exact 1,000 | paired change, JPEG 10,000 | "
@@ -220,9 +223,27 @@ def main() -> None:
         lines.append(f"| {g} | {s:g} | {rng(t['exact'], '{:+.1f}')} | {rng(t['jpeg'])} | "
                      f"{t['values']:,.0f} + {t['index']:,.0f} = {t['conv']:,.0f} | {vs} | {mem} |")
 
+    free = datafree_table(out / f"{args.model}_datafree" / "sweep.json", ckpt, args.model, base, dense_layers)
+    if free:
+        lines += ["", "### The same masks without retraining (data-free, every granularity and sparsity)", "",
+                  "One sweep with `--retrain-epochs 0` (no training, so one run is exact; its command is below). "
+                  "Pruning is one-shot from the input weights, so each point's mask, index, and memory references "
+                  "are those of the retrained point with the same granularity and sparsity; only the kept values "
+                  "(and so the accuracy) differ.", "",
+                  f"- `{short(shlex.join(['deepcompress', *free['cmd']]))}`", "",
+                  "| granularity | sparsity | paired change, exact 1,000 | conv bytes: values + index | "
+                  "conv mem refs (M): weights + index + activations + outputs | vs element |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for (g, sp), t in free["rows"].items():
+            el = free["rows"].get(("element", sp))
+            parts = t["parts"]
+            lines.append(f"| {g} | {sp:g} | {t['exact']:+.1f} | {t['values']:,} + {t['index']:,} | "
+                         f"{parts['weights'] / 1e6:.2f} + {parts['index'] / 1e6:.2f} + {parts['activations'] / 1e6:.2f} "
+                         f"+ {parts['outputs'] / 1e6:.2f} = {t['mem'] / 1e6:.2f} | "
+                         f"{'-' if not el else format(t['mem'] / el['mem'], '.2f')} |")
     lines += ["", "### Mao et al.'s claims beside these measurements", "",
               "| claim (papers.md section 3) | measured here | holds here? |", "| --- | --- | --- |"]
-    for claim, measured, verdict in claims(grans, table, no_loss, element):
+    for claim, measured, verdict in claims(grans, table, no_loss, element, free["rows"] if free else {}):
         lines.append(f"| {claim} | {measured} | {verdict} |")
     lines += ["", "Memory references: conv layers, SCNN's array (8 x 8 PEs, F = I = 4, 1,024 accumulator entries per PE;"
               " weights and index read by every PE holding an output tile; dense activations; docs/memory_model.md)."]
@@ -236,7 +257,26 @@ def main() -> None:
     print(f"wrote {args.doc}", file=sys.stderr)
 
 
-def claims(grans, table, no_loss, element) -> list[tuple[str, str, str]]:
+def datafree_table(path: Path, ckpt: Path, model: str, base: dict, dense_layers: list[str]) -> dict | None:
+    """The data-free sweep's points, evaluated paired on the exact test images (None if it was not run)."""
+    if not path.is_file():
+        return None
+    sweep = json.loads(path.read_text())
+    st = sweep["settings"]
+    rows = {}
+    for p in sweep["points"]:
+        right = predictions(Path(p["dcz"]), model, "cifar10")
+        rows[(p["granularity"], p["sparsity"])] = {
+            "exact": paired(base["cifar10"], right)["delta"], **conv_split(p["dcz"], dense_layers),
+            "mem": p["mem_total"], "parts": {k: p[f"mem_{k}"] for k in ("weights", "index", "activations", "outputs")}}
+    cmd = ["sweep", str(ckpt), "--arch", f"{model}_cifar", "--data", f"cifar10:{SHARED / 'data' / 'cifar10'}",
+           "--fc-sparsity", "0", "--retrain-epochs", "0", "--bits", st["bits"], "--seed", str(st["seed"]), "--json",
+           "--granularity", ",".join(st["granularities"]), "--sparsity", ",".join(f"{v:g}" for v in st["sparsities"]),
+           "-o", str(path.parent)]
+    return {"rows": rows, "cmd": cmd}
+
+
+def claims(grans, table, no_loss, element, free) -> list[tuple[str, str, str]]:
     """Each claim, what was measured, and whether it holds under the stated rule."""
     out = []
     el = no_loss.get("element")
@@ -275,24 +315,31 @@ def claims(grans, table, no_loss, element) -> list[tuple[str, str, str]]:
                     "at the no-loss points, against element's: " + (", ".join(parts) or "-"),
                     "cannot be judged at equal accuracy (no coarse no-loss point)" if best is None else
                     ("yes (>= 30% saved)" if best <= 0.70 else f"no: at most {100 * (1 - best):.0f}% saved")))
-    equal = [(g, s, table[(g, s)]["mem"] / table[("element", s)]["mem"])
-             for g in ("vector", "kernel") for s in sorted(element) if (g, s) in table]
+    masks = free or {k: {"mem": v["mem"]} for k, v in table.items()}  # equal-sparsity counts need masks only
+    equal = [(g, s, masks[(g, s)]["mem"] / masks[("element", s)]["mem"])
+             for g in ("vector", "kernel") for s in sorted({s for (gg, s) in masks if gg == "element"})
+             if (g, s) in masks]
     if equal:
         saved = [1 - r for _, _, r in equal]
         out.append(("the same memory claim, at equal sparsity instead of equal accuracy",
                     ", ".join(f"{g} at {s:g}: {r:.2f}x" for g, s, r in equal),
                     "yes (>= 30% saved at every point)" if min(saved) >= 0.30 - 1e-9 else
                     f"partly: {100 * min(saved):.0f}-{100 * max(saved):.0f}% saved"))
-    at_equal = []
-    for s in sorted(element):
-        if ("filter", s) in table:
-            worse = [g for g in ("element", "vector", "kernel") if (g, s) in table
-                     and mean(table[("filter", s)]["exact"]) < mean(table[(g, s)]["exact"])]
-            at_equal.append((s, len(worse) == len([g for g in ("element", "vector", "kernel") if (g, s) in table])))
-    if at_equal:
-        out.append(("filter-level pruning loses more accuracy than finer levels at equal sparsity",
-                    ", ".join(f"{s:g}: {'filter worst' if w else 'filter not worst'}" for s, w in at_equal),
-                    "yes" if all(w for _, w in at_equal) else "not at every sparsity"))
+    def exact(t: dict) -> float:
+        return mean(t["exact"]) if isinstance(t["exact"], list) else t["exact"]
+
+    for label, tab in (("retrained", table), ("data-free", free)):
+        at_equal = []
+        finer = ("element", "vector", "kernel")
+        for s in sorted({s for (g, s) in tab if g == "filter"}):
+            others = [g for g in finer if (g, s) in tab]
+            if others:
+                worst = all(exact(tab[("filter", s)]) < exact(tab[(g, s)]) for g in others)
+                at_equal.append((s, worst))
+        if at_equal:
+            out.append((f"filter-level pruning loses more accuracy than finer levels at equal sparsity ({label})",
+                        ", ".join(f"{s:g}: {'filter worst' if w else 'filter not worst'}" for s, w in at_equal),
+                        "yes" if all(w for _, w in at_equal) else "not at every sparsity"))
     for g in ("2:4", "4:8"):
         if (g, 0.5) in table and ("element", 0.5) in table:
             t, e = table[(g, 0.5)], table[("element", 0.5)]
