@@ -71,6 +71,21 @@ def run_sweeps(args: argparse.Namespace, out: Path) -> None:
         proc.wait()
 
 
+def cached_predictions(path: Path, model: str, spec: str):
+    """:func:`bench_cifar.predictions` of a ``.dcz``, kept beside it (keyed by the file's sha256) for re-collects."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    cache = path.with_name(f"{path.name}.{spec}.{digest}.npy")
+    if cache.is_file():
+        return np.load(cache)
+    right = predictions(path, model, spec)
+    np.save(cache, right)
+    return right
+
+
 def conv_split(dcz_path: str, dense_layers: list[str]) -> dict[str, int]:
     """Bytes of the pruned conv layers' streams: values (indices + codebook) and position index (gaps)."""
     from deepcompress.container import read_dcz
@@ -135,7 +150,7 @@ def main() -> None:
     cells: dict[tuple[str, float], list[dict]] = {}
     for seed, sweep in sorted(sweeps.items()):
         for p in sweep["points"]:
-            preds = {spec: predictions(Path(p["dcz"]), args.model, spec) for spec in SETS}
+            preds = {spec: cached_predictions(Path(p["dcz"]), args.model, spec) for spec in SETS}
             cells.setdefault((p["granularity"], p["sparsity"]), []).append({
                 "seed": seed, "point": p, "exact": paired(base["cifar10"], preds["cifar10"]),
                 "jpeg": paired(base["cifar10-jpegtest"], preds["cifar10-jpegtest"]),
@@ -265,7 +280,7 @@ def datafree_table(path: Path, ckpt: Path, model: str, base: dict, dense_layers:
     st = sweep["settings"]
     rows = {}
     for p in sweep["points"]:
-        right = predictions(Path(p["dcz"]), model, "cifar10")
+        right = cached_predictions(Path(p["dcz"]), model, "cifar10")
         rows[(p["granularity"], p["sparsity"])] = {
             "exact": paired(base["cifar10"], right)["delta"], **conv_split(p["dcz"], dense_layers),
             "mem": p["mem_total"], "parts": {k: p[f"mem_{k}"] for k in ("weights", "index", "activations", "outputs")}}
