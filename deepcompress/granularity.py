@@ -107,11 +107,16 @@ class NMPattern:
     def label(self) -> str:
         return f"{self.n}:{self.m}"
 
-    def group_axis(self, weight_shape: Sequence[int], name: str = "weight") -> int:
-        """The axis the groups of ``m`` run along (the input axis, 1), checked to be divisible."""
+    def check_dims(self, weight_shape: Sequence[int], name: str = "weight") -> tuple[int, ...]:
+        """The shape as ints, checked to have an input axis (>= 2 dims)."""
         shape = tuple(int(s) for s in weight_shape)
         if len(shape) < 2:
             raise ConfigError(f"{name}: N:M sparsity {self.label} needs a weight of >= 2 dims; got shape {shape}")
+        return shape
+
+    def group_axis(self, weight_shape: Sequence[int], name: str = "weight") -> int:
+        """The axis the groups of ``m`` run along (the input axis, 1), checked to be divisible."""
+        shape = self.check_dims(weight_shape, name)
         if shape[1] % self.m:
             raise ConfigError(
                 f"{name}: N:M sparsity {self.label} needs the input size {shape[1]} to be a multiple of {self.m}; "
@@ -169,9 +174,7 @@ def block_shape(
     shape = tuple(int(s) for s in weight_shape)
     nm = parse_nm(granularity)
     if nm is not None:  # masks are per weight; the group axis is checked where a layer is pruned
-        if len(shape) < 2:
-            raise ConfigError(f"{name}: N:M sparsity {nm.label} needs a weight of >= 2 dims; got shape {shape}")
-        return (1,) * len(shape)
+        return (1,) * len(nm.check_dims(shape, name))
     if not isinstance(granularity, (str, Granularity)):
         block = tuple(int(b) for b in granularity)
         return _check_block(block, shape, name)
