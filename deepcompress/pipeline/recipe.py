@@ -104,7 +104,8 @@ def default_recipe(
     """The graph the ``compress`` flags build: prune -> retrain -> quantize -> fine-tune -> encode.
 
     Without data the retraining stages are left out (data-free compression), and
-    the default sparsity is milder (conv 0.5, fc 0.7; with data conv 0.7, fc 0.92).
+    the default sparsity is milder (conv 0.5, fc 0.7; with data conv 0.7, fc 0.92); a kind
+    pruned with an N:M pattern defaults to the pattern's 1 - N/M.
     ``distill`` is the weight of the loss towards the input model in retraining and
     fine-tuning (0: labels only; 1: the input model's outputs only).
     """
@@ -112,7 +113,7 @@ def default_recipe(
         if scope == "global":
             sparsity = "0.9" if has_data else "0.6"
         else:
-            sparsity = "conv=0.7,fc=0.92" if has_data else "conv=0.5,fc=0.7"
+            sparsity = _default_sparsity(has_data, granularity, fc_granularity)
     prune = PruneConfig(
         sparsity=sparsity, granularity=granularity, fc_granularity=fc_granularity, block=block,
         schedule=schedule if has_data else "oneshot", lr=lr, thin=thin, scope=scope,
@@ -126,3 +127,15 @@ def default_recipe(
         stages.append(FinetuneConfig(epochs=finetune_epochs, distill=distill))
     stages.append(EncodeConfig(index_bits=index_bits))
     return Recipe(tuple(stages), name="default")
+
+
+def _default_sparsity(has_data: bool, granularity: str, fc_granularity: str) -> str:
+    """The default per-kind spec; a kind pruned with an N:M pattern gets the pattern's own sparsity (1 - N/M)."""
+    from ..granularity import parse_nm
+
+    values = {"conv": 0.7, "fc": 0.92} if has_data else {"conv": 0.5, "fc": 0.7}
+    for kind, g in (("conv", granularity), ("fc", fc_granularity)):
+        pattern = parse_nm(g)
+        if pattern is not None:
+            values[kind] = round(pattern.sparsity, 6)
+    return ",".join(f"{k}={v:g}" for k, v in values.items())

@@ -154,7 +154,7 @@ def planned_sparsity(
     """The layers a per-layer spec prunes, with their sparsity; every config error is raised here, before any mask.
 
     Layers the spec gives no value for are left out. An N:M layer given a sparsity above 0
-    is checked to divide into groups.
+    is checked to divide into groups and to be given the pattern's own sparsity (1 - N/M).
     """
     spec = parse_layer_spec(sparsity, sparsity_value, "--sparsity")
     chosen = blocked_layers(model, granularity, fc_granularity, layers)
@@ -166,6 +166,11 @@ def planned_sparsity(
             continue
         if layer.pattern is not None and s > 0:
             layer.pattern.group_axis(layer.ref.weight.shape, layer.name)
+            if abs(s - layer.pattern.sparsity) > 1e-6:
+                raise ConfigError(
+                    f"{layer.name}: N:M sparsity {layer.pattern.label} prunes exactly {layer.pattern.sparsity:g} of "
+                    f"each layer, but the sparsity spec gives {s:g}; give {layer.pattern.sparsity:g} "
+                    f"(or 0 to leave the layer dense)")
         out.append((layer, s))
     return out
 

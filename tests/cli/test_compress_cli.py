@@ -114,6 +114,21 @@ def test_nm_pattern_compress_inspect_and_load(runner, digits_lenet300, tmp_path)
         assert ((w != 0).reshape(w.shape[0], -1, 4).sum(dim=2) <= 2).all()
 
 
+def test_nm_pattern_with_another_sparsity_is_refused_before_any_work(runner, digits_lenet300, tmp_path):
+    """--fc-granularity 2:4 with --sparsity 0.9: one line naming the pattern's 0.5, nothing written;
+    without --sparsity the pattern's own sparsity is the default."""
+    out = tmp_path / "nm.dcz"
+    result = runner.invoke(cli, ["compress", str(digits_lenet300), "-o", str(out), "--no-cache", "--no-report",
+                                 "--fc-granularity", "2:4", "--sparsity", "0.9"])
+    assert result.exit_code != 0 and not out.exists()
+    assert "prunes exactly 0.5" in result.stderr and "Traceback" not in result.output
+    result = runner.invoke(cli, ["compress", str(digits_lenet300), "-o", str(out), "--no-cache", "--no-report",
+                                 "--fc-granularity", "2:4"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(cli, ["inspect", str(out), "--json"]).stdout)
+    assert {l["granularity"] for l in info["layers"]} == {"2:4"}
+
+
 def test_default_output_path(runner, digits_lenet300, tmp_path):
     import shutil
 

@@ -95,3 +95,24 @@ def test_pattern_is_refused_where_it_cannot_mean_anything():
         with pytest.raises(ConfigError, match="N:M"):
             PruneConfig(granularity="2:4", **kwargs)
     PruneConfig(granularity="2:4", sparsity="conv=0.5")  # accepted
+
+
+def test_a_sparsity_other_than_the_patterns_is_refused_in_one_line():
+    """2:4 prunes exactly half of each pruned layer; a spec asking for 0.7 is refused, not silently ignored."""
+    torch.manual_seed(0)
+    model = TinyCNN()
+    convs = [n for n, p in model.named_parameters() if p.dim() == 4 and p.shape[1] % 4 == 0]
+    spec = ",".join(f"{n}={0.7 if n == convs[0] else 0}" for n, p in model.named_parameters() if p.dim() == 4)
+    with pytest.raises(ConfigError, match=rf"{convs[0]}: N:M sparsity 2:4 prunes exactly 0.5 .* gives 0.7") as err:
+        layerwise_masks(model, spec, "2:4")
+    assert "\n" not in str(err.value)
+
+
+def test_default_recipe_gives_an_nm_kind_the_patterns_sparsity():
+    from deepcompress.pipeline.recipe import default_recipe
+
+    for has_data, fc in ((False, 0.7), (True, 0.92)):
+        prune = default_recipe(has_data=has_data, granularity="2:4").stages[0]
+        assert prune.sparsity == f"conv=0.5,fc={fc:g}"
+        prune = default_recipe(has_data=has_data, fc_granularity="1:8").stages[0]
+        assert prune.sparsity.endswith("fc=0.875")
