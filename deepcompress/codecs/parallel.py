@@ -6,7 +6,8 @@ own pool:
 * the *range* pool splits one long kernel call into a few index ranges
   (:func:`run_ranges`; Huffman coding, histograms);
 * the *task* pool runs independent tasks such as whole tensors
-  (:func:`map_largest_first`; ``DczFile.decode_all``).
+  (:func:`map_largest_first`; ``DczFile.decode_all``; :func:`map_ordered`, a
+  bounded stream of them: lossless compress).
 
 The number of threads is numba's (``NUMBA_NUM_THREADS``, default: the CPU
 count). With one thread everything runs in the calling thread.
@@ -15,8 +16,9 @@ count). With one thread everything runs in the calling thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 # streams (of symbols, or of gap symbols) at least this long are split over the range pool
@@ -80,3 +82,30 @@ def map_largest_first(fn: Callable[[T], R], items: Sequence[T], sizes: Sequence[
     futures = {i: pool.submit(fn, items[i]) for i in order}
     wait(futures.values())
     return [futures[i].result() for i in range(len(items))]
+
+
+def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, window: int | None = None) -> Iterator[R]:
+    """``fn(x) for x in items`` on the task pool, yielded in input order, with at most ``window`` items in flight.
+
+    ``items`` is consumed lazily (an item is taken only when a slot is free), so a
+    stream of large tensors holds at most ``window`` of them plus the one being
+    handed back. ``window`` defaults to ``threads() + 1``. The first failing item in
+    input order raises; items after it are finished (not abandoned mid-run) first.
+    """
+    n = threads()
+    if n <= 1:
+        for x in items:
+            yield fn(x)
+        return
+    window = max(1, window if window is not None else n + 1)
+    pool = _pool("tasks", n)
+    pending: deque[Future[R]] = deque()
+    try:
+        for x in items:
+            if len(pending) >= window:
+                yield pending.popleft().result()
+            pending.append(pool.submit(fn, x))
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        wait(list(pending))

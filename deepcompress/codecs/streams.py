@@ -34,6 +34,18 @@ ZSTD_LEVEL = 19
 # byte streams above this size use a faster level (zstd-19 runs at a few MB/s)
 ZSTD_LEVEL_LARGE = 9
 ZSTD_LARGE_BYTES = 8 << 20
+# the dense candidate of a float tensor above this size (split_float is the other candidate,
+# and on weights it is the smaller by 1-5%) is coded at the fast level: zstd-19's few MB/s
+# would set the pace of a lossless checkpoint compress
+ZSTD_LEVEL_FAST = 1
+ZSTD_FAST_BYTES = 256 << 10
+
+
+def items_level(nbytes: int, *, fast: bool = False) -> int:
+    """The zstd level of a byte stream of ``nbytes``: 19, 9 above 8 MiB, 1 above 256 KiB when ``fast``."""
+    if fast and nbytes > ZSTD_FAST_BYTES:
+        return ZSTD_LEVEL_FAST
+    return ZSTD_LEVEL if nbytes <= ZSTD_LARGE_BYTES else ZSTD_LEVEL_LARGE
 CODECS = ("raw", "huffman", "huffman_pairs", "zstd")
 # pair coding is tried on streams of at least this many symbols (its code_lengths string
 # has up to 2**(2 * symbol_bits) digits, so shorter streams never gain)
@@ -130,8 +142,10 @@ def _byte_planes(raw: np.ndarray, itemsize: int) -> bytes:
     return raw.reshape(-1, itemsize).T.tobytes()
 
 
-def encode_items(array: np.ndarray) -> tuple[dict[str, Any], bytes]:
+def encode_items(array: np.ndarray, *, fast: bool = False) -> tuple[dict[str, Any], bytes]:
     """Encode a flat little-endian array exactly as raw bytes or zstd'd byte planes (smallest).
+
+    ``fast``: a large array's zstd frame uses the fast level (:func:`items_level`).
 
     The raw bytes are copied out only when they are the smaller (the zstd
     candidate is made from the array itself), so a large tensor costs its byte
@@ -141,7 +155,7 @@ def encode_items(array: np.ndarray) -> tuple[dict[str, Any], bytes]:
     itemsize = arr.dtype.itemsize
     raw_size = arr.nbytes
     if arr.size:
-        level = ZSTD_LEVEL if raw_size <= ZSTD_LARGE_BYTES else ZSTD_LEVEL_LARGE
+        level = items_level(raw_size, fast=fast)
         data = zstdframe.compress(_byte_planes(arr.view(np.uint8), itemsize), level)
         if len(data) < raw_size:  # ties go to raw, as min() over (raw, zstd) did
             return {"codec": "zstd"}, data
@@ -149,7 +163,7 @@ def encode_items(array: np.ndarray) -> tuple[dict[str, Any], bytes]:
     return {"codec": "raw"}, arr.tobytes()
 
 
-def zstd_items_size(array: np.ndarray, chunk: int = 1 << 22) -> int:
+def zstd_items_size(array: np.ndarray, chunk: int = 1 << 22, *, fast: bool = False) -> int:
     """About the length of :func:`encode_items`' zstd frame of ``array``, made without holding the frame.
 
     The byte planes go through a streaming compressor at the same level a chunk
@@ -163,7 +177,7 @@ def zstd_items_size(array: np.ndarray, chunk: int = 1 << 22) -> int:
 
     arr = np.ascontiguousarray(array).ravel()
     itemsize = arr.dtype.itemsize
-    level = ZSTD_LEVEL if arr.nbytes <= ZSTD_LARGE_BYTES else ZSTD_LEVEL_LARGE
+    level = items_level(arr.nbytes, fast=fast)
     cobj = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False).compressobj(
         size=arr.nbytes)
     planes = arr.view(np.uint8).reshape(-1, itemsize)

@@ -159,7 +159,8 @@ def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularit
 
 
 def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None) -> EncodedTensor:
-    """Encode a dense array exactly in its own dtype (raw or zstd, the smaller).
+    """Encode a dense array exactly in its own dtype (raw or zstd, the smaller; a float tensor: or
+    ``split_float``, whichever is smallest, the zstd candidate at the fast level above 256 KiB).
 
     ``dtype`` None (or the array's own dtype name) stores the array's dtype.
     ``dtype="bfloat16"``: ``array`` is a uint16 array holding the bfloat16 bit
@@ -188,7 +189,7 @@ def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None) -> E
     split = encode_split_float(name, bits, dtype=dtype)
     if arr.nbytes > codec.ZSTD_LARGE_BYTES and _dense_loses(split, little, dense_of):
         return split  # the same choice as below, without holding the dense candidate's planes and frame
-    dense = dense_of(*codec.encode_items(little))
+    dense = dense_of(*codec.encode_items(little, fast=True))
     return split if _stored_cost(split) < _stored_cost(dense) else dense
 
 
@@ -202,7 +203,7 @@ def _dense_loses(split: EncodedTensor, little: np.ndarray, dense_of: Any) -> boo
     cost = _stored_cost(split)
     raw_meta = dense_of({"codec": "raw"}, b"").meta
     raw_cost = little.nbytes + len(json.dumps(raw_meta, separators=(",", ":")))
-    return raw_cost > cost and codec.zstd_items_size(little) > 1.01 * cost
+    return raw_cost > cost and codec.zstd_items_size(little, fast=True) > 1.01 * cost
 
 
 def _stored_cost(et: EncodedTensor) -> int:

@@ -70,3 +70,41 @@ def test_zeroed_without_madvise_falls_back_to_a_populated_mapping(monkeypatch):
     monkeypatch.setattr(buffers, "_MADVISE", False)
     arr = buffers.zeroed(buffers.MMAP_BYTES // 4 + 1, np.float32)
     assert not arr.any() and arr.flags.writeable
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_map_ordered_keeps_order_bounds_the_window_and_raises_the_first_failure(monkeypatch, threads):
+    import threading
+    import time
+
+    monkeypatch.setattr(parallel, "threads", lambda: threads)
+    taken, running, peak = [], [0], [0]
+    lock = threading.Lock()
+
+    def items():
+        for i in range(20):
+            taken.append(i)
+            yield i
+
+    def fn(i):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.002 * (i % 3))  # later items may finish first
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    got = []
+    for value in parallel.map_ordered(fn, items(), window=threads + 1):
+        got.append(value)
+        assert len(taken) - len(got) <= threads + 1  # never more than the window taken ahead
+    assert got == [i * i for i in range(20)] and peak[0] <= threads
+
+    def boom(i):
+        if i in (5, 7):
+            raise ValueError(f"item {i}")
+        return i
+
+    with pytest.raises(ValueError, match="item 5"):
+        list(parallel.map_ordered(boom, range(20)))
