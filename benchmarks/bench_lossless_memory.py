@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,14 +79,16 @@ def _to_bf16_bits(x: np.ndarray) -> np.ndarray:
 
 
 def write_checkpoint(path: Path, shapes: list[tuple[str, tuple[int, ...]]], *, seed: int = 0,
-                     chunk: int = 1 << 24) -> int:
-    """Write a bf16 safetensors file of random normal weights (norms: 1 + noise), a chunk at a time; its size."""
+                     chunk: int = 1 << 24, dtype: str = "bfloat16") -> int:
+    """Write a bf16 (or float32) safetensors file of random normal weights (norms: 1 + noise), a chunk at a
+    time; its size. The float32 file holds the same draws as the bf16 one, unrounded."""
     rng = np.random.default_rng(seed)
     header: dict = {"__metadata__": {"format": "pt"}}
     offset = 0
+    item, tag = (2, "BF16") if dtype == "bfloat16" else (4, "F32")
     for name, shape in shapes:
-        size = 2 * int(np.prod(shape))
-        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        size = item * int(np.prod(shape))
+        header[name] = {"dtype": tag, "shape": list(shape), "data_offsets": [offset, offset + size]}
         offset += size
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
@@ -99,7 +102,7 @@ def write_checkpoint(path: Path, shapes: list[tuple[str, tuple[int, ...]]], *, s
                 x *= np.float32(0.02)
                 if name.endswith("norm.weight"):
                     x += np.float32(1.0)
-                fh.write(_to_bf16_bits(x).tobytes())
+                fh.write(_to_bf16_bits(x).tobytes() if item == 2 else x.tobytes())
     return path.stat().st_size
 
 
@@ -296,17 +299,23 @@ def main() -> None:
     if args.generate is not None:  # --layers -1: the one-tensor baseline checkpoint
         write_checkpoint(args.generate, llama_shapes(args.layers) if args.layers >= 0 else TINY)
         return
+    run_and_report(args, lambda folder: run(folder, args.layers, args.runs), render, "bench-lossless-")
+
+
+def run_and_report(args: argparse.Namespace, run_in: Any, render_fn: Any, prefix: str) -> None:
+    """``--from-json`` or a run in ``--folder`` (or a temporary one); then ``--json``, ``--doc`` and stdout."""
     if args.from_json is not None:
         res = json.loads(args.from_json.read_text())
     elif args.folder is not None:
         args.folder.mkdir(parents=True, exist_ok=True)
-        res = run(args.folder, args.layers, args.runs)
+        res = run_in(args.folder)
     else:
-        with tempfile.TemporaryDirectory(prefix="bench-lossless-") as tmp:
-            res = run(Path(tmp), args.layers, args.runs)
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            res = run_in(Path(tmp))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1))
-    text = render(res)
+    text = render_fn(res)
     if args.doc:
         args.doc.write_text(text)
     print(text)

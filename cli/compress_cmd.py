@@ -58,9 +58,13 @@ class Interrupted(click.ClickException):
               help="Store every tensor of a safetensors file or .pt state dict exactly (floats with the "
                    "split_float codec when smaller); no architecture, data or pruning. "
                    "`decode -o X.safetensors` gives back the original names, shapes and dtypes.")
+@click.option("--max-error", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=None,
+              help="A checkpoint naming no architecture (safetensors or state dict) is weight-shared data-free, "
+                   "each matrix with its own codebook; with --bits auto (its default) each gets the fewest bits "
+                   "whose relative RMS error is at most this [default: 0.1].")
 @click.option("--progress/--no-progress", default=None,
-              help="With --lossless: a progress bar on stderr (tensors, MB/s) [default: when stderr is a "
-                   "terminal and without --json].")
+              help="With --lossless or a checkpoint naming no architecture: a progress bar on stderr (tensors, "
+                   "MB/s) [default: when stderr is a terminal and without --json].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write OUTPUT.report.md and OUTPUT.report.json beside the output.")
@@ -69,7 +73,8 @@ class Interrupted(click.ClickException):
 @model_input_options
 def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, scope, max_accuracy_drop,
                  bits, retrain_epochs, finetune_epochs, schedule, lr, distill, index_bits, thin, seed, recipe, work_dir, cache,
-                 resume, lossless, progress, as_json, report, report_plots, arch, arch_kwargs, trust_pickle, trust_arch):
+                 resume, lossless, max_error, progress, as_json, report, report_plots, arch, arch_kwargs, trust_pickle,
+                 trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.atomic import same_file
     from deepcompress.compression import build_recipe, compress
@@ -77,11 +82,19 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if same_file(out, Path(model_path)):
         raise click.BadParameter("the output would overwrite the input model", param_hint="-o")
-    if progress is not None and not lossless:
-        raise click.UsageError("--progress/--no-progress go with --lossless")
+    shown = False if as_json and progress is None else progress
     if lossless:
-        _compress_lossless(model_path, out, as_json, False if as_json and progress is None else progress)
+        _compress_lossless(model_path, out, as_json, shown)
         return
+    if arch is None and not recipe and _names_no_architecture(model_path):
+        _refuse_model_flags(data_spec)
+        _compress_shared(model_path, out, bits, max_error, as_json, shown)
+        return
+    if progress is not None:
+        raise click.UsageError("--progress/--no-progress go with --lossless or a checkpoint naming no architecture")
+    if max_error is not None:
+        raise click.UsageError("--max-error goes with a checkpoint naming no architecture (a safetensors file or "
+                               "state dict compressed data-free); MODEL names one, or --arch/--recipe was given")
     explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
     if recipe:
         plan = build_recipe(recipe, has_data=data_spec is not None)
@@ -166,3 +179,68 @@ def _compress_lossless(model_path: str, out: Path, as_json: bool, progress: bool
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(done.kinds.items()))
     click.echo(f"lossless: {done.n_tensors} tensors ({kinds}), {done.input_bytes:,} bytes -> "
                f"{done.file_bytes:,} bytes ({ratio:.2%} of the tensors' bytes) -> {done.output}")
+
+
+def _names_no_architecture(model_path: str) -> bool:
+    from deepcompress.errors import InputFileError
+    from deepcompress.lossless import names_no_architecture
+
+    try:
+        return names_no_architecture(model_path)
+    except InputFileError:  # load_model_from_options says what is wrong with the file
+        return False
+
+
+#: flags that act on a model (pruning, retraining), with their defaults; a checkpoint naming no
+#: architecture is only weight-shared, so any of them set otherwise is refused
+_MODEL_FLAGS = ("granularity", "fc_granularity", "block", "sparsity", "scope", "retrain_epochs", "finetune_epochs",
+                "schedule", "distill", "thin", "index_bits", "resume", "work_dir", "cache")
+
+
+def _refuse_model_flags(data_spec: str | None) -> None:
+    ctx = click.get_current_context()
+    if data_spec is not None:
+        raise click.UsageError("MODEL is a checkpoint naming no architecture: retraining on --data needs the model; "
+                               "name it with --arch NAME|module:Class, or drop --data to weight-share it data-free")
+    given = [name for name in _MODEL_FLAGS
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise click.UsageError(f"{flag} needs the model: MODEL is a checkpoint naming no architecture, which is "
+                               "weight-shared data-free (--bits, --max-error); name it with --arch NAME|module:Class")
+
+
+def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: float | None, as_json: bool,
+                     progress: bool | None) -> None:
+    from deepcompress.checkpoint_sharing import ShareSettings, compress_shared
+
+    if bits is None or bits.strip() == "auto":
+        n_bits = None
+    elif bits.strip().isdigit() and 1 <= int(bits) <= 8:
+        n_bits = int(bits)
+    else:
+        raise click.BadParameter("a checkpoint naming no architecture takes one number of bits (1..8) or auto; "
+                                 "per-layer specs need the model (--arch)", param_hint="--bits")
+    settings = ShareSettings(bits=n_bits, **({} if max_error is None else {"max_error": max_error}))
+    done = compress_shared(model_path, out, settings, progress=progress)
+    shared = done.bits
+    if as_json:
+        click.echo(json.dumps({"output": str(done.output), "n_tensors": done.n_tensors,
+                               "input_bytes": done.input_bytes, "file_bytes": done.file_bytes,
+                               "kinds": done.kinds, "bits": shared, "sharing": dataclasses.asdict(settings)},
+                              sort_keys=True))
+        return
+    ratio = done.input_bytes / done.file_bytes if done.file_bytes else 0.0
+    hist = ", ".join(f"{n} at {b} bits" for b, n in sorted(_count(shared.values()).items()))
+    how = f"{settings.bits} bits" if settings.bits else f"bits per tensor within a relative RMS error of " \
+                                                          f"{settings.max_error:g}"
+    click.echo(f"shared data-free ({how}): {len(shared)} of {done.n_tensors} tensors weight-shared"
+               f"{' (' + hist + ')' if hist else ''}, the rest stored exactly; {done.input_bytes:,} bytes -> "
+               f"{done.file_bytes:,} bytes ({ratio:.1f}x smaller) -> {done.output}")
+
+
+def _count(values) -> dict:
+    out: dict = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out

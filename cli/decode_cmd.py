@@ -16,8 +16,8 @@ import click
 @click.option("--input-shape", metavar="CxHxW",
               help="One sample's input shape for --thin or --format onnx [default: from the file's architecture].")
 @click.option("--progress/--no-progress", default=None,
-              help="Decoding a `compress --lossless` file to .safetensors: a progress bar on stderr (tensors, "
-                   "MB/s) [default: when stderr is a terminal].")
+              help="Decoding a checkpoint file (`compress --lossless`, or a checkpoint naming no architecture) "
+                   "to .safetensors: a progress bar on stderr (tensors, MB/s) [default: when stderr is a terminal].")
 def decode_cmd(dcz_path, output, fmt, thin, input_shape, progress):
     """Decode a .dcz file into a dense checkpoint loadable with torch.load(weights_only=True)."""
     from deepcompress.atomic import check_output_path
@@ -28,10 +28,10 @@ def decode_cmd(dcz_path, output, fmt, thin, input_shape, progress):
     check_input_file(dcz_path, "compressed model")
     check_output_path(output, inputs=[dcz_path])  # before any decoding: never replace the input
     shape = parse_block(input_shape) if input_shape else None
-    lossless = not thin and output_format(output, fmt) == "safetensors" and _is_lossless(dcz_path)
+    lossless = not thin and output_format(output, fmt) == "safetensors" and _is_checkpoint_file(dcz_path)
     if progress is not None and not lossless:
-        raise click.UsageError("--progress/--no-progress go with a `compress --lossless` file decoded to "
-                               ".safetensors")
+        raise click.UsageError("--progress/--no-progress go with a checkpoint file (`compress --lossless`, or "
+                               "a checkpoint naming no architecture) decoded to .safetensors")
     if lossless:
         from deepcompress.lossless import decode_lossless
 
@@ -57,9 +57,10 @@ def decode_cmd(dcz_path, output, fmt, thin, input_shape, progress):
         click.echo(f"decoded {done.n_tensors} tensors -> {done.output}")
 
 
-def _is_lossless(path: str) -> bool:
-    """Whether ``path`` was written by ``compress --lossless`` (read without torch)."""
+def _is_checkpoint_file(path: str) -> bool:
+    """Whether ``path`` holds a checkpoint's tensors and no model (``compress --lossless``, or a checkpoint
+    naming no architecture, weight-shared); read without torch."""
     from deepcompress.container import read_dcz
-    from deepcompress.lossless import is_lossless
+    from deepcompress.lossless import checkpoint_info
 
-    return is_lossless(read_dcz(path, verify=False))
+    return checkpoint_info(read_dcz(path, verify=False)) is not None

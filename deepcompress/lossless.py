@@ -26,17 +26,20 @@ import json
 import math
 import os
 import struct
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write, check_output_path
-from .errors import InputFileError, OutputError
+from .errors import InputFileError, ModelError, OutputError
 
-__all__ = ["LOSSLESS_KEY", "LosslessResult", "compress_lossless", "decode_lossless", "is_lossless",
-           "read_safetensors_header"]
+__all__ = ["LOSSLESS_KEY", "SHARED_KEY", "LosslessResult", "checkpoint_info", "compress_lossless", "compress_tensors",
+           "decode_lossless", "is_lossless", "names_no_architecture", "read_safetensors_header"]
 
 LOSSLESS_KEY = "lossless"
+SHARED_KEY = "shared_checkpoint"  # deepcompress.checkpoint_sharing's files
 MAX_HEADER_BYTES = 100 * 2**20
 ST_TO_DTYPE = {
     "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
@@ -53,6 +56,7 @@ class LosslessResult:
     input_bytes: int
     file_bytes: int
     kinds: dict[str, int]
+    bits: dict[str, int] = field(default_factory=dict)  # weight-shared tensors: name -> bits
 
 
 def _storage(dtype: str) -> Any:
@@ -140,13 +144,17 @@ def _state_dict_arrays(path: Path):
     from .dtypes import to_numpy
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        # legacy (non-zip) torch.save files cannot be memory-mapped
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:  # noqa: BLE001 - any unreadable pickle is an input error
         raise InputFileError(f"{path}: not a state dict torch.load(weights_only=True) can read ({exc})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputFileError(f"{path}: --lossless takes a safetensors file or a dict of tensors")
+    from .model_input import find_state_dict
+
+    try:
+        obj, _ = find_state_dict(obj, path)  # names kept as they are (no wrapper prefix stripped)
+    except ModelError as exc:
+        raise InputFileError(f"{exc}; a checkpoint without an architecture must be a safetensors file or "
+                             "a state dict") from None
 
     def arrays():
         for name, tensor in obj.items():
@@ -156,11 +164,74 @@ def _state_dict_arrays(path: Path):
     return None, total, len(obj), arrays()
 
 
+def names_no_architecture(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds tensors and no architecture: a safetensors file without deepcompress's
+    ``arch`` metadata, or a ``.pt`` plain state dict (or a dict clearly holding one).
+
+    Such a file is compressed data-free as a checkpoint (:mod:`deepcompress.checkpoint_sharing`)
+    unless an architecture is named. Only the safetensors header is read; a ``.pt`` file is
+    opened with ``torch.load(weights_only=True, mmap=True)``. Anything else (a ``.dcz``, a
+    TorchScript archive, a deepcompress checkpoint, a file that does not load) is False, so
+    :func:`~.model_input.load_model` gives its own answer.
+    """
+    import warnings
+
+    from .checkpoint import CHECKPOINT_FORMAT
+    from .model_input import (DCZ_MAGIC_PREFIX, _is_safetensors, _is_torchscript, _safetensors_arch, check_archive,
+                              check_input_file, find_state_dict)
+
+    p = check_input_file(path)
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+        if _is_safetensors(head, size):
+            fh.seek(0)
+            (n,) = struct.unpack("<Q", head[:8])
+            _, meta, _ = read_safetensors_header(memoryview(fh.read(8 + n)), str(p), size=size)
+            return _safetensors_arch(p, meta or {}) is None
+    if head.startswith(DCZ_MAGIC_PREFIX) or _is_torchscript(p):
+        return False
+    import torch
+
+    try:
+        check_archive(p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(p))
+    except Exception:  # noqa: BLE001 - load_model explains what the file is
+        return False
+    if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
+        return False
+    try:
+        find_state_dict(obj, p)
+    except ModelError:
+        return False
+    return True
+
+
 def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
                       progress: bool | None = False) -> LosslessResult:
     """Store every tensor of ``source`` (safetensors, or a ``.pt`` state dict) exactly in the ``.dcz`` ``output``."""
-    from .codecs import parallel
     from .codecs.tensor import encode_dense
+
+    def encode(name: str, dtype: str, arr: Any) -> Any:
+        return encode_dense(name, arr, dtype=dtype)
+
+    return compress_tensors(source, output, encode, key=LOSSLESS_KEY, progress=progress)
+
+
+def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[str], encode: Any, *, key: str,
+                     settings: dict[str, Any] | None = None, progress: bool | None = False) -> LosslessResult:
+    """The tensors of ``source`` (safetensors, or a ``.pt`` state dict), each ``encode(name, dtype, array)``d
+    into an ``EncodedTensor``, streamed into the ``.dcz`` ``output``; no architecture.
+
+    Tensors are encoded on the codec threads, at most ``threads + 1`` in flight, and
+    written in the source's order. The header's ``extra[key]`` records the source
+    format, its safetensors metadata and ``settings``; ``extra.dtypes`` the dtype of
+    every tensor whose codec does not keep it (weight-shared ones), so
+    :func:`decode_lossless` writes the source's dtypes back.
+    """
+    from .codecs import parallel
     from .container import write_dcz_streaming
 
     src = Path(source)
@@ -173,24 +244,36 @@ def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[
     meta, total_bytes, n_tensors, arrays = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
     counts = {"n": 0, "input_bytes": 0}
     kinds: dict[str, int] = {}
+    dtypes: dict[str, str] = {}
+    bits: dict[str, int] = {}
 
-    def encode(item: tuple[str, str, Any]) -> tuple[Any, int]:
+    def encode_one(item: tuple[str, str, Any]) -> tuple[Any, int, str]:
         name, dtype, arr = item
-        return encode_dense(name, arr, dtype=dtype), arr.nbytes
+        return encode(name, dtype, arr), arr.nbytes, dtype
 
     def encoded(bar: Progress):  # a few tensors in memory at a time: read, encode on the pool, hand over in order
-        for et, nbytes in parallel.map_ordered(encode, arrays):
+        for et, nbytes, dtype in parallel.map_ordered(encode_one, arrays):
             counts["n"] += 1
             counts["input_bytes"] += nbytes
-            kinds[et.meta["kind"]] = kinds.get(et.meta["kind"], 0) + 1
+            kind = et.meta["kind"]
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind not in ("dense", "split_float"):
+                dtypes[et.meta["name"]] = dtype
+            if kind == "quantized":
+                bits[et.meta["name"]] = int(et.meta["bits"])
             bar.advance(nbytes)
             yield et
             del et  # dropped on resuming, before the next tensor is taken
+        if not dtypes:  # the writer makes the header after the last tensor
+            del extra["dtypes"]
 
-    extra = {LOSSLESS_KEY: {"format": "safetensors" if is_st else "state_dict", "metadata": meta}}
+    info: dict[str, Any] = {"format": "safetensors" if is_st else "state_dict", "metadata": meta}
+    if settings:
+        info.update(settings)
+    extra: dict[str, Any] = {key: info, "dtypes": dtypes}  # dtypes is filled in as tensors are encoded
     with Progress("compress", total_bytes, n_tensors, enabled=progress) as bar:
         total = write_dcz_streaming(out, encoded(bar), arch=None, extra=extra)
-    return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds)
+    return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds, bits)
 
 
 class Progress:
@@ -234,14 +317,38 @@ def is_lossless(dcz: Any) -> bool:
     return isinstance(extra, dict) and isinstance(extra.get(LOSSLESS_KEY), dict)
 
 
+def checkpoint_info(dcz: Any) -> dict[str, Any] | None:
+    """``extra[key]`` of a file written by :func:`compress_tensors` (``--lossless`` or a shared
+    checkpoint: a model-free tensor file that decodes to safetensors), else None."""
+    extra = getattr(dcz, "extra", None)
+    if not isinstance(extra, dict):
+        return None
+    for key in (LOSSLESS_KEY, SHARED_KEY):
+        if isinstance(extra.get(key), dict):
+            return extra[key]
+    return None
+
+
+def _as_dtype(arr: Any, dtype: str) -> Any:
+    """A decoded array in the storage of ``dtype``; weight-shared tensors decode as float32 holding values
+    of their own dtype (their centroids were rounded to it), so the cast is exact."""
+    import numpy as np
+
+    if arr.dtype == np.float32 and dtype == "bfloat16":
+        return (arr.view(np.uint32) >> 16).astype(np.uint16)
+    return arr.astype(_storage(dtype), copy=False)
+
+
 def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
                     progress: bool | None = False) -> LosslessResult:
     """Write the tensors of the ``.dcz`` ``source`` as a safetensors file (original names, shapes, dtypes).
 
-    The ``.dcz`` is memory-mapped and its checksums verified in chunks; then each
-    tensor is decoded, written and its pages dropped before the next, so memory
-    holds one decoded tensor (and its codec's working arrays) at a time. The
-    output is written atomically: on any error nothing is left behind.
+    The ``.dcz`` is memory-mapped and its checksums verified in chunks; then the
+    tensors are decoded on the codec threads (at most threads + 1 in flight), each
+    written in order and its pages dropped, so memory holds a few decoded tensors
+    (and their codecs' working arrays) at a time. Weight-shared tensors are written
+    in the dtype the header records for them. The output is written atomically: on
+    any error nothing is left behind.
     """
     import numpy as np
 
@@ -252,16 +359,21 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
     header: dict[str, Any] = {}
     offset = 0
     dtypes = {}
+    recorded = dcz.extra.get("dtypes") if isinstance(dcz.extra, dict) else None
+    recorded = recorded if isinstance(recorded, dict) else {}
     for name in dcz.tensor_names:
         meta = dcz.meta(name)
-        dtype = meta.get("dtype") if meta.get("kind") in ("dense", "split_float") else "float32"
+        dtype = (meta.get("dtype") if meta.get("kind") in ("dense", "split_float")
+                 else recorded.get(name, "float32"))
+        if meta.get("kind") not in ("dense", "split_float") and dtype not in ("float32", "float16", "bfloat16"):
+            raise OutputError(f"tensor {name!r}: the header records dtype {dtype!r} for a weight-shared tensor")
         if dtype not in DTYPE_TO_ST:
             raise OutputError(f"tensor {name!r}: dtype {dtype!r} has no safetensors equivalent")
         size = math.prod(meta["shape"]) * _storage(dtype).itemsize
         header[name] = {"dtype": DTYPE_TO_ST[dtype], "shape": list(meta["shape"]), "data_offsets": [offset, offset + size]}
         dtypes[name] = dtype
         offset += size
-    info = dcz.extra.get(LOSSLESS_KEY) if is_lossless(dcz) else None
+    info = checkpoint_info(dcz)
     st_meta = info.get("metadata") if isinstance(info, dict) else None
     if isinstance(st_meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in st_meta.items()):
         header = {"__metadata__": st_meta, **header}
@@ -270,13 +382,16 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
     with atomic_write(out) as fh, Progress("decode", offset, len(dtypes), enabled=progress) as bar:
         fh.write(struct.pack("<Q", len(text)))
         fh.write(text)
-        for name in dcz.tensor_names:
-            arr = np.ascontiguousarray(dcz.decode(name).astype(_storage(dtypes[name]), copy=False))
+        def convert(name: str, arr: Any) -> Any:
+            return np.ascontiguousarray(_as_dtype(arr, dtypes[name]))
+
+        # decoded on the codec threads, at most threads + 1 tensors in flight, written in order
+        halves = {n: d for n, d in dtypes.items() if d in ("float16", "bfloat16")}
+        for name, arr in dcz.decode_each(convert, shared_dtypes=halves):
             start, end = header[name]["data_offsets"]
             if arr.nbytes != end - start:  # the codecs decode to the meta's shape; never write a torn file
                 raise OutputError(f"tensor {name!r}: decoded {arr.nbytes} bytes, expected {end - start}")
             fh.write(memoryview(arr.reshape(-1).view(np.uint8)))
             del arr
-            dcz.release(name)
             bar.advance(end - start)
     return LosslessResult(out, len(header) - ("__metadata__" in header), offset, 8 + len(text) + offset, {})

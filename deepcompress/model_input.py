@@ -108,17 +108,23 @@ def dcz_state_dict(dcz: Any) -> dict[str, Any]:
     Dense tensors come back in their stored dtype (bfloat16 included) without a
     copy; compressed ones decode as float32 and are cast to the dtype the header
     records (``extra.dtypes``; exact, the values were rounded to it before
-    coding). Every tied name (``extra.tied``) maps to the very tensor of the name
-    it was stored under.
+    coding), each as soon as it is decoded (``DczFile.decode_each``), so the
+    float32 arrays of a half-precision file are never all held at once. Every tied
+    name (``extra.tied``) maps to the very tensor of the name it was stored under.
     """
     from .dtypes import from_numpy, torch_dtype
 
     extra = dcz.extra if isinstance(getattr(dcz, "extra", None), dict) else {}
     dtypes = extra.get("dtypes") if isinstance(extra.get("dtypes"), dict) else {}
     ties = extra.get("tied") if isinstance(extra.get("tied"), dict) else {}
-    out = {}
-    for name, array in dcz.decode_all().items():
+
+    # weight-shared half-precision tensors decode straight into their dtype (no float32 copy)
+    halves = {n: d for n, d in dtypes.items() if d in ("float16", "bfloat16")}
+
+    def convert(name: str, array: Any) -> Any:  # on the pool
         meta = dcz.meta(name)
+        if meta.get("kind") == "quantized" and name in halves:
+            return from_numpy(array, halves[name])
         tensor = from_numpy(array, meta.get("dtype") if meta.get("kind") in ("dense", "split_float") else None)
         want = dtypes.get(name)
         if isinstance(want, str) and want != "float32":
@@ -126,7 +132,9 @@ def dcz_state_dict(dcz: Any) -> dict[str, Any]:
                 tensor = tensor.to(torch_dtype(want))
             except ValueError:
                 raise ModelError(f"the file records dtype {want!r} for {name}, which this torch does not have") from None
-        out[name] = tensor
+        return tensor
+
+    out = dict(dcz.decode_each(convert, shared_dtypes=halves))
     for alias, canonical in ties.items():
         if isinstance(alias, str) and canonical in out:
             out[alias] = out[canonical]

@@ -74,7 +74,7 @@ def _encode_gap(kept: np.ndarray, index_bits: int | None) -> tuple[int, dict[str
 
 
 def _sparse_meta(name: str, kind: str, shape: tuple[int, ...], granularity: str, block: tuple[int, ...],
-                 kept: np.ndarray, gap: tuple | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+                 n_kept: int, gap: tuple | None) -> tuple[dict[str, Any], dict[str, bytes]]:
     """(meta, streams) of a sparse tensor with its gap stream, if any; value streams are added by the caller."""
     meta: dict[str, Any] = {
         "name": name,
@@ -82,7 +82,7 @@ def _sparse_meta(name: str, kind: str, shape: tuple[int, ...], granularity: str,
         "shape": list(shape),
         "granularity": granularity.value if isinstance(granularity, Granularity) else str(granularity),
         "block": list(block),
-        "n_kept_blocks": int(kept.size),
+        "n_kept_blocks": int(n_kept),
         "streams": {},
     }
     data: dict[str, bytes] = {}
@@ -101,14 +101,17 @@ def _positions(name: str, mask: np.ndarray, block: tuple[int, ...], index_bits: 
 
 
 def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, granularity: str,
-                     block: tuple[int, ...], bits: int, index_bits: int | None = None) -> EncodedTensor:
+                     block: tuple[int, ...], bits: int, index_bits: int | None = None,
+                     fast: bool = False) -> EncodedTensor:
     """Encode a pruned, weight-shared tensor.
 
     ``labels`` has the weight's shape: -1 = pruned, ``0..len(codebook)-1`` =
     shared-weight index. ``codebook`` holds at most ``2**bits`` finite float32
     values, stored bit for bit in the ``codebook`` stream. ``index_bits`` forces
-    the gap field width (1..8); None picks the smallest. Raises CodecError
-    naming the tensor on any bad input.
+    the gap field width (1..8); None picks the smallest. ``fast``: zstd is tried
+    on the index stream only up to ZSTD_SEARCH_SYMBOLS symbols (zstd-19 on a
+    stream of 10**8 symbols takes minutes). Raises CodecError naming the tensor
+    on any bad input.
     """
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
@@ -129,11 +132,18 @@ def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, gra
     _check_index_bits(name, index_bits)
     shape = tuple(int(s) for s in labels.shape)
     blk = blocks.check_block(shape, block, what=f"tensor {name!r}", error=CodecError)
-    kept, gap = _positions(name, labels >= 0, blk, index_bits)
-    sym = blocks.to_blocks(labels, blk)[kept].astype(np.uint8).ravel()
-    meta, data = _sparse_meta(name, "quantized", shape, granularity, blk, kept, gap)
+    if all(b == 1 for b in blk) and (labels.dtype.kind == "u" or not labels.size or int(labels.min()) >= 0):
+        # nothing pruned: every element is kept, no gap stream (as _positions gives), without index arrays
+        n_kept, gap = int(labels.size), None
+        sym = np.ascontiguousarray(labels).reshape(-1).astype(np.uint8, copy=False)
+    else:
+        kept, gap = _positions(name, labels >= 0, blk, index_bits)
+        n_kept = kept.size
+        sym = blocks.to_blocks(labels, blk)[kept].astype(np.uint8).ravel()
+    meta, data = _sparse_meta(name, "quantized", shape, granularity, blk, n_kept, gap)
     meta["bits"] = int(bits)
-    meta["streams"]["index"], data["index"] = codec.encode_symbols(sym, int(bits))
+    meta["streams"]["index"], data["index"] = codec.encode_symbols(
+        sym, int(bits), zstd=not fast or sym.size <= ZSTD_SEARCH_SYMBOLS)
     meta["streams"]["codebook"], data["codebook"] = codec.encode_items(cb.astype("<f4"))
     return EncodedTensor(meta=meta, streams=data)
 
@@ -153,7 +163,7 @@ def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularit
     blk = blocks.check_block(shape, block, what=f"tensor {name!r}", error=CodecError)
     kept, gap = _positions(name, mask, blk, index_bits)
     vals = blocks.to_blocks(weights.astype(np.float32), blk)[kept].ravel()
-    meta, data = _sparse_meta(name, "float", shape, granularity, blk, kept, gap)
+    meta, data = _sparse_meta(name, "float", shape, granularity, blk, kept.size, gap)
     meta["streams"]["values"], data["values"] = codec.encode_items(vals.astype("<f4"))
     return EncodedTensor(meta=meta, streams=data)
 
@@ -289,18 +299,33 @@ def _quantized_symbols(meta: Mapping, views: Mapping[str, memoryview], c: Counts
     return sym
 
 
+SHARED_DTYPES = ("float32", "float16", "bfloat16")
+
+
 def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
-                  max_elements: int = 2**31) -> np.ndarray:
+                  max_elements: int = 2**31, shared_dtype: str | None = None) -> np.ndarray:
     """Decode exactly: float32 (pruned = +0.0) for quantized/float, the original dtype for dense and
     split_float (bfloat16 as its uint16 bit patterns).
 
+    ``shared_dtype`` (``float16`` or ``bfloat16``): a quantized tensor comes out in that
+    dtype's storage, its codebook cast first (round to nearest even; exact for a codebook
+    of that dtype's values), so no float32 copy of the tensor is made. Other kinds ignore it.
     The result is a fresh, writable, C-contiguous array.
     """
+    if shared_dtype is not None and shared_dtype not in SHARED_DTYPES:
+        raise CodecError(f"{label(meta)}: shared_dtype must be one of {', '.join(SHARED_DTYPES)}")
     views = _checked(meta, streams, max_elements)
-    return _decode_checked(meta, views)
+    return _decode_checked(meta, views, shared_dtype)
 
 
-def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray:
+def _cast_codebook(cb: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "float16":
+        return cb.astype(np.float16)
+    u = cb.astype(np.float32).view(np.uint32).astype(np.uint64)  # bfloat16, round to nearest even
+    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) & 0xFFFF).astype(np.uint16)
+
+
+def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype: str | None = None) -> np.ndarray:
     who = label(meta)
     kind = meta["kind"]
     c = counts(meta)
@@ -318,6 +343,8 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarra
     if kind == "quantized":
         cb = _codebook(meta, views)
         sym = _quantized_symbols(meta, views, c, cb.size)
+        if shared_dtype not in (None, "float32"):
+            return _scatter(meta, c, _kept(meta, views, c), _cast_codebook(cb, shared_dtype)[sym], 0)
         if c.index_bits is not None and c.block_size == 1 and sym.size:
             # element-wise: expand the gaps and look up the codebook straight into zeroed memory
             out = buffers.zeroed(c.n_weights, np.float32)

@@ -12,6 +12,7 @@ import math
 import mmap
 import os
 import stat
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,12 +124,15 @@ class DczFile:
         for name in self.tensor_names:
             self.validate_meta(name, max_elements=max_elements)
 
-    def decode(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
-        """Decode tensor ``name`` to a numpy array (its meta is validated first)."""
+    def decode(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
+               shared_dtype: str | None = None) -> np.ndarray:
+        """Decode tensor ``name`` to a numpy array (its meta is validated first); ``shared_dtype``:
+        a weight-shared tensor in that dtype's storage (``codecs.tensor.decode_tensor``)."""
         from ..codecs.tensor import decode_tensor
 
         self.validate_meta(name, max_elements=max_elements)
-        return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements)
+        return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements,
+                             shared_dtype=shared_dtype)
 
     def decode_mask(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
         """Tensor ``name``'s bool mask (True = kept) without decoding its values."""
@@ -152,15 +156,7 @@ class DczFile:
         decoded on the codecs' task pool, largest first (:mod:`..codecs.parallel`);
         an error is that of the first bad tensor in file order.
         """
-        self.validate_all(max_elements=max_elements)
-        names = self.tensor_names
-        sizes = [math.prod(self._entry(name).meta["shape"]) for name in names]
-        total = sum(sizes)
-        if total > max_elements:
-            raise ContainerError(
-                f"the file's {len(self.tensor_names)} tensors hold {total} elements in all, "
-                f"more than the limit {max_elements}"
-            )
+        names, sizes = self.tensor_names, self._checked_sizes(max_elements)
         from ..codecs import parallel
         from ..codecs.tensor import decode_tensor
 
@@ -168,6 +164,41 @@ class DczFile:
         arrays = parallel.map_largest_first(
             lambda job: decode_tensor(job[0], job[1], max_elements=max_elements), jobs, sizes)
         return dict(zip(names, arrays))
+
+    def decode_each(self, convert: Callable[[str, np.ndarray], Any] | None = None, *,
+                    shared_dtypes: Mapping[str, str] | None = None,
+                    max_elements: int = DEFAULT_MAX_ELEMENTS) -> Iterator[tuple[str, Any]]:
+        """``(name, array)`` (or ``(name, convert(name, array))``) for every tensor, in file order.
+
+        The same checks as :meth:`decode_all`, but a stream: tensors are decoded (and
+        converted) on the codecs' task pool with at most threads + 1 in flight, and each
+        tensor's pages are dropped (:meth:`release`) once it is decoded, so memory holds
+        what the caller keeps plus a few tensors, not the file and all of its arrays.
+        ``shared_dtypes``: name -> dtype in which a weight-shared tensor is decoded.
+        """
+        self._checked_sizes(max_elements)
+        from ..codecs import parallel
+
+        wanted = dict(shared_dtypes or {})
+
+        def one(name: str) -> tuple[str, Any]:
+            array = self.decode(name, max_elements=max_elements, shared_dtype=wanted.get(name))
+            self.release(name)
+            return name, array if convert is None else convert(name, array)
+
+        yield from parallel.map_ordered(one, self.tensor_names)
+
+    def _checked_sizes(self, max_elements: int) -> list[int]:
+        """Every tensor's element count, after validating every meta and capping their total."""
+        self.validate_all(max_elements=max_elements)
+        sizes = [math.prod(self._entry(name).meta["shape"]) for name in self.tensor_names]
+        total = sum(sizes)
+        if total > max_elements:
+            raise ContainerError(
+                f"the file's {len(self.tensor_names)} tensors hold {total} elements in all, "
+                f"more than the limit {max_elements}"
+            )
+        return sizes
 
 
 def read_dcz(source: str | os.PathLike[str] | bytes, *, verify: bool = True) -> DczFile:

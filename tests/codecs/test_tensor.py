@@ -267,3 +267,26 @@ def test_bfloat16_dense_checks_its_input():
     a = np.arange(5, dtype=np.float32)
     assert encode_dense("w", a, dtype="float32") == encode_dense("w", a)
     assert encode_dense("w", a.astype(">f4")).streams == encode_dense("w", a).streams
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_quantized_decodes_straight_into_a_half_dtype(dtype, pruned):
+    """shared_dtype gives the same values as the float32 decode, cast; pruned entries stay +0.0."""
+    from deepcompress.codecs.tensor import decode_tensor, encode_quantized
+    from deepcompress.quantize.histogram import round_to
+
+    rng = np.random.default_rng(0)
+    cb = np.unique(round_to(rng.standard_normal(16), dtype)).astype(np.float32)
+    labels = rng.integers(0, cb.size, (40, 24)).astype(np.int16)
+    if pruned:
+        labels[rng.random(labels.shape) < 0.6] = -1
+    et = encode_quantized("w", labels, cb, granularity="element", block=(1, 1), bits=4)
+    ref = decode_tensor(et.meta, et.streams)
+    got = decode_tensor(et.meta, et.streams, shared_dtype=dtype)
+    if dtype == "bfloat16":
+        assert got.dtype == np.uint16 and np.array_equal(got, (ref.view(np.uint32) >> 16).astype(np.uint16))
+    else:
+        assert got.dtype == np.dtype(dtype) and np.array_equal(got.astype(np.float32), ref)
+    with pytest.raises(CodecError, match="shared_dtype"):
+        decode_tensor(et.meta, et.streams, shared_dtype="int8")

@@ -1,0 +1,202 @@
+"""Issue #17 item 4: a 1.1B-parameter Llama-shaped checkpoint through deepcompress, lossless and weight-shared.
+
+The script generates TinyLlama-1.1B's shapes (22 decoder layers, hidden 2048,
+MLP 5632, grouped-query attention with 256-wide k/v, vocabulary 32000, untied
+lm_head; ``bench_lossless_memory.llama_shapes``) as random normal weights (std
+0.02; norms 1 + noise) in a bfloat16 safetensors file (2.2 GB) and the same
+draws in float32 (4.4 GB), then times each command as its own child process
+(``/usr/bin/time -v``: wall time and peak RSS), ``--runs`` times, interleaved:
+
+- ``st_load``: ``safetensors.torch.load_file`` of the bf16 original (the reference
+  for decoding), and ``st_import``: the interpreter with safetensors.torch loaded;
+- ``lossless``: ``deepcompress compress model.safetensors --lossless``;
+- ``lossless_decode``: ``deepcompress decode ll.dcz -o back.safetensors`` (checked:
+  sha256 of every tensor equal to the original's);
+- ``lossless_load``: ``deepcompress.load_state_dict('ll.dcz')`` (tensors in torch);
+- ``shared``: ``deepcompress compress model.safetensors`` (no architecture: data-free
+  weight sharing, bits per tensor within the default error) and ``shared_decode``;
+- ``shared_fp32``: the same on the float32 file (the issue's bar is in MB/s of fp32 input).
+
+Throughput is the input checkpoint's bytes over wall time (decode: the decoded
+checkpoint's bytes). Random weights are not real ones: the ratios here say
+little (``bench_float_codec.py`` measures real checkpoints); speed and memory are
+what this measures. The thread count is ``NUMBA_NUM_THREADS`` (``--threads``, 2).
+
+    cd /work/main && OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale.py --runs 3 \\
+        --doc docs/benchmarks/scale.md --json benchmarks/out/scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_lossless_memory import (deepcompress_cmd, llama_shapes, measure, run_and_report,  # noqa: E402
+                                   tensor_digests, write_checkpoint)
+
+REPO = Path(__file__).resolve().parents[1]
+DATE = "2026-12-06"
+LAYERS = 22  # TinyLlama-1.1B
+
+
+def run(folder: Path, n_layers: int, runs: int, threads: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": str(threads),
+           "PYTHONPATH": str(REPO)}
+    src, src32 = folder / "model.safetensors", folder / "model_fp32.safetensors"
+    ll, back = folder / "ll.dcz", folder / "back.safetensors"
+    sh, sh_back, sh32 = folder / "sh.dcz", folder / "sh_back.safetensors", folder / "sh32.dcz"
+    t0 = time.perf_counter()
+    for path, dtype in ((src, "bfloat16"), (src32, "float32")):
+        subprocess.run([sys.executable, __file__, "--generate", str(path), "--dtype", dtype, "--layers",
+                        str(n_layers)], env=env, check=True)
+    print(f"generated {src.stat().st_size / 1e9:.2f} + {src32.stat().st_size / 1e9:.2f} GB in "
+          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    dc = deepcompress_cmd()
+    py = sys.executable
+    commands = {
+        "st_import": [py, "-c", "import safetensors.torch"],
+        "st_load": [py, "-c", "import sys, safetensors.torch as s; s.load_file(sys.argv[1])", str(src)],
+        "lossless": [*dc, "compress", str(src), "--lossless", "-o", str(ll)],
+        "lossless_decode": [*dc, "decode", str(ll), "-o", str(back)],
+        "lossless_load": [py, "-c", "import sys, deepcompress; deepcompress.load_state_dict(sys.argv[1])", str(ll)],
+        "shared": [*dc, "compress", str(src), "-o", str(sh), "--json"],
+        "shared_decode": [*dc, "decode", str(sh), "-o", str(sh_back)],
+        "shared_fp32": [*dc, "compress", str(src32), "-o", str(sh32), "--json"],
+    }
+    results: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+    for r in range(runs):
+        for key, cmd in commands.items():
+            rss, wall = measure(cmd, env)
+            results[key].append((rss, wall))
+            print(f"run {r + 1}/{runs} {key}: peak RSS {rss:,.0f} MB, {wall:.1f} s", file=sys.stderr)
+    same = tensor_digests(src) == tensor_digests(back)
+    shared = json.loads(subprocess.run(commands["shared"], env=env, capture_output=True, text=True,
+                                       check=True).stdout)
+    shared32 = json.loads(subprocess.run(commands["shared_fp32"], env=env, capture_output=True, text=True,
+                                         check=True).stdout)
+
+    def shown(cmd: list[str]) -> str:
+        cmd = [c.replace(str(folder) + "/", "") for c in cmd]
+        return shlex.join(["deepcompress", *cmd[len(dc):]] if cmd[:len(dc)] == dc else ["python", *cmd[1:]])
+
+    return {
+        "date": DATE, "threads": threads, "n_layers": n_layers, "n_tensors": len(llama_shapes(n_layers)),
+        "bytes": {"bf16": src.stat().st_size, "fp32": src32.stat().st_size, "lossless": ll.stat().st_size,
+                  "shared": sh.stat().st_size, "shared_fp32": sh32.stat().st_size},
+        "shared_bits": _count(shared["bits"].values()), "shared_fp32_bits": _count(shared32["bits"].values()),
+        "sha256_equal": same,
+        "commands": {k: shown(v) for k, v in commands.items()},
+        "results": {k: [list(x) for x in v] for k, v in results.items()},
+    }
+
+
+def _count(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[str(v)] = out.get(str(v), 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _med(xs: list[float], fmt: str) -> str:
+    return f"{format(statistics.median(xs), fmt)} ({format(min(xs), fmt)}-{format(max(xs), fmt)})"
+
+
+def render(res: dict) -> str:
+    b = res["bytes"]
+    r = res["results"]
+    base = statistics.median(x[0] for x in r["st_import"])
+
+    def wall(k: str) -> list[float]:
+        return [x[1] for x in r[k]]
+
+    def rate(k: str, n: int) -> str:
+        return _med([n / 1e6 / w for w in wall(k)], ",.0f")
+
+    def rss(k: str) -> str:
+        return _med([x[0] - base for x in r[k]], ",.0f")
+
+    n_runs = len(r["st_load"])
+    lines = [
+        f"# A 1.1B-parameter checkpoint, lossless and weight-shared ({res['date']})",
+        "",
+        f"Issue #17 item 4. `benchmarks/bench_scale.py` generated a Llama-shaped checkpoint ({res['n_layers']} "
+        f"decoder layers, {res['n_tensors']} tensors, TinyLlama-1.1B's shapes) of random normal weights: "
+        f"{b['bf16']:,} bytes in bfloat16 and {b['fp32']:,} in float32 (the same draws). Each command ran as "
+        f"its own process, {n_runs} times interleaved, with {res['threads']} codec threads "
+        f"(`NUMBA_NUM_THREADS={res['threads']}`, `OMP_NUM_THREADS=1`) on this 2-core machine; figures are "
+        "medians with the range. Memory is peak RSS above `python -c 'import safetensors.torch'` "
+        f"({base:,.0f} MB). Random weights are not real ones, so the ratios say little "
+        "([float_codec.md](float_codec.md) measures real checkpoints); speed and memory are the point.",
+        "",
+        "    cd /work/main && OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale.py --runs 3 \\",
+        "        --doc docs/benchmarks/scale.md --json benchmarks/out/scale.json",
+        "",
+        "| step | command | seconds | MB/s | peak RSS above baseline, MB | output bytes | of input |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    rows = [
+        ("safetensors load (bf16)", "st_load", b["bf16"], None),
+        ("lossless compress (bf16)", "lossless", b["bf16"], b["lossless"]),
+        ("lossless decode to safetensors", "lossless_decode", b["bf16"], b["bf16"]),
+        ("`deepcompress.load_state_dict` (lossless)", "lossless_load", b["bf16"], None),
+        ("weight-shared compress (bf16)", "shared", b["bf16"], b["shared"]),
+        ("weight-shared decode to safetensors", "shared_decode", b["bf16"], b["bf16"]),
+        ("weight-shared compress (fp32)", "shared_fp32", b["fp32"], b["shared_fp32"]),
+    ]
+    for label, key, n, out in rows:
+        src_n = b["fp32"] if key == "shared_fp32" else b["bf16"]
+        of = f"{out / src_n:.1%}" if out is not None and key not in ("lossless_decode", "shared_decode") else ""
+        lines.append(f"| {label} | `{res['commands'][key]}` | {_med(wall(key), '.1f')} | {rate(key, n)} | "
+                     f"{rss(key)} | {'' if out is None else f'{out:,}'} | {of} |")
+    st = statistics.median(wall("st_load"))
+    bar_mem = b["bf16"] / 4 / 1e6 + 512
+    lines += [
+        "",
+        f"Decoded tensors equal the original's, sha256 per tensor: {res['sha256_equal']}. "
+        f"Shared bits per tensor (bf16): {res['shared_bits']}; (fp32): {res['shared_fp32_bits']}.",
+        "",
+        "Against the issue's bars:",
+        f"- lossless compress at least 200 MB/s: {rate('lossless', b['bf16'])} MB/s, "
+        f"**{'met' if statistics.median(b['bf16'] / 1e6 / w for w in wall('lossless')) >= 200 else 'missed'}**;",
+        f"- decode at least 1 GB/s on 2 threads: {rate('lossless_decode', b['bf16'])} MB/s to a safetensors "
+        f"file, {rate('lossless_load', b['bf16'])} MB/s into torch tensors (`load_state_dict`; safetensors "
+        f"`load_file` of the original: {rate('st_load', b['bf16'])} MB/s, so `load_state_dict` takes "
+        f"{statistics.median(wall('lossless_load')) / st:.1f}x its time), "
+        f"**{'met' if statistics.median(b['bf16'] / 1e6 / w for w in wall('lossless_decode')) >= 1000 else 'missed'}**;",
+        f"- weight-shared data-free compress at least 50 MB/s of fp32 input: {rate('shared_fp32', b['fp32'])} MB/s, "
+        f"**{'met' if statistics.median(b['fp32'] / 1e6 / w for w in wall('shared_fp32')) >= 50 else 'missed'}**;",
+        f"- peak memory at most N/4 + 512 MB above baseline ({bar_mem:,.0f} MB for the bf16 file): compress "
+        f"{rss('lossless')}, decode {rss('lossless_decode')}, shared {rss('shared')} MB; the fp32 file's bar is "
+        f"{b['fp32'] / 4 / 1e6 + 512:,.0f} MB: shared {rss('shared_fp32')} MB.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=LAYERS, help="decoder layers (22: 1.1B parameters)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--folder", type=Path, help="where to generate the files [a temporary folder]")
+    ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument("--doc", type=Path, help="write the Markdown report here")
+    ap.add_argument("--from-json", type=Path, help="render the doc from an earlier --json, without running")
+    ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--dtype", default="bfloat16", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.generate is not None:
+        write_checkpoint(args.generate, llama_shapes(args.layers), dtype=args.dtype)
+        return
+    run_and_report(args, lambda folder: run(folder, args.layers, args.runs, args.threads), render, "bench-scale-")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Data-free weight sharing of a checkpoint with no architecture: a safetensors file or ``.pt`` state dict.
+
+``compress_shared(src, out)`` is ``compress --lossless`` with the matrices
+weight-shared: every ``bfloat16``, ``float16`` or ``float32`` tensor of at least
+2 dims and ``min_elements`` elements gets its own codebook (at most 2**bits
+centroids in the tensor's dtype; :mod:`deepcompress.quantize.histogram`, a
+histogram k-means that runs at hundreds of MB/s), its labels Huffman-coded as
+the ``quantized`` codec; everything else (biases, norms, integer buffers, a
+tensor holding a NaN or an infinity) is stored exactly, as by ``--lossless``.
+The bits are one number for every tensor, or chosen per tensor (``bits=None``):
+the fewest in 2..8 whose relative RMS error is at most ``max_error``.
+
+The file decodes to safetensors with the original names, shapes and dtypes
+(:func:`deepcompress.lossless.decode_lossless`) or to a state dict
+(:func:`deepcompress.load_state_dict`). Nothing is pruned: without the model and
+data there is no way to check what pruning costs. Memory and threads as for
+``--lossless`` (at most threads + 1 tensors in flight).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import ConfigError
+from .lossless import SHARED_KEY, LosslessResult, compress_tensors
+
+__all__ = ["ShareSettings", "compress_shared", "encode_shared"]
+
+
+@dataclass(frozen=True)
+class ShareSettings:
+    """What ``compress_shared`` shares and how (recorded in the file's header)."""
+
+    bits: int | None = None  # None: per tensor, the fewest bits within max_error
+    max_error: float = 0.1  # relative RMS error a tensor's sharing may add (with bits None)
+    init: str = "linear"  # centroid initialisation: linear (the paper's) or density
+    min_elements: int = 1024  # smaller tensors (and 0-d/1-d ones) are stored exactly
+
+    def __post_init__(self) -> None:
+        from .quantize.histogram import INITS
+
+        if self.bits is not None and (isinstance(self.bits, bool) or not isinstance(self.bits, int)
+                                      or not 1 <= self.bits <= 8):
+            raise ConfigError(f"bits must be 1..8 or auto; got {self.bits!r}")
+        if not (isinstance(self.max_error, (int, float)) and math.isfinite(self.max_error)
+                and 0 < self.max_error < 1):
+            raise ConfigError(f"max_error must be in (0, 1); got {self.max_error!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)}; got {self.init!r}")
+        if isinstance(self.min_elements, bool) or not isinstance(self.min_elements, int) or self.min_elements < 1:
+            raise ConfigError(f"min_elements must be a positive int; got {self.min_elements!r}")
+
+    def shares(self, dtype: str, shape: tuple[int, ...]) -> bool:
+        """Whether a tensor of ``dtype`` and ``shape`` is weight-shared (else stored exactly)."""
+        from .quantize.histogram import FLOAT_DTYPES
+
+        return dtype in FLOAT_DTYPES and len(shape) >= 2 and math.prod(shape) >= self.min_elements
+
+
+def encode_shared(name: str, dtype: str, array: Any, settings: ShareSettings) -> Any:
+    """One tensor's ``EncodedTensor``: weight-shared when ``settings.shares`` it, else exact."""
+    from .codecs.tensor import encode_dense, encode_quantized
+    from .quantize.histogram import share
+
+    if settings.shares(dtype, tuple(array.shape)):
+        shared = share(array, dtype, bits=settings.bits, max_error=settings.max_error, init=settings.init,
+                       min_bits=2 if settings.bits is None else 1)
+        if shared is not None:
+            return encode_quantized(name, shared.labels, shared.centroids, granularity="element",
+                                    block=(1,) * array.ndim, bits=shared.bits, fast=True)
+    return encode_dense(name, array, dtype=dtype)
+
+
+def compress_shared(source: str | os.PathLike[str], output: str | os.PathLike[str],
+                    settings: ShareSettings | None = None, *, progress: bool | None = False) -> LosslessResult:
+    """Weight-share the matrices of ``source`` (safetensors or a ``.pt`` state dict) into the ``.dcz`` ``output``,
+    data-free and without an architecture; every other tensor is stored exactly."""
+    settings = settings or ShareSettings()
+
+    def encode(name: str, dtype: str, array: Any) -> Any:
+        return encode_shared(name, dtype, array, settings)
+
+    return compress_tensors(source, output, encode, key=SHARED_KEY, settings={"sharing": asdict(settings)},
+                            progress=progress)

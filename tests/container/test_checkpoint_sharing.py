@@ -1,0 +1,139 @@
+"""A checkpoint naming no architecture, weight-shared data-free: ``compress model.safetensors`` / ``decode -o``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_lossless_streaming import _float_bits, st_digests, write_st
+
+from deepcompress.checkpoint_sharing import ShareSettings, compress_shared
+from deepcompress.cli.main import cli
+from deepcompress.container import read_dcz
+from deepcompress.errors import ConfigError
+from deepcompress.lossless import decode_lossless
+
+torch = pytest.importorskip("torch")
+st_torch = pytest.importorskip("safetensors.torch")
+
+
+def _checkpoint(dtype: str) -> dict[str, tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    w = lambda *shape: (dtype, _float_bits(rng.standard_normal(shape, dtype=np.float32) * np.float32(0.05), dtype))
+    return {
+        "embed.weight": w(300, 32),
+        "layers.0.attn.weight": w(96, 32),
+        "layers.0.conv.weight": w(16, 8, 3, 3),
+        "layers.0.norm.weight": w(32),  # 1-D: exact
+        "tiny.weight": w(8, 8),  # below min_elements: exact
+        "steps": ("int64", np.array([3, 4], dtype=np.int64)),
+    }
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("bits", [None, 3])
+def test_round_trip_shares_the_matrices_and_keeps_the_rest_exact(tmp_path, dtype, bits):
+    src = tmp_path / "m.safetensors"
+    ckpt = _checkpoint(dtype)
+    write_st(src, ckpt, metadata={"format": "pt"})
+    done = compress_shared(src, tmp_path / "m.dcz", ShareSettings(bits=bits))
+    shared = {"embed.weight", "layers.0.attn.weight", "layers.0.conv.weight"}
+    assert set(done.bits) == shared and done.kinds["quantized"] == 3
+    assert all(b == 3 for b in done.bits.values()) if bits else all(2 <= b <= 8 for b in done.bits.values())
+    decode_lossless(tmp_path / "m.dcz", tmp_path / "back.safetensors")
+    before, after = st_digests(src), st_digests(tmp_path / "back.safetensors")
+    assert list(after) == list(before)  # names and order
+    assert {k: v[:2] for k, v in after.items()} == {k: v[:2] for k, v in before.items()}  # dtypes, shapes
+    for name in set(before) - shared:
+        assert after[name] == before[name]  # exact
+    back = st_torch.load_file(tmp_path / "back.safetensors")
+    dcz = read_dcz(tmp_path / "m.dcz")
+    for name in shared:
+        orig = st_torch.load_file(src)[name].double()
+        got = back[name].double()
+        values = torch.unique(got)
+        assert values.numel() <= 2 ** done.bits[name]
+        rel = float((got - orig).norm() / orig.norm())
+        assert rel <= (ShareSettings().max_error if bits is None else 0.35), (name, rel)
+        assert dcz.meta(name)["kind"] == "quantized"
+    assert dcz.extra["dtypes"] == {n: dtype for n in shared}
+
+
+def test_same_bytes_at_any_thread_count(tmp_path, monkeypatch):
+    from deepcompress.codecs import parallel
+
+    src = tmp_path / "m.safetensors"
+    write_st(src, _checkpoint("bfloat16"))
+    outs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(parallel, "threads", lambda t=threads: t)
+        outs.append(compress_shared(src, tmp_path / f"m{threads}.dcz").output.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_load_state_dict_gives_the_source_dtypes(tmp_path):
+    import deepcompress
+
+    src = tmp_path / "m.pt"
+    g = torch.Generator().manual_seed(0)
+    state = {"a.weight": torch.randn(64, 40, generator=g).to(torch.bfloat16), "a.bias": torch.randn(64).half(),
+             "b.weight": torch.randn(32, 64, generator=g)}
+    torch.save({"state_dict": state, "epoch": 3}, src)
+    compress_shared(src, tmp_path / "m.dcz", ShareSettings(bits=4))
+    back = deepcompress.load_state_dict(tmp_path / "m.dcz")
+    assert {k: (v.dtype, tuple(v.shape)) for k, v in back.items()} == {k: (v.dtype, tuple(v.shape))
+                                                                       for k, v in state.items()}
+    assert torch.equal(back["a.bias"], state["a.bias"])
+    assert torch.unique(back["a.weight"]).numel() <= 16
+
+
+def test_settings_are_checked():
+    for bad in ({"bits": 0}, {"bits": 9}, {"bits": True}, {"max_error": 0}, {"max_error": float("nan")},
+                {"init": "random"}, {"min_elements": 0}):
+        with pytest.raises(ConfigError):
+            ShareSettings(**bad)
+
+
+def _run(args):
+    return CliRunner().invoke(cli, args)
+
+
+def test_cli_compress_of_a_checkpoint_without_architecture(tmp_path):
+    src = tmp_path / "m.safetensors"
+    write_st(src, _checkpoint("bfloat16"))
+    r = _run(["compress", str(src)])
+    assert r.exit_code == 0, r.output
+    assert "weight-shared" in r.stdout and (tmp_path / "m.dcz").is_file()
+    r = _run(["compress", str(src), "-o", str(tmp_path / "j.dcz"), "--bits", "4", "--json"])
+    summary = json.loads(r.stdout)
+    assert set(summary["bits"].values()) == {4} and summary["file_bytes"] == (tmp_path / "j.dcz").stat().st_size
+    r = _run(["compress", str(src), "-o", str(tmp_path / "e.dcz"), "--max-error", "0.3", "--json"])
+    loose = json.loads(r.stdout)
+    assert loose["file_bytes"] < summary["file_bytes"] or max(loose["bits"].values()) <= 4
+    r = _run(["decode", str(tmp_path / "m.dcz"), "-o", str(tmp_path / "back.safetensors")])
+    assert r.exit_code == 0, r.output
+    assert list(st_digests(tmp_path / "back.safetensors")) == list(st_digests(src))
+    info = _run(["inspect", str(tmp_path / "j.dcz"), "--json"])
+    assert info.exit_code == 0 and "embed.weight" in info.stdout
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--data", "digits"], "retraining on --data needs the model"),
+    (["--sparsity", "0.5"], "--sparsity needs the model"),
+    (["--granularity", "kernel"], "--granularity needs the model"),
+    (["--bits", "conv=8,fc=5"], "one number of bits"),
+    (["--bits", "12"], "one number of bits"),
+])
+def test_cli_refuses_what_needs_a_model_in_one_line(tmp_path, args, match):
+    src = tmp_path / "m.safetensors"
+    write_st(src, _checkpoint("float32"))
+    r = _run(["compress", str(src), "-o", str(tmp_path / "x.dcz"), *args])
+    assert r.exit_code == 2 and match in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "x.dcz").exists()
+
+
+def test_max_error_is_refused_for_a_model_with_an_architecture(tmp_path, digits_lenet300):
+    r = _run(["compress", str(digits_lenet300), "-o", str(tmp_path / "x.dcz"), "--max-error", "0.1"])
+    assert r.exit_code == 2 and "--max-error goes with a checkpoint" in r.output

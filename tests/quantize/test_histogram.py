@@ -1,0 +1,91 @@
+"""Histogram k-means (deepcompress.quantize.histogram): nearest labels, centroids in the dtype, exact cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepcompress.quantize import histogram as H
+
+
+def _bits(x: np.ndarray, dtype: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if dtype == "bfloat16":
+        return (x.view(np.uint32) >> 16).astype(np.uint16)
+    return x.astype(np.float16) if dtype == "float16" else x
+
+
+def _values(arr: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "bfloat16":
+        return (arr.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return arr.astype(np.float64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(H.FLOAT_DTYPES), st.integers(1, 8), st.integers(0, 2**32 - 1), st.integers(1, 3000),
+       st.sampled_from(H.INITS))
+def test_labels_are_the_nearest_centroid_and_centroids_are_values_of_the_dtype(dtype, bits, seed, n, init):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * rng.uniform(1e-3, 10)).astype(np.float32)
+    arr = _bits(x, dtype).reshape(-1, 1)
+    s = H.share(arr, dtype, bits=bits, init=init)
+    c = s.centroids.astype(np.float64)
+    assert s.bits == bits and 1 <= c.size <= 2**bits and np.all(np.diff(c) > 0)
+    assert s.labels.shape == arr.shape and s.labels.dtype == np.uint8 and int(s.labels.max()) < c.size
+    assert np.array_equal(H.round_to(c, dtype), c)  # exact in the tensor's dtype
+    v = _values(arr, dtype).ravel()
+    d = np.abs(v[:, None] - c[None, :])
+    chosen = d[np.arange(v.size), s.labels.ravel()]
+    assert np.all(chosen <= d.min(axis=1) * (1 + 1e-12) + 1e-300)  # nearest (ties either way)
+    assert set(np.unique(s.labels)) == set(range(c.size))  # every centroid used
+
+
+@pytest.mark.parametrize("dtype", H.FLOAT_DTYPES)
+def test_few_distinct_values_are_kept_exactly(dtype):
+    x = np.array([0.5, -0.25, 0.5, 3.0, -0.25, 0.0, -0.0] * 50, dtype=np.float32)
+    arr = _bits(x, dtype)
+    s = H.share(arr, dtype, bits=2)
+    assert s.rel_rms_error == 0.0
+    assert np.array_equal(s.centroids.astype(np.float64)[s.labels], _values(arr, dtype))
+
+
+@pytest.mark.parametrize("dtype", H.FLOAT_DTYPES)
+def test_non_finite_tensors_are_not_shared(dtype):
+    x = np.ones(100, dtype=np.float32)
+    for bad in (np.nan, np.inf, -np.inf):
+        x[7] = bad
+        assert H.share(_bits(x, dtype), dtype, bits=4) is None
+
+
+def test_auto_bits_take_the_fewest_within_the_error_and_error_falls_with_bits():
+    rng = np.random.default_rng(3)
+    arr = _bits(rng.standard_normal(200_000) * 0.02, "bfloat16").reshape(400, 500)
+    errors = [H.share(arr, "bfloat16", bits=b).rel_rms_error for b in range(2, 9)]
+    assert all(a >= b for a, b in zip(errors, errors[1:]))
+    for target in (0.3, 0.1, 0.05):
+        s = H.share(arr, "bfloat16", max_error=target)
+        assert s.rel_rms_error <= target
+        assert s.bits == 2 or errors[s.bits - 3] > target  # one bit fewer would miss the target
+
+
+def test_float32_histogram_matches_the_exact_error_closely_and_is_deterministic():
+    rng = np.random.default_rng(5)
+    x = (rng.laplace(size=300_000) * 0.05).astype(np.float32)
+    a = H.share(x, "float32", bits=4)
+    b = H.share(x.copy(), "float32", bits=4)
+    assert np.array_equal(a.centroids, b.centroids) and np.array_equal(a.labels, b.labels)
+    exact = np.sqrt(np.sum((x.astype(np.float64) - a.centroids[a.labels]) ** 2) / np.sum(x.astype(np.float64) ** 2))
+    assert abs(exact - a.rel_rms_error) < 0.01 * exact
+
+
+def test_rounding_to_bfloat16_is_to_nearest_even():
+    x = np.array([1.0 + 2**-8, 1.0 + 3 * 2**-8, -1.0 - 2**-8, 1.0 + 2**-8 + 2**-20], dtype=np.float32)
+    want = np.array([1.0, 1.0 + 2**-6, -1.0, 1.0 + 2**-7])
+    assert np.array_equal(H.round_to(x, "bfloat16"), want)
+
+
+def test_histogram_refuses_other_dtypes():
+    with pytest.raises(ValueError, match="float64"):
+        H.histogram(np.zeros(4), "float64")
