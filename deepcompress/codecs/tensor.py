@@ -24,7 +24,7 @@ import json
 
 import numpy as np
 
-from .. import blocks
+from .. import blocks, zstdframe
 from ..errors import CodecError
 from ..granularity import Granularity
 from . import buffers, floatsplit, relindex
@@ -197,10 +197,35 @@ def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None) -> E
     store = np.dtype(floatsplit.FORMATS[dtype].storage)
     bits = np.ascontiguousarray(arr).view(store.newbyteorder(arr.dtype.byteorder)).astype(store, copy=False)
     split = encode_split_float(name, bits, dtype=dtype)
+    if arr.nbytes > DENSE_SAMPLE_BYTES and not _dense_may_win(split, little):
+        return split  # a sample of the dense candidate already loses: it is not made
     if arr.nbytes > codec.ZSTD_LARGE_BYTES and _dense_loses(split, little, dense_of):
         return split  # the same choice as below, without holding the dense candidate's planes and frame
     dense = dense_of(*codec.encode_items(little, fast=True))
     return split if _stored_cost(split) < _stored_cost(dense) else dense
+
+
+#: a float tensor above this many bytes makes its dense candidate only if a sample of it (this many
+#: bytes: DENSE_SAMPLE_RUNS evenly spaced runs) compresses smaller than split_float, or raw is smaller
+DENSE_SAMPLE_BYTES = 2 << 20
+DENSE_SAMPLE_RUNS = 8
+
+
+def _dense_may_win(split: EncodedTensor, little: np.ndarray) -> bool:
+    """Whether the dense candidate could beat ``split``: raw is smaller, or the byte planes of an evenly
+    spaced sample (DENSE_SAMPLE_RUNS runs, DENSE_SAMPLE_BYTES in all) compress at the fast zstd level to
+    less than split's bytes per element. The sample's frame carries its own headers and misses matches
+    between runs, so it leans towards split; the result is exact either way."""
+    cost = _stored_cost(split)
+    flat = little.reshape(-1)
+    if flat.nbytes <= cost:
+        return True
+    run = max(1, DENSE_SAMPLE_BYTES // DENSE_SAMPLE_RUNS // flat.itemsize)
+    starts = [(flat.size - run) * i // (DENSE_SAMPLE_RUNS - 1) for i in range(DENSE_SAMPLE_RUNS)]
+    sample = np.concatenate([flat[s:s + run] for s in starts])
+    planes = sample.view(np.uint8).reshape(-1, sample.itemsize).T.tobytes()  # as encode_items lays them out
+    sampled = len(zstdframe.compress(planes, codec.ZSTD_LEVEL_FAST))
+    return sampled / sample.size < cost / flat.size
 
 
 def _dense_loses(split: EncodedTensor, little: np.ndarray, dense_of: Any) -> bool:
