@@ -153,3 +153,31 @@ def unpack(data, n, bits, out, c0, c1):
         b = p >> 3
         v = np.int64(data[b]) | (np.int64(data[b + 1]) << 8)
         out[i] = (v >> (p & 7)) & mask
+
+
+# ---------------------------------------------------------------- encoding
+
+@njit(cache=True, nogil=True)
+def exponent_counts(u, mant_bits, exp_mask):
+    """Counts of each exponent value ``(u[i] >> mant_bits) & exp_mask`` (int64, exp_mask + 1 entries)."""
+    out = np.zeros(exp_mask + 1, dtype=np.int64)
+    for i in range(u.size):
+        out[(u[i] >> mant_bits) & exp_mask] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def class_and_mantissa(u, mant_bits, exp_mask, sign_shift, mant_shift, mant_mask, cmap, cls, mant, esc):
+    """One pass over the bit patterns: ``cls[i]`` = the exponent's class (``cmap``), ``mant[i]`` = the sign and
+    top 7 mantissa bits, and the exponents of escaped elements appended to ``esc`` in order; returns their number."""
+    k = 0
+    for i in range(u.size):
+        v = u[i]
+        e = (v >> mant_bits) & exp_mask
+        c = cmap[e]
+        cls[i] = c
+        if c == ESCAPE:
+            esc[k] = e
+            k += 1
+        mant[i] = ((v >> sign_shift) << 7) | ((v & mant_mask) >> mant_shift)
+    return k

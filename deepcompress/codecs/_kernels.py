@@ -389,3 +389,25 @@ def fill_multi_table(single, smask, mbits, out):
             q >>= ln
             rem -= ln
         out[q0] = entry | (count << 24) | (total << 26)
+
+
+@njit(cache=True, nogil=True)
+def pack_lsb(sym, bits, out):
+    """Pack ``sym`` (each < 2**bits) into ``out`` LSB-first (``bitpack.pack_bits``'s layout, its zero padding)."""
+    acc = np.uint64(0)
+    n_acc = 0
+    j = 0
+    for i in range(sym.size):
+        acc |= np.uint64(sym[i]) << np.uint64(n_acc)
+        n_acc += bits
+        if n_acc >= 32:
+            for _ in range(4):
+                out[j] = np.uint8(acc & np.uint64(0xFF))
+                acc >>= np.uint64(8)
+                j += 1
+            n_acc -= 32
+    while n_acc > 0:
+        out[j] = np.uint8(acc & np.uint64(0xFF))
+        acc >>= np.uint64(8)
+        j += 1
+        n_acc -= 8

@@ -134,17 +134,21 @@ def encode(name: str, bits: np.ndarray, dtype: str) -> tuple[dict[str, Any], dic
     E, M = fmt.exp_bits, fmt.mant_bits
     u = np.ascontiguousarray(bits).ravel().astype(np.dtype(fmt.storage), copy=False)
     n = u.size
-    # Each stream's symbols are made, coded and dropped before the next one's, so a large tensor
-    # costs a few byte-per-element arrays at a time beside its bit patterns, not all of them at once.
-    e = _byte_field(u, lambda v: (v >> M) & ((1 << E) - 1))
-    counts = huffman_counts.histogram(e)[: 1 << E].astype(np.int64)
+    # Each stream's symbols are coded and dropped before the next one's (the class and mantissa
+    # bytes are made together), so a large tensor costs two or three byte-per-element arrays at a
+    # time beside its bit patterns.
+    from . import _float_kernels as K
+
+    counts = K.exponent_counts(u, M, (1 << E) - 1)
     used = np.flatnonzero(counts)
     order = used[np.argsort(-counts[used], kind="stable")][:MAX_CLASSES]
     cmap = np.full(1 << E, ESCAPE, dtype=np.uint8)
     cmap[order] = np.arange(order.size, dtype=np.uint8)
-    cls = cmap[e]
-    esc = e[cls == ESCAPE]
-    del e
+    # the classes, the escaped exponents and the mantissa bytes in one pass (numba)
+    cls = np.empty(n, dtype=np.uint8)
+    mant = np.empty(n, dtype=np.uint8)
+    esc = np.empty(int(counts.sum() - counts[order].sum()), dtype=np.uint8)
+    K.class_and_mantissa(u, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap, cls, mant, esc)
     rest_mask = (1 << (M - 7)) - 1
     ored = _or_low_bits(u, rest_mask) if n else 0
     zero_bits = M - 7 if ored == 0 else min(M - 7, (ored & -ored).bit_length() - 1)
@@ -166,8 +170,8 @@ def encode(name: str, bits: np.ndarray, dtype: str) -> tuple[dict[str, Any], dic
     del cls
     put("escape", esc, E)
     del esc
-    mmask = (1 << M) - 1
-    put("mantissa", _byte_field(u, lambda v: ((v >> (E + M)) << 7) | ((v & mmask) >> (M - 7))), 8)
+    put("mantissa", mant, 8)
+    del mant
     if widths:
         w1 = widths[1] if len(widths) > 1 else 0
         put("low0", _byte_field(u, lambda v: (v & rest_mask) >> (zero_bits + w1)), widths[0])
