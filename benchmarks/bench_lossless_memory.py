@@ -133,6 +133,11 @@ def deepcompress_cmd() -> list[str]:
 
 def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(peak RSS in MB, wall seconds) of one child process running ``cmd``."""
+    return measure_out(cmd, env)[:2]
+
+
+def measure_out(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(peak RSS in MB, wall seconds, stdout) of one child process running ``cmd``."""
     if Path("/usr/bin/time").exists():
         t0 = time.perf_counter()
         proc = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, capture_output=True, text=True)
@@ -141,7 +146,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
             raise SystemExit(f"failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-3000:]}")
         kb = next(int(line.split()[-1]) for line in proc.stderr.splitlines()
                   if "Maximum resident set size" in line)
-        return kb / 1024, wall
+        return kb / 1024, wall, proc.stdout
     # fallback: RUSAGE_CHILDREN's ru_maxrss is the largest child so far, so use a fresh helper process
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "r = subprocess.run(sys.argv[1:]); w = time.perf_counter() - t; "
@@ -150,7 +155,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-3000:]}")
     kb, wall = proc.stdout.split()[-2:]
-    return int(kb) / 1024, float(wall)
+    return int(kb) / 1024, float(wall), proc.stdout
 
 
 def _summary(values: list[float]) -> str:

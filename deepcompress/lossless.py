@@ -343,9 +343,9 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
                     progress: bool | None = False) -> LosslessResult:
     """Write the tensors of the ``.dcz`` ``source`` as a safetensors file (original names, shapes, dtypes).
 
-    The ``.dcz`` is memory-mapped and its checksums verified in chunks; then the
-    tensors are decoded on the codec threads (at most threads + 1 in flight), each
-    written in order and its pages dropped, so memory holds a few decoded tensors
+    The ``.dcz`` is memory-mapped; the tensors are checksummed and decoded on the codec
+    threads (at most threads + 1 in flight), each written in order and its pages
+    dropped, so memory holds a few decoded tensors
     (and their codecs' working arrays) at a time. Weight-shared tensors are written
     in the dtype the header records for them. The output is written atomically: on
     any error nothing is left behind.
@@ -355,7 +355,7 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
     from .container import read_dcz
 
     out = check_output_path(output, inputs=[source])
-    dcz = read_dcz(source)
+    dcz = read_dcz(source, verify=False)  # each tensor's checksums are verified when it is decoded
     header: dict[str, Any] = {}
     offset = 0
     dtypes = {}

@@ -95,11 +95,13 @@ def check_input_file(path: str | os.PathLike[str], what: str = "model") -> Path:
 # --------------------------------------------------------------------------- .dcz files
 
 
-def read_dcz_file(path: str | os.PathLike[str]):
-    """The :class:`~deepcompress.container.DczFile` at ``path`` (every checksum verified)."""
+def read_dcz_file(path: str | os.PathLike[str], *, verify: bool = True):
+    """The :class:`~deepcompress.container.DczFile` at ``path``: every checksum verified now, or
+    (``verify=False``) each tensor's section checksums when it is first decoded (the layout, the
+    header's checksum and the zero padding are always checked first)."""
     from .container import read_dcz
 
-    return read_dcz(check_input_file(path, "compressed model"))
+    return read_dcz(check_input_file(path, "compressed model"), verify=verify)
 
 
 def dcz_state_dict(dcz: Any) -> dict[str, Any]:

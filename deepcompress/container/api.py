@@ -46,8 +46,9 @@ class DczFile:
     ``tensor_names`` (in file order), ``layout`` (offsets of everything).
     """
 
-    def __init__(self, data: bytes | mmap.mmap, layout: Layout, *, verified: bool) -> None:
+    def __init__(self, data: bytes | mmap.mmap, layout: Layout, *, verified: bool, source: str | None = None) -> None:
         self._data = data
+        self.source = source  # the path it was read from (named in errors found later), or None
         self._buf = memoryview(data)
         self.layout = layout
         self.header: dict[str, Any] = layout.header
@@ -95,7 +96,10 @@ class DczFile:
         """Read-only views of tensor ``name``'s streams, checksums verified."""
         entry = self._entry(name)
         if name not in self._verified:
-            verify_sections(self._buf, entry.sections)
+            try:
+                verify_sections(self._buf, entry.sections)
+            except ContainerError as exc:
+                raise type(exc)(f"{self.source}: {exc}" if self.source else str(exc)) from None
             self._verified.add(name)
         return {s.stream: self._buf[s.start : s.end] for s in entry.sections}
 
@@ -220,6 +224,7 @@ def read_dcz(source: str | os.PathLike[str] | bytes, *, verify: bool = True) -> 
                                      release=lambda start, end: _release_pages(data, start, end))
         except ContainerError as exc:  # same class, with the file named in front
             raise type(exc)(f"{os.fspath(source)}: {exc}") from None
+        return DczFile(data, layout, verified=verify, source=os.fspath(source))
     else:
         raise TypeError(f"read_dcz: expected a path or bytes, got a {type(source).__name__}")
     return DczFile(data, layout, verified=verify)
