@@ -111,6 +111,45 @@ def crc32(data: bytes | memoryview) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
+_CRC_POLY = 0xEDB88320  # CRC-32's polynomial, reflected
+
+
+def _multmodp(a: int, b: int) -> int:
+    """``a * b`` modulo CRC-32's polynomial, in its reflected bit order (zlib's ``multmodp``)."""
+    m, p = 1 << 31, 0
+    while m:
+        if a & m:
+            p ^= b
+            if not a & (m - 1):
+                break
+        m >>= 1
+        b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
+    return p
+
+
+def _x2n_table() -> list[int]:
+    p, out = 1 << 30, []  # x**1
+    for _ in range(32):
+        out.append(p)
+        p = _multmodp(p, p)
+    return out
+
+
+_X2N = _x2n_table()  # x**(2**n) modulo the polynomial
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of ``A + B`` from ``crc32(A)``, ``crc32(B)`` and ``len(B)`` (zlib's ``crc32_combine``), without
+    reading either: multiply ``crc1`` by ``x**(8 * len2)`` modulo the polynomial, then add ``crc2``."""
+    p, n, k = 1 << 31, len2, 3  # x**0; x**(len2 * 2**3)
+    while n:
+        if n & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        n >>= 1
+        k += 1
+    return (_multmodp(p, crc1 & 0xFFFFFFFF) ^ crc2) & 0xFFFFFFFF
+
+
 def align(n: int) -> int:
     """``n`` rounded up to a multiple of :data:`ALIGNMENT`."""
     return -(-n // ALIGNMENT) * ALIGNMENT

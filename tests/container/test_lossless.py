@@ -8,6 +8,8 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepcompress.errors import InputFileError
 from deepcompress.lossless import compress_lossless, decode_lossless, read_safetensors_header
@@ -137,3 +139,36 @@ def test_streaming_writer_refuses_bad_input_and_writes_nothing(tmp_path):
     with pytest.raises(ContainerError, match="duplicate"):
         write_dcz_streaming(tmp_path / "x.dcz", iter([a, a]))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("copy", ["kernel", "refused", "missing"])
+def test_streaming_writer_same_bytes_whatever_the_copy(tmp_path, monkeypatch, copy):
+    """The spool is copied by os.copy_file_range, or by hand where the kernel refuses or lacks it."""
+    import os
+
+    from dcz_samples import real_samples, split_float_samples
+
+    from deepcompress.container import dumps_dcz, write_dcz_streaming
+
+    def refuse(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    if copy == "refused":
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    elif copy == "missing":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    tensors = real_samples()[0] + split_float_samples()[0][:-1]
+    expected = dumps_dcz(tensors, extra={"k": 1})
+    write_dcz_streaming(tmp_path / "s.dcz", iter(tensors), extra={"k": 1})
+    assert (tmp_path / "s.dcz").read_bytes() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.binary(max_size=300), st.integers(0, 3))
+def test_crc32_combine_is_the_crc_of_the_concatenation(a, b, zeros):
+    import zlib
+
+    from deepcompress.container.format import crc32_combine
+
+    b = b + bytes(zeros)
+    assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
