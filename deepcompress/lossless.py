@@ -248,8 +248,8 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     bits: dict[str, int] = {}
 
     def encode_one(item: tuple[str, str, Any]) -> tuple[Any, int, str]:
-        name, dtype, arr = item
-        return encode(name, dtype, arr), arr.nbytes, dtype
+        name, dtype, arr = item  # checksummed here, on the pool, not by the writer's thread
+        return encode(name, dtype, arr).with_checksums(), arr.nbytes, dtype
 
     def encoded(bar: Progress):  # a few tensors in memory at a time: read, encode on the pool, hand over in order
         for et, nbytes, dtype in parallel.map_ordered(encode_one, arrays):

@@ -18,6 +18,16 @@ class EncodedTensor:
 
     meta: Mapping[str, Any]
     streams: Mapping[str, bytes] = field(default_factory=dict)
+    # each stream's CRC32 when the encoder already made it (on its own thread: with_checksums);
+    # the container writer uses it instead of reading the stream again
+    crc32: Mapping[str, int] | None = field(default=None, compare=False, repr=False)
+
+    def with_checksums(self) -> "EncodedTensor":
+        """This tensor with every stream's CRC32 computed now (zlib releases the GIL on long buffers)."""
+        import zlib
+
+        return EncodedTensor(self.meta, self.streams,
+                             {k: zlib.crc32(memoryview(v).cast("B")) & 0xFFFFFFFF for k, v in self.streams.items()})
 
     @property
     def name(self) -> str:

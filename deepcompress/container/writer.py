@@ -58,6 +58,7 @@ def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
         raise ContainerError(f"tensor {name!r}: duplicate tensor name")
     seen.add(name)
     meta = to_json_value(raw_meta, f"tensor {name!r} meta")
+    known = getattr(tensor, "crc32", None)  # computed by the encoder's thread (EncodedTensor.with_checksums)
     sections: dict[str, dict[str, int]] = {}
     chunks: list[bytes | memoryview] = []
     for stream in raw_streams:
@@ -71,7 +72,9 @@ def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
         if start > offset:
             chunks.append(_ZEROS[: start - offset])
         chunks.append(view)
-        sections[stream] = {"offset": start, "length": view.nbytes, "crc32": fmt.crc32(view)}
+        crc = known.get(stream) if isinstance(known, Mapping) else None
+        sections[stream] = {"offset": start, "length": view.nbytes,
+                            "crc32": crc if isinstance(crc, int) else fmt.crc32(view)}
         offset = start + view.nbytes
     return {"meta": meta, "sections": sections}, chunks, offset
 

@@ -172,3 +172,18 @@ def test_crc32_combine_is_the_crc_of_the_concatenation(a, b, zeros):
 
     b = b + bytes(zeros)
     assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+def test_checksums_made_by_the_encoder_give_the_same_file(tmp_path):
+    from dcz_samples import real_samples
+
+    from deepcompress.container import dumps_dcz, read_dcz, write_dcz_streaming
+
+    tensors = real_samples()[0]
+    write_dcz_streaming(tmp_path / "c.dcz", iter([t.with_checksums() for t in tensors]))
+    assert (tmp_path / "c.dcz").read_bytes() == dumps_dcz(tensors)
+    wrong = tensors[0].with_checksums()
+    bad = type(wrong)(wrong.meta, wrong.streams, {k: (v + 1) & 0xFFFFFFFF for k, v in wrong.crc32.items()})
+    write_dcz_streaming(tmp_path / "bad.dcz", iter([bad]))
+    with pytest.raises(Exception, match="CRC32"):  # a wrong precomputed checksum is caught by the reader
+        read_dcz(tmp_path / "bad.dcz")
