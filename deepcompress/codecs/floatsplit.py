@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import CodecError
-from . import bitpack, huffman_counts, parallel
+from . import bitpack, buffers, huffman_counts, parallel
 from . import streams as codec
 
 KIND = "split_float"
@@ -266,8 +266,7 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
     shift0 = shift1 + (widths[1] if len(widths) > 1 else 0)
     store = np.dtype(fmt.storage)
     nbytes = n * store.itemsize
-    buf = np.empty(-(-nbytes // 8) * 8, dtype=np.uint8)
-    buf[nbytes:] = 0
+    buf = buffers.zeroed(-(-nbytes // 8) * 8, np.uint8)  # large ones prefaulted on the codec threads
     out = buf[:nbytes].view(store)
     words = buf.view(np.uint64)
     emeta, ewhat = meta["streams"]["exponent"], f"{who} stream 'exponent'"
