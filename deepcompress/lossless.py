@@ -109,7 +109,7 @@ def read_safetensors_header(buf: memoryview, what: str, *, size: int | None = No
 
 
 def _safetensors_arrays(path: Path):
-    """(metadata, total bytes, tensors, iterator of (name, dtype, array)) of a safetensors file, read a tensor at a time.
+    """(metadata, total bytes, tensors, iterator of (name, dtype, array, False)) of a safetensors file, read a tensor at a time.
 
     Each tensor is read into its own buffer (not memory-mapped, so pages of tensors already
     encoded do not count towards the process's resident memory).
@@ -132,13 +132,13 @@ def _safetensors_arrays(path: Path):
                 fh.seek(data_start + start)
                 if fh.readinto(memoryview(buf)) != buf.size:
                     raise InputFileError(f"{path}: truncated while reading tensor {name!r}")
-                yield name, dtype, buf.view(st).reshape(shape)
+                yield name, dtype, buf.view(st).reshape(shape), False
                 del buf
     return meta, sum(e[4] - e[3] for e in entries), len(entries), arrays()
 
 
 def _state_dict_arrays(path: Path):
-    """(None, total bytes, tensors, iterator of (name, dtype, array)) of a ``.pt`` state dict (torch needed)."""
+    """(None, total bytes, tensors, iterator of (name, dtype, array, file-backed)) of a ``.pt`` state dict (torch needed)."""
     import torch
 
     from .dtypes import to_numpy
@@ -156,10 +156,12 @@ def _state_dict_arrays(path: Path):
         raise InputFileError(f"{exc}; a checkpoint without an architecture must be a safetensors file or "
                              "a state dict") from None
 
+    mapped = zipfile.is_zipfile(path)  # torch.load(mmap=True): the tensors view the file's pages
+
     def arrays():
         for name, tensor in obj.items():
             arr, dtype = to_numpy(tensor.contiguous())
-            yield str(name), dtype, arr
+            yield str(name), dtype, arr, mapped and tensor.is_contiguous()
     total = sum(v.numel() * v.element_size() for v in obj.values())
     return None, total, len(obj), arrays()
 
@@ -231,7 +233,7 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     every tensor whose codec does not keep it (weight-shared ones), so
     :func:`decode_lossless` writes the source's dtypes back.
     """
-    from .codecs import parallel
+    from .codecs import buffers, parallel
     from .container import write_dcz_streaming
 
     src = Path(source)
@@ -247,9 +249,12 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     dtypes: dict[str, str] = {}
     bits: dict[str, int] = {}
 
-    def encode_one(item: tuple[str, str, Any]) -> tuple[Any, int, str]:
-        name, dtype, arr = item  # checksummed here, on the pool, not by the writer's thread
-        return encode(name, dtype, arr).with_checksums(), arr.nbytes, dtype
+    def encode_one(item: tuple[str, str, Any, bool]) -> tuple[Any, int, str]:
+        name, dtype, arr, file_backed = item  # checksummed here, on the pool, not by the writer's thread
+        et = encode(name, dtype, arr).with_checksums()
+        if file_backed:  # a memory-mapped .pt: its pages would stay resident until the end
+            buffers.drop_file_pages(arr)
+        return et, arr.nbytes, dtype
 
     def encoded(bar: Progress):  # a few tensors in memory at a time: read, encode on the pool, hand over in order
         for et, nbytes, dtype in parallel.map_ordered(encode_one, arrays):

@@ -80,3 +80,20 @@ def zeroed(n: int, dtype: Any) -> np.ndarray:
             _MADVISE = False  # and later buffers use MAP_POPULATE
         return arr
     return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags | getattr(mmap, "MAP_POPULATE", 0)), dtype=dtype)
+
+
+MADV_DONTNEED = 4  # linux/mman.h
+
+
+def drop_file_pages(arr: np.ndarray) -> bool:
+    """Drop the resident pages under ``arr``, an array viewing a read-only **file** mapping (a tensor of
+    ``torch.load(mmap=True)``); a later read loads them from the file again. Whole pages, so a
+    neighbour's pages may go too (they come back the same way). Never call it on memory that holds
+    data of its own (anonymous memory would read back as zeros). True when the kernel took the advice."""
+    madvise = _madvise()
+    if not madvise or arr.nbytes == 0:
+        return False
+    page = mmap.PAGESIZE
+    start = arr.ctypes.data // page * page
+    end = -(-(arr.ctypes.data + arr.nbytes) // page) * page
+    return madvise(start, end - start, MADV_DONTNEED) == 0

@@ -187,3 +187,19 @@ def test_checksums_made_by_the_encoder_give_the_same_file(tmp_path):
     write_dcz_streaming(tmp_path / "bad.dcz", iter([bad]))
     with pytest.raises(Exception, match="CRC32"):  # a wrong precomputed checksum is caught by the reader
         read_dcz(tmp_path / "bad.dcz")
+
+
+def test_a_memory_mapped_state_dict_drops_each_tensors_pages_once_encoded(tmp_path, monkeypatch):
+    """A zip .pt is read with torch.load(mmap=True); each tensor's file pages are dropped after encoding
+    (so they do not all stay resident), and the result is still exact."""
+    from deepcompress.codecs import buffers
+
+    state = _model()
+    torch.save(state, tmp_path / "m.pt")
+    dropped: list[int] = []
+    real = buffers.drop_file_pages
+    monkeypatch.setattr(buffers, "drop_file_pages", lambda arr: dropped.append(arr.nbytes) or real(arr))
+    compress_lossless(tmp_path / "m.pt", tmp_path / "m.dcz")
+    assert len(dropped) == len(state)
+    decode_lossless(tmp_path / "m.dcz", tmp_path / "back.safetensors")
+    assert _digests(st_torch.load_file(tmp_path / "back.safetensors")) == _digests(state)
