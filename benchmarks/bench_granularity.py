@@ -97,8 +97,36 @@ def conv_split(dcz_path: str, dense_layers: list[str]) -> dict[str, int]:
             continue
         streams = row.get("stream_bytes", {})
         values += streams.get("index", 0) + streams.get("codebook", 0)
-        index += streams.get("gap", 0)
+        index += streams.get("gap", 0) + streams.get("pattern", 0)
     return {"values": values, "index": index}
+
+
+def reencode_nm(paths: list[str]) -> list[dict]:
+    """Each N:M layer of existing sweep files encoded again with the codecs of this checkout: the
+    position bytes it had (relative-index gaps when the file was written) against what it gets now
+    (pattern ids where they are smaller). Per file: kept weights, and both counts in bits per kept weight."""
+    from deepcompress.codecs.tensor import encode_quantized
+    from deepcompress.container import read_dcz
+    from deepcompress.granularity import parse_nm
+
+    out = []
+    for path in paths:
+        f = read_dcz(path)
+        before = after = kept = 0
+        for name in f.tensor_names:
+            meta = f.meta(name)
+            if meta.get("kind") != "quantized" or parse_nm(meta.get("granularity", "")) is None:
+                continue
+            labels, cb = f.decode_labels(name)
+            et = encode_quantized(name, labels, cb, granularity=meta["granularity"], block=tuple(meta["block"]),
+                                  bits=meta["bits"])
+            sizes = {s: len(v) for s, v in f.streams(name).items()}
+            before += sizes.get("gap", 0) + sizes.get("pattern", 0)
+            after += len(et.streams.get("gap", b"")) + len(et.streams.get("pattern", b""))
+            kept += int((labels >= 0).sum())
+        out.append({"file": path, "kept": kept, "before_bits": 8 * before / max(kept, 1),
+                    "after_bits": 8 * after / max(kept, 1), "before_bytes": before, "after_bytes": after})
+    return out
 
 
 def mean(values: list[float]) -> float:
@@ -123,7 +151,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "granularity"))
     parser.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "granularity.md"))
     parser.add_argument("--note", action="append", default=[], help="a paragraph to add to the doc")
+    parser.add_argument("--reencode-nm", action="store_true",
+                        help="only print the position bits of the finished N:M sweep files, as written and as "
+                             "this checkout's codecs store them (pattern ids), then stop")
     args = parser.parse_args()
+    if args.reencode_nm:
+        files = sorted(str(p) for p in Path(args.out).glob(f"{args.model}_s*/dcz/*of*.dcz"))
+        for row in reencode_nm(files):
+            print(f"{Path(row['file']).relative_to(args.out)}: {row['kept']:,} kept conv weights; positions "
+                  f"{row['before_bytes']:,} B ({row['before_bits']:.2f} bits per kept weight) as written, "
+                  f"{row['after_bytes']:,} B ({row['after_bits']:.2f}) now")
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = require_cifar(args.model)

@@ -16,13 +16,14 @@ import numpy as np
 
 from .. import blocks
 from ..errors import CodecError
-from . import floatsplit, relindex, streams
+from . import floatsplit, nmpattern, relindex, streams
 
 KINDS = ("quantized", "float", "dense", "split_float")
 SPARSE_KEYS = ("name", "kind", "shape", "granularity", "block", "n_kept_blocks", "streams")
 DENSE_KEYS = ("name", "kind", "shape", "dtype", "streams")
 SPLIT_KEYS = DENSE_KEYS + ("exponents", "n_escapes", "zero_bits", "digest")
 GAP_KEYS = ("index_bits", "n_fillers")  # present if and only if the tensor has a gap stream
+NM_KEY = "nm"  # [N, M]: present if and only if the tensor has a pattern stream (N:M positions)
 DENSE_DTYPES = (
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
     "float16", "float32", "float64", "complex64", "complex128", "bfloat16",
@@ -99,6 +100,9 @@ def expected_streams(meta: Mapping[str, Any]) -> dict[str, tuple[int | None, int
         out["values"] = (c.n_nonzero, FLOAT32_BITS, ITEM_CODECS)
     if c.index_bits is not None:
         out["gap"] = (c.n_kept_blocks + c.n_fillers, c.index_bits, SYMBOL_CODECS)
+    if NM_KEY in meta:
+        n, m = meta[NM_KEY]
+        out["pattern"] = (nmpattern.n_groups(meta["shape"], m), nmpattern.pattern_bits(n, m), SYMBOL_CODECS)
     return out
 
 
@@ -185,6 +189,9 @@ def _validate_sparse(meta: Mapping, who: str, shape: list[int]) -> None:
     has_gap = [k in meta for k in GAP_KEYS]
     if any(has_gap) and not all(has_gap):
         raise CodecError(f"{who}: index_bits and n_fillers go together")
+    if NM_KEY in meta:
+        _validate_nm(meta, who, shape, any(has_gap))
+        return
     if not any(has_gap):
         if n_kept != n_blocks:
             raise CodecError(f"{who}: no gap stream but only {n_kept} of {n_blocks} blocks kept")
@@ -196,3 +203,21 @@ def _validate_sparse(meta: Mapping, who: str, shape: list[int]) -> None:
         raise CodecError(f"{who}: n_fillers must be an int >= 0")
     if n_fillers * relindex.escape(index_bits) > n_blocks - n_kept:
         raise CodecError(f"{who}: {n_fillers} fillers skip more than the {n_blocks - n_kept} pruned blocks")
+
+
+def _validate_nm(meta: Mapping, who: str, shape: list[int], has_gap: bool) -> None:
+    """An N:M pattern stream: [N, M] with 1 <= N < M <= 8, one-weight blocks, axis 1 a multiple of M,
+    exactly N kept per group, and no gap stream beside it."""
+    nm = meta[NM_KEY]
+    if has_gap:
+        raise CodecError(f"{who}: a pattern stream (nm) and a gap stream (index_bits) exclude each other")
+    if (not isinstance(nm, list) or len(nm) != 2 or not all(_int(v) for v in nm)
+            or not 1 <= nm[0] < nm[1] <= nmpattern.MAX_M):
+        raise CodecError(f"{who}: nm must be [N, M] with 1 <= N < M <= {nmpattern.MAX_M}; got {nm!r}")
+    n, m = nm
+    if any(b != 1 for b in meta["block"]) or not nmpattern.fits(tuple(shape), n, m):
+        raise CodecError(f"{who}: nm {n}:{m} needs one-weight blocks and a shape of >= 2 dims whose "
+                         f"axis 1 is a multiple of {m}; got block {meta['block']}, shape {shape}")
+    if meta["n_kept_blocks"] != n * nmpattern.n_groups(shape, m):
+        raise CodecError(f"{who}: nm {n}:{m} keeps {n * nmpattern.n_groups(shape, m)} weights, "
+                         f"not n_kept_blocks {meta['n_kept_blocks']}")

@@ -21,13 +21,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import json
+import math
 
 import numpy as np
 
 from .. import blocks, zstdframe
 from ..errors import CodecError
-from ..granularity import Granularity
-from . import buffers, floatsplit, relindex
+from ..granularity import Granularity, parse_nm
+from . import buffers, floatsplit, nmpattern, relindex
 from . import streams as codec
 from .encoded import EncodedTensor
 from .meta import DENSE_DTYPES, Counts, counts, label, storage_dtype, validate_meta
@@ -75,7 +76,8 @@ def _encode_gap(kept: np.ndarray, index_bits: int | None) -> tuple[int, dict[str
 
 def _sparse_meta(name: str, kind: str, shape: tuple[int, ...], granularity: str, block: tuple[int, ...],
                  n_kept: int, gap: tuple | None) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """(meta, streams) of a sparse tensor with its gap stream, if any; value streams are added by the caller."""
+    """(meta, streams) of a sparse tensor with its positions, if any (a gap stream, or an N:M pattern
+    stream: ``("nm", [N, M], stream meta, bytes)``); value streams are added by the caller."""
     meta: dict[str, Any] = {
         "name": name,
         "kind": kind,
@@ -86,7 +88,11 @@ def _sparse_meta(name: str, kind: str, shape: tuple[int, ...], granularity: str,
         "streams": {},
     }
     data: dict[str, bytes] = {}
-    if gap is not None:
+    if gap is not None and gap[0] == "nm":
+        meta["nm"] = gap[1]
+        meta["streams"]["pattern"] = gap[2]
+        data["pattern"] = gap[3]
+    elif gap is not None:
         meta["index_bits"] = gap[0]
         meta["n_fillers"] = gap[3]
         meta["streams"]["gap"] = gap[1]
@@ -94,10 +100,32 @@ def _sparse_meta(name: str, kind: str, shape: tuple[int, ...], granularity: str,
     return meta, data
 
 
-def _positions(name: str, mask: np.ndarray, block: tuple[int, ...], index_bits: int | None):
+def _positions(name: str, mask: np.ndarray, block: tuple[int, ...], index_bits: int | None, granularity: Any = None):
+    """(kept block indices, positions or None): the gap stream, or for an N:M tensor (``granularity``
+    ``"N:M"``, automatic index bits) its pattern stream when that is smaller."""
     kept = relindex.kept_blocks(mask, block, name)
-    gap = None if kept.size == blocks.n_blocks(mask.shape, block) else _encode_gap(kept, index_bits)
+    if kept.size == blocks.n_blocks(mask.shape, block):
+        return kept, None
+    gap = _encode_gap(kept, index_bits)
+    pattern = _nm_positions(mask, block, granularity) if index_bits is None else None
+    if pattern is not None and codec.cost(pattern[2], pattern[3]) < codec.cost(gap[1], gap[2]) + 8:
+        return kept, pattern  # (8: the index_bits and n_fillers fields the gap stream needs in the meta)
     return kept, gap
+
+
+def _nm_positions(mask: np.ndarray, block: tuple[int, ...], granularity: Any) -> tuple | None:
+    try:
+        pattern = parse_nm(granularity) if isinstance(granularity, str) else None
+    except Exception:  # noqa: BLE001 - not a valid N:M label: no pattern stream
+        return None
+    if pattern is None or any(b != 1 for b in block):
+        return None
+    ids = nmpattern.encode_ids(mask, pattern.n, pattern.m)
+    if ids is None:
+        return None
+    smeta, data = codec.encode_symbols(ids, nmpattern.pattern_bits(pattern.n, pattern.m),
+                                       zstd=ids.size <= ZSTD_SEARCH_SYMBOLS)
+    return ("nm", [pattern.n, pattern.m], smeta, data)
 
 
 def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, granularity: str,
@@ -137,7 +165,7 @@ def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, gra
         n_kept, gap = int(labels.size), None
         sym = np.ascontiguousarray(labels).reshape(-1).astype(np.uint8, copy=False)
     else:
-        kept, gap = _positions(name, labels >= 0, blk, index_bits)
+        kept, gap = _positions(name, labels >= 0, blk, index_bits, granularity)
         n_kept = kept.size
         sym = blocks.to_blocks(labels, blk)[kept].astype(np.uint8).ravel()
     meta, data = _sparse_meta(name, "quantized", shape, granularity, blk, n_kept, gap)
@@ -161,7 +189,7 @@ def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularit
     _check_index_bits(name, index_bits)
     shape = tuple(int(s) for s in weights.shape)
     blk = blocks.check_block(shape, block, what=f"tensor {name!r}", error=CodecError)
-    kept, gap = _positions(name, mask, blk, index_bits)
+    kept, gap = _positions(name, mask, blk, index_bits, granularity)
     vals = blocks.to_blocks(weights.astype(np.float32), blk)[kept].ravel()
     meta, data = _sparse_meta(name, "float", shape, granularity, blk, kept.size, gap)
     meta["streams"]["values"], data["values"] = codec.encode_items(vals.astype("<f4"))
@@ -295,6 +323,14 @@ def _gap_symbols(meta: Mapping, views: Mapping[str, memoryview], c: Counts) -> n
 
 def _kept(meta: Mapping, views: Mapping[str, memoryview], c: Counts) -> np.ndarray | None:
     """Kept block indices, or None when every block is kept."""
+    if "nm" in meta:
+        n, m = meta["nm"]
+        shape = tuple(meta["shape"])
+        ids = _symbols(meta, views, "pattern", nmpattern.n_groups(shape, m), nmpattern.pattern_bits(n, m))
+        if ids.size and int(ids.max()) >= math.comb(m, n):
+            raise CodecError(f"{label(meta)} stream 'pattern': id {int(ids.max())} is not one of the "
+                             f"{math.comb(m, n)} patterns of {n}:{m}")
+        return np.flatnonzero(nmpattern.decode_mask(ids, n, m, shape).reshape(-1))
     if c.index_bits is None:
         return None
     return relindex.decode_gaps(_gap_symbols(meta, views, c), c.index_bits, c.n_blocks, c.n_kept_blocks,

@@ -7,9 +7,10 @@ Per compressed layer it gives the columns of Deep Compression's Tables 2-5:
   unquantized float values);
 - ``weight_bits_pqh``: coded bits of the weight stream (``index`` for
   quantized layers, ``values`` for float ones) per kept weight;
-- ``index_bits_pq``: bits of one relative index (``index_bits``);
-- ``index_bits_pqh``: coded bits of the ``gap`` stream per kept weight, as the
-  paper counts (fillers are paid for, not counted);
+- ``index_bits_pq``: bits of one relative index (``index_bits``; for an N:M
+  layer whose positions are pattern ids, the id's bits over the N weights it places);
+- ``index_bits_pqh``: coded bits of the ``gap`` stream (or the N:M ``pattern``
+  stream) per kept weight, as the paper counts (fillers are paid for, not counted);
 - ``bytes``: the layer's stream bytes (its codebook included); ``compress_rate``: ``bytes / (4 *
   n_weights)``.
 
@@ -37,6 +38,7 @@ from .api import DczFile
 WEIGHT_STREAMS = ("index", "values")
 FLOAT_BITS = {"bfloat16": 16, "float16": 16, "float32": 32, "float64": 64}
 GAP_STREAM = "gap"
+PATTERN_STREAM = "pattern"  # N:M positions as pattern ids (codecs/nmpattern.py)
 
 
 def _int(value: Any) -> int | None:
@@ -132,8 +134,9 @@ def summarize(dcz: DczFile, *, validate: bool = True) -> dict[str, Any]:
             "density": _ratio(n_nonzero, n_weights),
             "weight_bits_pq": 32 if kind == "float" else bits,
             "weight_bits_pqh": _ratio(8 * sizes[weight_stream], n_nonzero) if weight_stream else None,
-            "index_bits_pq": _int(meta.get("index_bits")),
-            "index_bits_pqh": _ratio(8 * sizes[GAP_STREAM], n_nonzero) if GAP_STREAM in sizes else None,
+            "index_bits_pq": _int(meta.get("index_bits")) if "nm" not in meta else _nm_bits(meta["nm"]),
+            "index_bits_pqh": next((_ratio(8 * sizes[s], n_nonzero) for s in (GAP_STREAM, PATTERN_STREAM)
+                                    if s in sizes), None),
             "bytes": n_bytes,
             "compress_rate": _ratio(n_bytes, 4 * n_weights if n_weights is not None else None),
             "n_fillers": _int(meta.get("n_fillers", 0)),
@@ -225,7 +228,7 @@ def _totals(layers: list[dict[str, Any]]) -> dict[str, Any]:
         "weight_bits_pq": weighted_pq,
         "weight_bits_pqh": _ratio(stream_bits(WEIGHT_STREAMS), n_nonzero),
         "index_bits_pq": index_pq,
-        "index_bits_pqh": _ratio(stream_bits((GAP_STREAM,)), n_nonzero),
+        "index_bits_pqh": _ratio(stream_bits((GAP_STREAM, PATTERN_STREAM)), n_nonzero),
         "bytes": n_bytes,
         "compress_rate": _ratio(n_bytes, 4 * n_weights if n_weights is not None else None),
         "n_fillers": total("n_fillers"),
@@ -326,3 +329,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         if summary.get(key) is not None:
             out.append(f"{key + ':':<20}{json.dumps(summary[key], sort_keys=True)}")
     return "\n".join(out)
+
+
+def _nm_bits(nm: Any) -> float | None:
+    """Bits of one N:M pattern id per weight it places (``ceil(log2(C(M, N))) / N``); None if malformed."""
+    if not (isinstance(nm, list) and len(nm) == 2 and all(isinstance(v, int) for v in nm) and 1 <= nm[0] < nm[1]):
+        return None
+    n, m = nm
+    return max(1, (math.comb(m, n) - 1).bit_length()) / n

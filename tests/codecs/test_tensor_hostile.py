@@ -47,9 +47,18 @@ def _samples():
             dtype="float32"),
         encode_split_float("s.bf16", (np.random.default_rng(16).normal(size=(40, 50)).astype(np.float32)
                                       .view(np.uint32) >> 16).astype(np.uint16), dtype="bfloat16"),
-        encode_dense("d", rng.normal(size=50).astype(np.float16)),
+        # 2:4 positions as pattern ids (own rng: the other samples keep their values)
+        encode_quantized("q.nm", _nm_labels(np.random.default_rng(17)), cb[:4], granularity="2:4",
+                         block=(1, 1, 1, 1), bits=2),
+        encode_dense("d", rng.normal(size=50).astype(np.float16)),  # last: test_non_buffer_streams uses it
     ]
     return [(json.loads(json.dumps(e.meta)), dict(e.streams)) for e in out]
+
+
+def _nm_labels(rng):
+    keep = np.argsort(rng.random((8 * 9, 2, 4)), axis=2) < 2  # (out x kernel positions, groups, 4)
+    keep = np.moveaxis(keep.reshape(8, 3, 3, 8), -1, 1)
+    return np.where(keep, rng.integers(0, 4, keep.shape), -1)
 
 
 SAMPLES = _samples()
@@ -184,3 +193,43 @@ def test_bfloat16_stream_length_is_checked():
     et = encode_dense("b", np.arange(6, dtype=np.float32))
     with pytest.raises(CodecError, match="raw"):
         decode_tensor(dict(et.meta, dtype="bfloat16"), et.streams)
+
+
+def _nm_sample():
+    meta, streams = next((m, s) for m, s in SAMPLES if m["name"] == "q.nm")
+    assert meta["nm"] == [2, 4] and "pattern" in streams and "gap" not in streams
+    return copy.deepcopy(meta), dict(streams)
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda m: m.__setitem__("nm", [4, 4]), "nm must be"),
+    (lambda m: m.__setitem__("nm", [2, 16]), "nm must be"),
+    (lambda m: m.__setitem__("nm", [2]), "nm must be"),
+    (lambda m: m.__setitem__("nm", [2, 3]), "multiple of 3"),
+    (lambda m: m.__setitem__("n_kept_blocks", m["n_kept_blocks"] - 1), "keeps"),
+    (lambda m: m.update(index_bits=3, n_fillers=0), "exclude each other"),
+    (lambda m: m.__setitem__("block", [1, 2, 1, 1]), "one-weight blocks"),
+])
+def test_hostile_nm_metas_are_refused_in_one_line(change, match):
+    meta, streams = _nm_sample()
+    change(meta)
+    with pytest.raises(CodecError, match=match) as err:
+        decode_tensor(meta, streams)
+    assert "\n" not in str(err.value)
+
+
+def test_a_pattern_id_outside_the_patterns_is_refused():
+    from deepcompress.codecs import bitpack
+
+    meta, streams = _nm_sample()
+    n_groups = int(np.prod(meta["shape"])) // 4
+    meta["streams"]["pattern"] = {"codec": "raw"}
+    ids = np.zeros(n_groups, dtype=np.uint8)
+    ids[5] = 7  # 2:4 has 6 patterns, ids 0..5
+    streams["pattern"] = bitpack.pack_bits(ids, 3)
+    with pytest.raises(CodecError, match="not one of the 6 patterns"):
+        decode_tensor(meta, streams)
+    ids[5] = 5
+    streams["pattern"] = bitpack.pack_bits(ids, 3)
+    mask = decode_mask(meta, streams)
+    assert mask.sum() == meta["n_kept_blocks"]

@@ -281,3 +281,39 @@ def split_float_bytes() -> bytes:
     tensors, _ = split_float_samples()
     with pinned_tool_version():
         return writer.dumps_dcz(tensors, arch=None)
+
+
+def nm_samples() -> tuple[list[EncodedTensor], dict[str, Any]]:
+    """A 2:4 weight-shared conv and a 4:8 pruned float fc layer whose positions are N:M pattern ids (the
+    ``nm_pattern`` feature), next to a dense bias."""
+    import numpy as np
+
+    from deepcompress.codecs import tensor as ct
+
+    rng = np.random.default_rng(20261208)
+
+    def nm_mask(shape: tuple[int, ...], n: int, m: int) -> Any:
+        moved = (shape[0], *shape[2:], shape[1])
+        groups = np.argsort(rng.random((int(np.prod(moved)) // m, m)), axis=1) < n
+        return np.moveaxis(groups.reshape(moved), -1, 1)
+
+    codebook = np.linspace(-0.5, 0.5, 16).astype(np.float32)
+    conv_mask = nm_mask((8, 16, 3, 3), 2, 4)
+    labels = rng.integers(0, 16, size=(8, 16, 3, 3))
+    fc_mask = nm_mask((12, 32), 4, 8)
+    fc = rng.standard_normal((12, 32)).astype(np.float32)
+    arrays = {"conv.weight": np.where(conv_mask, codebook[labels], 0).astype(np.float32),
+              "fc.weight": np.where(fc_mask, fc, 0).astype(np.float32),
+              "fc.bias": rng.standard_normal(12).astype(np.float32)}
+    tensors = [
+        _encode_quantized(ct, "conv.weight", labels, conv_mask, codebook, "2:4", (1, 1, 1, 1), 4, None),
+        ct.encode_float("fc.weight", fc, fc_mask, granularity="4:8", block=(1, 1)),
+        ct.encode_dense("fc.bias", arrays["fc.bias"]),
+    ]
+    return tensors, arrays
+
+
+def nm_bytes() -> bytes:
+    tensors, _ = nm_samples()
+    with pinned_tool_version():
+        return writer.dumps_dcz(tensors, arch=None)

@@ -72,6 +72,21 @@ def test_split_float_golden_bytes_and_feature():
         assert decoded[name].dtype == expected.dtype and decoded[name].tobytes() == expected.tobytes(), name
 
 
+def test_nm_pattern_golden_bytes_and_feature():
+    """2:4 and 4:8 layers store their positions as pattern ids, list the feature and decode exactly."""
+    from dcz_samples import nm_bytes, nm_samples
+
+    assert nm_bytes() == (GOLDEN_DIR / "nm_pattern.dcz").read_bytes()
+    f = read_dcz(GOLDEN_DIR / "nm_pattern.dcz")
+    assert f.header["required_features"] == ["nm_pattern"]
+    assert f.meta("conv.weight")["nm"] == [2, 4] and f.meta("fc.weight")["nm"] == [4, 8]
+    assert "gap" not in f.meta("conv.weight")["streams"] and "pattern" in f.meta("fc.weight")["streams"]
+    _, arrays = nm_samples()
+    decoded = f.decode_all()
+    for name, expected in arrays.items():
+        assert decoded[name].tobytes() == expected.tobytes(), name
+
+
 def test_synthetic_golden_reads_back():
     f = read_dcz(GOLDEN_DIR / "synthetic.dcz")
     assert f.tool_version == GOLDEN_TOOL_VERSION and f.arch == SYNTHETIC_ARCH

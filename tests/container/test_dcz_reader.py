@@ -73,7 +73,7 @@ def test_unknown_required_feature(parts):
     header["required_features"] = ["sparse-ans-v2"]
     err = _reject(assemble(header, data, minor=4), UnsupportedVersionError, "'sparse-ans-v2'")
     assert str(err) == ("unknown required feature 'sparse-ans-v2': made by a newer version of deepcompress; "
-                        "upgrade (this release reads format 1.0 with the features: bfloat16, huffman_pairs, split_float)")
+                        "upgrade (this release reads format 1.0 with the features: bfloat16, huffman_pairs, nm_pattern, split_float)")
 
 
 def test_pair_codec_needs_its_feature_listed(monkeypatch):
@@ -92,35 +92,24 @@ def test_pair_codec_needs_its_feature_listed(monkeypatch):
     assert "upgrade" in str(err)
 
 
-def test_bfloat16_needs_its_feature_listed(monkeypatch):
-    """A dense bfloat16 tensor in a file that does not list the feature is refused; an older reader
-    (one that does not know the feature) refuses the file as newer."""
+@pytest.mark.parametrize("feature,golden_name", [
+    ("bfloat16", "bfloat16.dcz"),  # a dense bfloat16 tensor
+    ("split_float", "split_float.dcz"),  # split_float tensors
+    ("nm_pattern", "nm_pattern.dcz"),  # N:M positions as pattern ids
+])
+def test_a_feature_must_be_listed_and_an_older_reader_refuses_it(monkeypatch, feature, golden_name):
+    """A file using the feature without listing it is refused as invalid; a reader that does not know the
+    feature (an older release) refuses the file as newer instead of misreading it."""
     from dcz_samples import GOLDEN_DIR, assemble, split
 
     from deepcompress.container import format as fmt
 
-    golden = (GOLDEN_DIR / "bfloat16.dcz").read_bytes()
+    golden = (GOLDEN_DIR / golden_name).read_bytes()
     header, data = split(golden)
     header["required_features"] = []
-    _reject(assemble(header, data), match="use bfloat16 but 'required_features' does not list it")
-    monkeypatch.setattr(fmt, "KNOWN_FEATURES", frozenset({"huffman_pairs"}))
-    err = _reject(golden, UnsupportedVersionError, "'bfloat16'")
-    assert "upgrade" in str(err)
-
-
-def test_split_float_needs_its_feature_listed(monkeypatch):
-    """A split_float tensor in a file that does not list the feature is refused; an older reader refuses
-    the file as newer."""
-    from dcz_samples import GOLDEN_DIR, assemble, split
-
-    from deepcompress.container import format as fmt
-
-    golden = (GOLDEN_DIR / "split_float.dcz").read_bytes()
-    header, data = split(golden)
-    header["required_features"] = []
-    _reject(assemble(header, data), match="use split_float but 'required_features' does not list it")
-    monkeypatch.setattr(fmt, "KNOWN_FEATURES", frozenset({"huffman_pairs", "bfloat16"}))
-    err = _reject(golden, UnsupportedVersionError, "'split_float'")
+    _reject(assemble(header, data), match=f"use {feature} but 'required_features' does not list it")
+    monkeypatch.setattr(fmt, "KNOWN_FEATURES", fmt.KNOWN_FEATURES - {feature})
+    err = _reject(golden, UnsupportedVersionError, f"'{feature}'")
     assert "upgrade" in str(err)
 
 
