@@ -203,12 +203,16 @@ def model_from_dcz(
     arch = dcz.arch
     if model is None:
         if not arch:
-            raise ModelError(f"{source} names no architecture; pass model=YourModule(...) to fill it")
+            raise ModelError(f"{source} names no architecture (a checkpoint compressed without one); name it "
+                             "with --arch NAME|module:Class, or pass model=YourModule(...) in Python")
         model = build_assigned(arch, dcz_state_dict(dcz), trust_arch=trust_arch)
     else:
         if not isinstance(model, torch.nn.Module):
             raise InputFileError(f"model= must be an nn.Module, got {type(model).__name__}")
-        fill_state_dict(model, dcz_state_dict(dcz), type(model).__name__)
+        state = dcz_state_dict(dcz)
+        if not set(state) <= set(model.state_dict()):  # a checkpoint saved from DataParallel / torch.compile
+            state = strip_wrapper_prefixes(state)[0]
+        fill_state_dict(model, state, type(model).__name__)
     if sparse:
         _sparsify_pruned(model, dcz, sparse)
     if eval_mode:
@@ -376,7 +380,11 @@ def load_model(
     with open(p, "rb") as fh:
         head = fh.read(16)
     if head.startswith(DCZ_MAGIC_PREFIX):
-        model = load_dcz(p, trust_arch=trust_arch or arch is not None)
+        if arch is not None:  # the architecture named on the command line fills with the file's weights
+            record = arch_spec(arch, arch_kwargs)
+            model = load_dcz(p, build_arch(record, trust_arch=True), trust_arch=True)
+            return model, ModelInfo(str(p), "dcz", arch=record)
+        model = load_dcz(p, trust_arch=trust_arch)
         return model, ModelInfo(str(p), "dcz", arch=getattr(model, "_deepcompress_arch", None))
     if _is_safetensors(head, size):
         tensors, meta = _load_safetensors(p)

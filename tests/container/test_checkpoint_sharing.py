@@ -137,3 +137,22 @@ def test_cli_refuses_what_needs_a_model_in_one_line(tmp_path, args, match):
 def test_max_error_is_refused_for_a_model_with_an_architecture(tmp_path, digits_lenet300):
     r = _run(["compress", str(digits_lenet300), "-o", str(tmp_path / "x.dcz"), "--max-error", "0.1"])
     assert r.exit_code == 2 and "--max-error goes with a checkpoint" in r.output
+
+
+def test_a_checkpoint_file_is_evaluated_and_loaded_through_a_named_architecture(tmp_path, digits_lenet300):
+    """A .dcz without an architecture: `eval --arch` builds it, `load(model=)` fills it, and `module.`
+    prefixes of a DataParallel checkpoint are dropped; without either, one line says what to give."""
+    import deepcompress
+    from deepcompress.models import build_model
+
+    state = {f"module.{k}": v for k, v in torch.load(digits_lenet300, weights_only=True)["state_dict"].items()}
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "dp.pt")
+    compress_shared(tmp_path / "dp.pt", tmp_path / "dp.dcz", ShareSettings(bits=8))
+    model = deepcompress.load(tmp_path / "dp.dcz", model=build_model("lenet300", in_features=64))
+    assert isinstance(model, torch.nn.Module)
+    r = _run(["eval", str(tmp_path / "dp.dcz"), "--arch", "lenet300", "--arch-kwargs", '{"in_features": 64}',
+              "--data", "digits", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["top1"] > 0.8
+    r = _run(["eval", str(tmp_path / "dp.dcz"), "--data", "digits"])
+    assert r.exit_code != 0 and "--arch" in r.output and "Traceback" not in r.output
