@@ -87,7 +87,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
         _compress_lossless(model_path, out, as_json, shown)
         return
     if arch is None and not recipe and _names_no_architecture(model_path):
-        _refuse_model_flags(data_spec)
+        _refuse_model_flags(model_path, data_spec)
         _compress_shared(model_path, out, bits, max_error, as_json, shown)
         return
     if progress is not None:
@@ -197,17 +197,18 @@ _MODEL_FLAGS = ("granularity", "fc_granularity", "block", "sparsity", "scope", "
                 "schedule", "distill", "thin", "index_bits", "resume", "work_dir", "cache")
 
 
-def _refuse_model_flags(data_spec: str | None) -> None:
+def _refuse_model_flags(model_path: str, data_spec: str | None) -> None:
     ctx = click.get_current_context()
     if data_spec is not None:
-        raise click.UsageError("MODEL is a checkpoint naming no architecture: retraining on --data needs the model; "
-                               "name it with --arch NAME|module:Class, or drop --data to weight-share it data-free")
+        raise click.UsageError(f"{model_path} is a checkpoint naming no architecture: retraining on --data needs the "
+                               "model; name it with --arch NAME|module:Class, or drop --data to weight-share it "
+                               "data-free")
     given = [name for name in _MODEL_FLAGS
              if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
     if given:
         flag = "--" + given[0].replace("_", "-")
-        raise click.UsageError(f"{flag} needs the model: MODEL is a checkpoint naming no architecture, which is "
-                               "weight-shared data-free (--bits, --max-error); name it with --arch NAME|module:Class")
+        raise click.UsageError(f"{flag} needs the model: {model_path} is a checkpoint naming no architecture, which "
+                               "is weight-shared data-free (--bits, --max-error); name it with --arch NAME|module:Class")
 
 
 def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: float | None, as_json: bool,
