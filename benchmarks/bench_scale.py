@@ -55,8 +55,12 @@ def run(folder: Path, n_layers: int, runs: int, threads: int) -> dict:
     sh, sh_back, sh32 = folder / "sh.dcz", folder / "sh_back.safetensors", folder / "sh32.dcz"
     t0 = time.perf_counter()
     for path, dtype in ((src, "bfloat16"), (src32, "float32")):
+        done = path.with_suffix(".done")
+        if path.is_file() and done.is_file() and done.read_text() == f"{n_layers} {dtype}":
+            continue  # generated before in this --folder (deterministic: same seed, same shapes)
         subprocess.run([sys.executable, __file__, "--generate", str(path), "--dtype", dtype, "--layers",
                         str(n_layers)], env=env, check=True)
+        done.write_text(f"{n_layers} {dtype}")
     print(f"generated {src.stat().st_size / 1e9:.2f} + {src32.stat().st_size / 1e9:.2f} GB in "
           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
     dc = deepcompress_cmd()
