@@ -219,13 +219,15 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     ap.add_argument("--doc", type=Path, help="write the Markdown report here")
     ap.add_argument("--from-json", type=Path, help="render the doc from an earlier --json, without running")
+    ap.add_argument("--note", action="append", default=[], help="a paragraph to add at the end of the doc")
     ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="bfloat16", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate is not None:
         write_checkpoint(args.generate, llama_shapes(args.layers), dtype=args.dtype)
         return
-    run_and_report(args, lambda folder: run(folder, args.layers, args.runs, args.threads), render, "bench-scale-")
+    run_and_report(args, lambda folder: run(folder, args.layers, args.runs, args.threads),
+                   lambda res: render(res) + "".join(f"\n{note}\n" for note in args.note), "bench-scale-")
 
 if __name__ == "__main__":
     main()
