@@ -45,6 +45,7 @@ from bench_lossless_memory import (deepcompress_cmd, llama_shapes, measure_out, 
 REPO = Path(__file__).resolve().parents[1]
 DATE = "2026-12-06"
 LAYERS = 22  # TinyLlama-1.1B
+WARM = [("w", (512, 512)), ("big", (1024, 2048)), ("norm", (512,))]  # every encode path, a few MB
 
 
 def run(folder: Path, n_layers: int, runs: int, threads: int) -> dict:
@@ -65,6 +66,18 @@ def run(folder: Path, n_layers: int, runs: int, threads: int) -> dict:
           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
     dc = deepcompress_cmd()
     py = sys.executable
+    # warm numba's on-disk cache (a first run after an install or a source edit compiles the kernels)
+    for dtype in ("bfloat16", "float32"):
+        tiny = folder / f"warm_{dtype}.safetensors"
+        subprocess.run([sys.executable, __file__, "--generate", str(tiny), "--dtype", dtype, "--layers", "-1"],
+                       env=env, check=True)
+        for flags in (["--lossless"], []):
+            subprocess.run([*dc, "compress", str(tiny), *flags, "-o", str(folder / "warm.dcz")], env=env, check=True,
+                           capture_output=True)
+            subprocess.run([*dc, "decode", str(folder / "warm.dcz"), "-o", str(folder / "warm_back.safetensors")],
+                           env=env, check=True, capture_output=True)
+            subprocess.run([py, "-c", "import sys, deepcompress; deepcompress.load_state_dict(sys.argv[1])",
+                            str(folder / "warm.dcz")], env=env, check=True)
     # the loads and the in-process runs print the seconds of the call alone (imports excluded) as "CALL s"
     timed = "import sys, time, torch, {m}; t = time.perf_counter(); {call}; print('CALL', time.perf_counter() - t)"
     commands = {
@@ -223,8 +236,8 @@ def main() -> None:
     ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="bfloat16", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.generate is not None:
-        write_checkpoint(args.generate, llama_shapes(args.layers), dtype=args.dtype)
+    if args.generate is not None:  # --layers -1: the small warm-up checkpoint
+        write_checkpoint(args.generate, llama_shapes(args.layers) if args.layers >= 0 else WARM, dtype=args.dtype)
         return
     run_and_report(args, lambda folder: run(folder, args.layers, args.runs, args.threads),
                    lambda res: render(res) + "".join(f"\n{note}\n" for note in args.note), "bench-scale-")
