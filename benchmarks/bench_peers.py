@@ -5,6 +5,8 @@ Run in a separate benchmark environment (the peers are never installed into the 
     /tmp/peersenv/bin/pip install -c constraints.txt -e '.[peers]'
     cd benchmarks && OMP_NUM_THREADS=1 /tmp/peersenv/bin/python bench_peers.py --quick --json   # LeNet-300-100
     cd benchmarks && OMP_NUM_THREADS=1 /tmp/peersenv/bin/python bench_peers.py --models resnet20
+    cd benchmarks && OMP_NUM_THREADS=1 /tmp/peersenv/bin/python bench_peers.py --models gpt_char --jobs 2
+    cd benchmarks && OMP_NUM_THREADS=1 /tmp/peersenv/bin/python bench_peers.py --models silero --jobs 2
     cd benchmarks && /tmp/peersenv/bin/python bench_peers.py --doc     # docs/benchmarks/peers.md from the results
 
 Every run (one model, one tool, one setting) is a subprocess of its own, so its peak RSS
@@ -14,6 +16,10 @@ into benchmarks/out/peers/, reads it back where the tool can, and scores the mod
 one evaluation function of its model (``evaluate_items``): per-item correctness on the test set, so
 the change against the uncompressed model is paired. A tool that is not installed, or fails, is
 reported with its reason (stderr, and the doc), never dropped silently.
+
+Models: LeNet-300-100 (MNIST, top1), ResNet-20 (CIFAR-10, top1), gpt_char (tiny Shakespeare, val_loss: mean
+cross-entropy per validation window, lower is better) and the Silero VAD (a TorchScript archive; agreement: share
+of frames whose speech decision equals the original's). ``--quick`` runs LeNet-300-100 alone, two runs at a time.
 
 ``--json`` prints one JSON array, one object a run, with exactly the keys of ``ROW_KEYS``.
 """
