@@ -43,7 +43,7 @@ from bench_lossless_memory import (deepcompress_cmd, llama_shapes, measure_out, 
                                    tensor_digests, write_checkpoint)
 
 REPO = Path(__file__).resolve().parents[1]
-DATE = "2026-12-06"
+DATE = __import__("datetime").date.today().isoformat()  # the day of the run (recorded in --json)
 LAYERS = 22  # TinyLlama-1.1B
 WARM = [("w", (512, 512)), ("big", (1024, 2048)), ("norm", (512,))]  # every encode path, a few MB
 
@@ -170,8 +170,7 @@ def render(res: dict) -> str:
         "alone, timed inside the process after its imports. Memory is peak RSS above "
         f"`python -c 'import safetensors.torch'` ({base:,.0f} MB). Random weights are not real ones, so the "
         "ratios say little ([float_codec.md](float_codec.md) measures real checkpoints); speed and memory are "
-        "the point. The disk here writes about 370 MB/s with fsync (`dd ... conv=fsync`), which bounds every "
-        "step that writes a file.",
+        "the point. Every step that writes a file is also bounded by the disk (the output is fsync'ed).",
         "",
         "    cd /work/main && OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale.py --runs 3 \\",
         "        --doc docs/benchmarks/scale.md --json benchmarks/out/scale.json",
