@@ -14,7 +14,7 @@ The file decodes to safetensors with the original names, shapes and dtypes
 (:func:`deepcompress.lossless.decode_lossless`) or to a state dict
 (:func:`deepcompress.load_state_dict`). Nothing is pruned: without the model and
 data there is no way to check what pruning costs. Memory and threads as for
-``--lossless`` (at most threads + 1 tensors in flight).
+``--lossless`` (at most 2 x threads + 1 tensors and 384 MiB of input in flight).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ shapes and dtypes (the order of the ``.dcz``), so any safetensors loader reads i
 
 Memory stays bounded by the largest tensors, not the checkpoint (issue #17 item 3):
 safetensors files are read one tensor at a time and encoded on the codec threads,
-at most ``threads + 1`` tensors in flight, handed to the writer in file order and
+at most ``2 * threads + 1`` tensors and 384 MiB of input in flight, handed to the writer in file order and
 spooled to disk (``container.write_dcz_streaming``), so the bytes do not depend on
 the thread count; decoding reads the
 memory-mapped ``.dcz`` a tensor at a time, writes each decoded tensor and drops the
@@ -39,6 +39,9 @@ __all__ = ["LOSSLESS_KEY", "SHARED_KEY", "LosslessResult", "checkpoint_info", "c
            "decode_lossless", "is_lossless", "names_no_architecture", "read_safetensors_header"]
 
 LOSSLESS_KEY = "lossless"
+# tensors encoded at once: at most 2 x threads + 1 of them and this many input bytes (one larger tensor
+# goes alone), so the threads are not left idle behind one large tensor and memory stays bounded
+INFLIGHT_BYTES = 384 << 20
 SHARED_KEY = "shared_checkpoint"  # deepcompress.checkpoint_sharing's files
 MAX_HEADER_BYTES = 100 * 2**20
 ST_TO_DTYPE = {
@@ -227,8 +230,8 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     """The tensors of ``source`` (safetensors, or a ``.pt`` state dict), each ``encode(name, dtype, array)``d
     into an ``EncodedTensor``, streamed into the ``.dcz`` ``output``; no architecture.
 
-    Tensors are encoded on the codec threads, at most ``threads + 1`` in flight, and
-    written in the source's order. The header's ``extra[key]`` records the source
+    Tensors are encoded on the codec threads, at most ``2 * threads + 1`` and
+    :data:`INFLIGHT_BYTES` of them in flight, and written in the source's order. The header's ``extra[key]`` records the source
     format, its safetensors metadata and ``settings``; ``extra.dtypes`` the dtype of
     every tensor whose codec does not keep it (weight-shared ones), so
     :func:`decode_lossless` writes the source's dtypes back.
@@ -257,7 +260,8 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
         return et, arr.nbytes, dtype
 
     def encoded(bar: Progress):  # a few tensors in memory at a time: read, encode on the pool, hand over in order
-        for et, nbytes, dtype in parallel.map_ordered(encode_one, arrays):
+        for et, nbytes, dtype in parallel.map_ordered(encode_one, arrays, window=2 * parallel.threads() + 1,
+                                                      weight=lambda item: item[2].nbytes, budget=INFLIGHT_BYTES):
             counts["n"] += 1
             counts["input_bytes"] += nbytes
             kind = et.meta["kind"]

@@ -84,13 +84,17 @@ def map_largest_first(fn: Callable[[T], R], items: Sequence[T], sizes: Sequence[
     return [futures[i].result() for i in range(len(items))]
 
 
-def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, window: int | None = None) -> Iterator[R]:
+def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, window: int | None = None,
+                weight: Callable[[T], int] | None = None, budget: int | None = None) -> Iterator[R]:
     """``fn(x) for x in items`` on the task pool, yielded in input order, with at most ``window`` items in flight.
 
     ``items`` is consumed lazily (an item is taken only when a slot is free), so a
     stream of large tensors holds at most ``window`` of them plus the one being
-    handed back. ``window`` defaults to ``threads() + 1``. The first failing item in
-    input order raises; items after it are finished (not abandoned mid-run) first.
+    handed back. ``window`` defaults to ``threads() + 1``. With ``weight`` and
+    ``budget``, the items in flight also weigh at most ``budget`` together (one item
+    is always let through, whatever its weight): a few large tensors, or many small
+    ones behind a large one. The first failing item in input order raises; items
+    after it are finished (not abandoned mid-run) first.
     """
     n = threads()
     if n <= 1:
@@ -99,13 +103,18 @@ def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, window: int | None 
         return
     window = max(1, window if window is not None else n + 1)
     pool = _pool("tasks", n)
-    pending: deque[Future[R]] = deque()
+    pending: deque[tuple[Future[R], int]] = deque()
+    load = 0
     try:
         for x in items:
-            if len(pending) >= window:
-                yield pending.popleft().result()
-            pending.append(pool.submit(fn, x))
+            w = int(weight(x)) if weight is not None else 0
+            while pending and (len(pending) >= window or (budget is not None and load + w > budget)):
+                future, done_w = pending.popleft()
+                load -= done_w
+                yield future.result()
+            pending.append((pool.submit(fn, x), w))
+            load += w
         while pending:
-            yield pending.popleft().result()
+            yield pending.popleft()[0].result()
     finally:
-        wait(list(pending))
+        wait([f for f, _ in pending])

@@ -108,3 +108,28 @@ def test_map_ordered_keeps_order_bounds_the_window_and_raises_the_first_failure(
 
     with pytest.raises(ValueError, match="item 5"):
         list(parallel.map_ordered(boom, range(20)))
+
+
+def test_map_ordered_keeps_the_weight_in_flight_under_the_budget(monkeypatch):
+    """With a weight budget, the items in flight never weigh more than it, except one heavy item alone."""
+    import threading
+
+    monkeypatch.setattr(parallel, "threads", lambda: 2)
+    weights = [5, 1, 1, 1, 9, 1, 1, 3, 3, 3]
+    lock = threading.Lock()
+    running: list[int] = []
+    seen: list[int] = []
+
+    def fn(i):
+        with lock:
+            running.append(weights[i])
+            seen.append(sum(running))
+        import time
+        time.sleep(0.003)
+        with lock:
+            running.remove(weights[i])
+        return i
+
+    got = list(parallel.map_ordered(fn, range(len(weights)), window=10, weight=lambda i: weights[i], budget=6))
+    assert got == list(range(len(weights)))
+    assert all(s <= 6 or s == 9 for s in seen)  # at most the budget at once; the 9 (over budget) alone

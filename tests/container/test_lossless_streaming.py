@@ -142,7 +142,7 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(tmp_path):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_compress_holds_a_bounded_number_of_tensors(tmp_path, monkeypatch, threads):
     """With one codec thread each tensor is garbage before the next is encoded; with T threads at most
-    T + 1 earlier tensors (in flight on the pool, or with the writer) are alive. The bytes are the same."""
+    2T + 1 earlier tensors (in flight on the pool, or with the writer) are alive. The bytes are the same."""
     import threading
 
     import deepcompress.codecs.tensor as tensor_mod
@@ -173,7 +173,7 @@ def test_compress_holds_a_bounded_number_of_tensors(tmp_path, monkeypatch, threa
     if threads == 1:
         assert alive_at_call == [0] * 9  # nothing of an earlier tensor is still referenced
     else:
-        assert max(alive_at_call) <= threads + 1
+        assert max(alive_at_call) <= 2 * threads + 1
     monkeypatch.setattr(tensor_mod, "encode_dense", real)
     monkeypatch.setattr(parallel, "threads", lambda: 1)
     compress_lossless(src, tmp_path / "one.dcz")
@@ -269,7 +269,7 @@ def _peak_kib(step: str, src: Path, dst: Path) -> int:
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux's /proc/self/status (VmHWM)")
 def test_peak_rss_grows_with_the_largest_tensor_not_the_checkpoint(tmp_path):
     """A 144 MiB checkpoint of 18 tensors of 8 MiB: compress and decode stay within N/4 above a run on the
-    first 4 tensors (as many as the codec threads hold in flight on this machine's 2 cores, plus one).
+    first 6 tensors (as many as the codec threads hold in flight with 2 threads, 2 x 2 + 1, plus one).
 
     Holding the checkpoint (or its encoded form, ~0.66 N) would add far more than N/4; streaming adds a
     constant (allocator and page-cache slack). Memory, not time, is measured (VmHWM of a child).
@@ -279,7 +279,7 @@ def test_peak_rss_grows_with_the_largest_tensor_not_the_checkpoint(tmp_path):
     big = {f"t.{i}": ("bfloat16", _float_bits(rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02),
                                               "bfloat16")) for i in range(18)}
     write_st(tmp_path / "big.safetensors", big)
-    write_st(tmp_path / "one.safetensors", {f"t.{i}": big[f"t.{i}"] for i in range(4)})
+    write_st(tmp_path / "one.safetensors", {f"t.{i}": big[f"t.{i}"] for i in range(6)})
     n_kib = (tmp_path / "big.safetensors").stat().st_size // 1024
     del big
     for step, (src, dst), (bsrc, bdst) in (
