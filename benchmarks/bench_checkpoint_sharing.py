@@ -20,6 +20,7 @@ float32 tensor bytes over the ``.dcz`` file's bytes.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 import os
 import subprocess
@@ -59,12 +60,10 @@ def run(models: list[str]) -> list[dict]:
                 _dc("decode", str(out), "-o", str(Path(tmp) / "x.safetensors"))
                 top1 = json.loads(_dc("eval", str(Path(tmp) / "x.safetensors"), "--arch", arch, "--data", data,
                                       "--json"))["top1"]
-                bits: dict[str, int] = {}
-                for b in summary["bits"].values():
-                    bits[str(b)] = bits.get(str(b), 0) + 1
+                bits = {str(b): n for b, n in sorted(Counter(summary["bits"].values()).items())}
                 rows.append({"model": arch, "setting": label, "input_bytes": summary["input_bytes"],
                              "file_bytes": summary["file_bytes"], "n_tensors": summary["n_tensors"],
-                             "bits": dict(sorted(bits.items())), "top1": top1, "baseline_top1": base})
+                             "bits": bits, "top1": top1, "baseline_top1": base})
                 print(f"{arch} {label}: {summary['input_bytes'] / summary['file_bytes']:.1f}x, "
                       f"top-1 {100 * top1:.1f}% (baseline {100 * base:.1f}%)", file=sys.stderr)
     return rows

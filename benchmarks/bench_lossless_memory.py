@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from deepcompress.dtypes import bfloat16_bits
+
 REPO = Path(__file__).resolve().parents[1]
 DATE = "2026-12-06"
 
@@ -72,12 +74,6 @@ def llama_shapes(n_layers: int, *, hidden: int = HIDDEN, mlp: int = MLP, kv: int
     return out
 
 
-def _to_bf16_bits(x: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 bit patterns (uint16), round to nearest even (no NaN in the input)."""
-    u = x.view(np.uint32)
-    return ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
-
-
 def write_checkpoint(path: Path, shapes: list[tuple[str, tuple[int, ...]]], *, seed: int = 0,
                      chunk: int = 1 << 24, dtype: str = "bfloat16") -> int:
     """Write a bf16 (or float32) safetensors file of random normal weights (norms: 1 + noise), a chunk at a
@@ -102,7 +98,7 @@ def write_checkpoint(path: Path, shapes: list[tuple[str, tuple[int, ...]]], *, s
                 x *= np.float32(0.02)
                 if name.endswith("norm.weight"):
                     x += np.float32(1.0)
-                fh.write(_to_bf16_bits(x).tobytes() if item == 2 else x.tobytes())
+                fh.write(bfloat16_bits(x).tobytes() if item == 2 else x.tobytes())
     return path.stat().st_size
 
 

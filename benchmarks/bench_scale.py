@@ -29,6 +29,7 @@ what this measures. The thread count is ``NUMBA_NUM_THREADS`` (``--threads``, 2)
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 import os
 import shlex
@@ -126,10 +127,8 @@ def run(folder: Path, n_layers: int, runs: int, threads: int) -> dict:
 
 
 def _count(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[str(v)] = out.get(str(v), 0) + 1
-    return dict(sorted(out.items()))
+    """How many of ``values`` each value is (keys as strings, sorted): the JSON of a bit-width histogram."""
+    return {str(k): n for k, n in sorted(Counter(values).items())}
 
 
 def _med(xs: list[float], fmt: str) -> str:

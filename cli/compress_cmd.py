@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -232,16 +233,10 @@ def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: fl
                               sort_keys=True))
         return
     ratio = done.input_bytes / done.file_bytes if done.file_bytes else 0.0
-    hist = ", ".join(f"{n} at {b} bits" for b, n in sorted(_count(shared.values()).items()))
+    hist = ", ".join(f"{n} at {b} bits" for b, n in sorted(Counter(shared.values()).items()))
     how = f"{settings.bits} bits" if settings.bits else f"bits per tensor within a relative RMS error of " \
                                                           f"{settings.max_error:g}"
     click.echo(f"shared data-free ({how}): {len(shared)} of {done.n_tensors} tensors weight-shared"
                f"{' (' + hist + ')' if hist else ''}, the rest stored exactly; {done.input_bytes:,} bytes -> "
                f"{done.file_bytes:,} bytes ({ratio:.1f}x smaller) -> {done.output}")
 
-
-def _count(values) -> dict:
-    out: dict = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out

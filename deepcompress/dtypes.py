@@ -41,6 +41,14 @@ def from_numpy(array: "np.ndarray", dtype: str | None = None) -> "torch.Tensor":
     return t
 
 
+def bfloat16_bits(values: Any) -> "np.ndarray":
+    """float32 values rounded to nearest even bfloat16, as uint16 bit patterns (no NaN in ``values``)."""
+    import numpy as np
+
+    u = np.asarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) & 0xFFFF).astype(np.uint16)
+
+
 def torch_dtype(name: str) -> Any:
     """The torch dtype called ``name`` (``"float16"`` -> ``torch.float16``)."""
     import torch

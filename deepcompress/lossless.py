@@ -36,7 +36,7 @@ from .atomic import atomic_write, check_output_path
 from .errors import InputFileError, ModelError, OutputError
 
 __all__ = ["LOSSLESS_KEY", "SHARED_KEY", "LosslessResult", "checkpoint_info", "compress_lossless", "compress_tensors",
-           "decode_lossless", "is_lossless", "names_no_architecture", "read_safetensors_header"]
+           "decode_lossless", "names_no_architecture", "read_safetensors_header"]
 
 LOSSLESS_KEY = "lossless"
 # tensors encoded at once: at most 2 x threads + 1 of them and this many input bytes (one larger tensor
@@ -146,9 +146,9 @@ def _state_dict_arrays(path: Path):
 
     from .dtypes import to_numpy
 
+    mapped = zipfile.is_zipfile(path)  # legacy (non-zip) torch.save files cannot be memory-mapped
     try:
-        # legacy (non-zip) torch.save files cannot be memory-mapped
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)
     except Exception as exc:  # noqa: BLE001 - any unreadable pickle is an input error
         raise InputFileError(f"{path}: not a state dict torch.load(weights_only=True) can read ({exc})") from None
     from .model_input import find_state_dict
@@ -159,9 +159,7 @@ def _state_dict_arrays(path: Path):
         raise InputFileError(f"{exc}; a checkpoint without an architecture must be a safetensors file or "
                              "a state dict") from None
 
-    mapped = zipfile.is_zipfile(path)  # torch.load(mmap=True): the tensors view the file's pages
-
-    def arrays():
+    def arrays():  # mapped: the tensors view the file's pages
         for name, tensor in obj.items():
             arr, dtype = to_numpy(tensor.contiguous())
             yield str(name), dtype, arr, mapped and tensor.is_contiguous()
@@ -320,12 +318,6 @@ class Progress:
             self._bar.close()
 
 
-def is_lossless(dcz: Any) -> bool:
-    """Whether a read ``.dcz`` file was written by :func:`compress_lossless`."""
-    extra = getattr(dcz, "extra", None)
-    return isinstance(extra, dict) and isinstance(extra.get(LOSSLESS_KEY), dict)
-
-
 def checkpoint_info(dcz: Any) -> dict[str, Any] | None:
     """``extra[key]`` of a file written by :func:`compress_tensors` (``--lossless`` or a shared
     checkpoint: a model-free tensor file that decodes to safetensors), else None."""
@@ -343,8 +335,10 @@ def _as_dtype(arr: Any, dtype: str) -> Any:
     of their own dtype (their centroids were rounded to it), so the cast is exact."""
     import numpy as np
 
+    from .dtypes import bfloat16_bits
+
     if arr.dtype == np.float32 and dtype == "bfloat16":
-        return (arr.view(np.uint32) >> 16).astype(np.uint16)
+        return bfloat16_bits(arr)
     return arr.astype(_storage(dtype), copy=False)
 
 

@@ -24,7 +24,7 @@ class EncodedTensor:
 
     def with_checksums(self) -> "EncodedTensor":
         """This tensor with every stream's CRC32 computed now (zlib releases the GIL on long buffers)."""
-        import zlib
+        import zlib  # the container's CRC32 (container.format.crc32); codecs sit below container
 
         return EncodedTensor(self.meta, self.streams,
                              {k: zlib.crc32(memoryview(v).cast("B")) & 0xFFFFFFFF for k, v in self.streams.items()})

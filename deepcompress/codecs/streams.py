@@ -138,7 +138,8 @@ def decode_symbols(smeta: Mapping[str, Any], data: bytes | memoryview, n_symbols
     return out
 
 
-def _byte_planes(raw: np.ndarray, itemsize: int) -> bytes:
+def byte_planes(raw: np.ndarray, itemsize: int) -> bytes:
+    """Byte 0 of every item, then byte 1 of every item, ...: the layout of a zstd item stream."""
     return raw.reshape(-1, itemsize).T.tobytes()
 
 
@@ -156,7 +157,7 @@ def encode_items(array: np.ndarray, *, fast: bool = False) -> tuple[dict[str, An
     raw_size = arr.nbytes
     if arr.size:
         level = items_level(raw_size, fast=fast)
-        data = zstdframe.compress(_byte_planes(arr.view(np.uint8), itemsize), level)
+        data = zstdframe.compress(byte_planes(arr.view(np.uint8), itemsize), level)
         if len(data) < raw_size:  # ties go to raw, as min() over (raw, zstd) did
             return {"codec": "zstd"}, data
         del data

@@ -26,7 +26,8 @@ import math
 import numpy as np
 
 from .. import blocks, zstdframe
-from ..errors import CodecError
+from ..dtypes import bfloat16_bits
+from ..errors import CodecError, ConfigError
 from ..granularity import Granularity, parse_nm
 from . import buffers, floatsplit, nmpattern, relindex
 from . import streams as codec
@@ -116,7 +117,7 @@ def _positions(name: str, mask: np.ndarray, block: tuple[int, ...], index_bits: 
 def _nm_positions(mask: np.ndarray, block: tuple[int, ...], granularity: Any) -> tuple | None:
     try:
         pattern = parse_nm(granularity) if isinstance(granularity, str) else None
-    except Exception:  # noqa: BLE001 - not a valid N:M label: no pattern stream
+    except ConfigError:  # an N:M-looking label that is no valid pattern: no pattern stream
         return None
     if pattern is None or any(b != 1 for b in block):
         return None
@@ -251,7 +252,7 @@ def _dense_may_win(split: EncodedTensor, little: np.ndarray) -> bool:
     run = max(1, DENSE_SAMPLE_BYTES // DENSE_SAMPLE_RUNS // flat.itemsize)
     starts = [(flat.size - run) * i // (DENSE_SAMPLE_RUNS - 1) for i in range(DENSE_SAMPLE_RUNS)]
     sample = np.concatenate([flat[s:s + run] for s in starts])
-    planes = sample.view(np.uint8).reshape(-1, sample.itemsize).T.tobytes()  # as encode_items lays them out
+    planes = codec.byte_planes(sample.view(np.uint8), sample.itemsize)
     sampled = len(zstdframe.compress(planes, codec.ZSTD_LEVEL_FAST))
     return sampled / sample.size < cost / flat.size
 
@@ -380,10 +381,7 @@ def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
 
 
 def _cast_codebook(cb: np.ndarray, dtype: str) -> np.ndarray:
-    if dtype == "float16":
-        return cb.astype(np.float16)
-    u = cb.astype(np.float32).view(np.uint32).astype(np.uint64)  # bfloat16, round to nearest even
-    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) & 0xFFFF).astype(np.uint16)
+    return cb.astype(np.float16) if dtype == "float16" else bfloat16_bits(cb)
 
 
 def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype: str | None = None) -> np.ndarray:

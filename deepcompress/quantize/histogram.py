@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dtypes import bfloat16_bits
+
 CHUNK = 1 << 22
 MAX_ITER = 300
 FLOAT_DTYPES = ("bfloat16", "float16", "float32")
@@ -144,9 +146,7 @@ def round_to(values: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "float16":
         return f32.astype(np.float16).astype(np.float64)
     if dtype == "bfloat16":
-        u = f32.view(np.uint32).astype(np.uint64)
-        u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
-        return u.astype(np.uint32).view(np.float32).astype(np.float64)
+        return (bfloat16_bits(f32).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     return f32.astype(np.float64)
 
 
