@@ -36,9 +36,12 @@ from pathlib import Path
 from _common import REPO, TODAY, deepcompress_exe
 from bench_cifar import CHECKPOINTS, SHARED, paired, predictions, require_cifar, short
 
-#: The study's points, as sweeps sharing one stage cache per seed: (folder suffix, granularities, sparsities).
-#: Fine and mid granularities at 30% and 50% (N:M at its fixed 50%); filter and channel at 30% only.
-PARTS = [("", "element,vector,kernel,2:4,4:8", "0.3,0.5"), ("_filter", "filter", "0.3"), ("_channel", "channel", "0.3")]
+#: The study's points, as sweeps sharing one stage cache per seed: (folder suffix, granularities, sparsities),
+#: in the order they run: fine and mid granularities at 30% and 50% (N:M at its fixed 50%), filter and channel
+#: at 30% and 50%, then the fine and mid granularities at 70% and 40% (the finer grid near the no-loss edge).
+PARTS = [("", "element,vector,kernel,2:4,4:8", "0.3,0.5"), ("_filter", "filter", "0.3"), ("_channel", "channel", "0.3"),
+         ("_coarse50", "filter,channel", "0.5"), ("_70", "element,vector,kernel", "0.7"),
+         ("_40", "element,vector,kernel", "0.4")]
 SETS = ("cifar10", "cifar10-jpegtest")
 
 
@@ -51,13 +54,41 @@ def sweep_args(model: str, seed: int, out: Path, part: tuple[str, str, str], epo
     return args + (["--work-dir", str(out / f"{model}_s{seed}" / "work")] if suffix else [])
 
 
+def finished_points(out: Path, model: str, seed: int) -> set[tuple[str, float]]:
+    """(granularity, sparsity) of every point in a finished sweep of this seed, whatever its folder."""
+    done: set[tuple[str, float]] = set()
+    for path in out.glob(f"{model}_s{seed}*/sweep.json"):
+        done |= {(p["granularity"], p["sparsity"]) for p in json.loads(path.read_text())["points"]}
+    return done
+
+
+def missing_parts(out: Path, model: str, seed: int) -> list[tuple[str, str, str]]:
+    """The PARTS still to run for this seed, each cut down to the granularities and sparsities with a missing point
+    (a part whose folder is taken by an earlier, smaller sweep runs into a new folder named after what it adds)."""
+    from deepcompress.pipeline.sweep import sweep_grid
+
+    done = finished_points(out, model, seed)
+    todo = []
+    for suffix, grans, sparsities in PARTS:
+        levels = [float(v) for v in sparsities.split(",")]
+        missing = [(g, s) for g, s in sweep_grid(grans.split(","), levels) if (g, s) not in done]
+        if not missing:
+            continue
+        g_miss = list(dict.fromkeys(g for g, _ in missing))
+        s_miss = [s for s in levels if any(m == s for _, m in missing)] or levels
+        if (out / f"{model}_s{seed}{suffix}" / "sweep.json").is_file():
+            suffix = f"{suffix}_{'_'.join(g.replace(':', '') for g in g_miss)}"
+        todo.append((suffix, ",".join(g_miss), ",".join(f"{s:g}" for s in s_miss)))
+    return todo
+
+
 def run_sweeps(args: argparse.Namespace, out: Path) -> None:
-    """One process per seed (``--jobs`` side by side), each running the parts one after another."""
+    """One process per seed (``--jobs`` side by side), each running its missing parts one after another."""
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     running: list[subprocess.Popen] = []
     for seed in args.seeds:
-        cmds = [[*deepcompress_exe(), *sweep_args(args.model, seed, out, part, args.epochs)] for part in PARTS
-                if not (out / f"{args.model}_s{seed}{part[0]}" / "sweep.json").is_file()]
+        cmds = [[*deepcompress_exe(), *sweep_args(args.model, seed, out, part, args.epochs)]
+                for part in missing_parts(out, args.model, seed)]
         if not cmds:
             continue
         for cmd in cmds:
