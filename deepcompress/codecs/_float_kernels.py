@@ -2,9 +2,16 @@
 
 Imported lazily (it imports numba). Every kernel works on a range of chunks and
 releases the GIL, so :func:`.parallel.run_ranges` can split a tensor over
-threads. The fused kernel decodes the Huffman-coded exponent classes of a group
-of 4 blocks (:func:`._kernels._decode_group`) and assembles those elements while
-the classes are still in cache.
+threads. The fused kernels decode the Huffman-coded exponent classes of a group
+of 4 blocks (:func:`._kernels._decode_group`) and assemble those elements while
+the classes are still in cache: :func:`fused_exponents` with tables that emit the
+exponents themselves (every coded class has a table entry), :func:`fused` with
+the class table.
+
+The element loops run over slices taken inside the kernel (``a = x[i0:i1]``,
+then ``for i in range(a.size)``): LLVM vectorizes those, not a loop over
+``range(i0, i1)`` indexing the whole arrays (the assembly and the digest ran
+5-7x slower that way).
 """
 
 from __future__ import annotations
@@ -29,12 +36,12 @@ K1 = np.uint64(0xBF58476D1CE4E5B9)
 @njit(cache=True, nogil=True)
 def digest_words(words, w0, w1):
     """Sum (mod 2**64) over ``w0 <= i < w1`` of ``mix((words[i] ^ i * K0) * K1)``, ``mix(t) = t ^ (t >> 32)``."""
+    w = words[w0:w1]
+    c0 = np.uint64(w0) * K0
     h = np.uint64(0)
-    c = np.uint64(w0) * K0
-    for i in range(w0, w1):
-        t = (words[i] ^ c) * K1
+    for i in range(w.size):
+        t = (w[i] ^ (c0 + np.uint64(i) * K0)) * K1
         h += t ^ (t >> np.uint64(32))
-        c += K0
     return h
 
 
@@ -50,22 +57,59 @@ def digest_chunks(words, words_per_chunk, partial, c0, c1):
 def _fast(cls, ct, mt, mant, low0, low1, shift0, shift1, out, i0, i1):
     """Elements ``i0 .. i1-1`` without escapes; False if a class has no table entry (``ct`` < 0)."""
     bad = np.int64(0)
+    c = cls[i0:i1]
+    m = mant[i0:i1]
+    o = out[i0:i1]
     if low0.size == 0:
-        for i in range(i0, i1):
-            x = ct[cls[i]]
+        for i in range(o.size):
+            x = ct[c[i]]
             bad |= x
-            out[i] = x | mt[mant[i]]
+            o[i] = x | mt[m[i]]
     elif low1.size == 0:
-        for i in range(i0, i1):
-            x = ct[cls[i]]
+        a = low0[i0:i1]
+        for i in range(o.size):
+            x = ct[c[i]]
             bad |= x
-            out[i] = x | mt[mant[i]] | (np.int64(low0[i]) << shift0)
+            o[i] = x | mt[m[i]] | (np.int64(a[i]) << shift0)
     else:
-        for i in range(i0, i1):
-            x = ct[cls[i]]
+        a = low0[i0:i1]
+        b = low1[i0:i1]
+        for i in range(o.size):
+            x = ct[c[i]]
             bad |= x
-            out[i] = x | mt[mant[i]] | (np.int64(low0[i]) << shift0) | (np.int64(low1[i]) << shift1)
+            o[i] = x | mt[m[i]] | (np.int64(a[i]) << shift0) | (np.int64(b[i]) << shift1)
     return bad >= 0
+
+
+@njit(cache=True, inline="always")
+def _build(ex, mant, low0, low1, shifts, out, i0, i1):
+    """Elements ``i0 .. i1-1`` from their exponents ``ex`` (no table: every step vectorizes).
+
+    ``shifts`` (uint32): the sign's, the exponent's and the top mantissa bits' positions, then
+    ``low0``'s and ``low1``'s; ``low0``/``low1`` are empty when absent.
+    """
+    ss, es, ms, s0, s1 = shifts[0], shifts[1], shifts[2], shifts[3], shifts[4]
+    e = ex[i0:i1]
+    m8 = mant[i0:i1]
+    o = out[i0:i1]
+    top = np.uint32(7)
+    m7 = np.uint32(127)
+    if low0.size == 0:
+        for i in range(o.size):
+            m = np.uint32(m8[i])
+            o[i] = ((m >> top) << ss) | (np.uint32(e[i]) << es) | ((m & m7) << ms)
+    elif low1.size == 0:
+        a = low0[i0:i1]
+        for i in range(o.size):
+            m = np.uint32(m8[i])
+            o[i] = ((m >> top) << ss) | (np.uint32(e[i]) << es) | ((m & m7) << ms) | (np.uint32(a[i]) << s0)
+    else:
+        a = low0[i0:i1]
+        b = low1[i0:i1]
+        for i in range(o.size):
+            m = np.uint32(m8[i])
+            o[i] = (((m >> top) << ss) | (np.uint32(e[i]) << es) | ((m & m7) << ms) | (np.uint32(a[i]) << s0)
+                    | (np.uint32(b[i]) << s1))
 
 
 @njit(cache=True, nogil=True)
@@ -145,14 +189,59 @@ def fused(data, byte_starts, multi, mmask, single, smask, shift, low, block, hst
 
 
 @njit(cache=True, nogil=True)
-def unpack(data, n, bits, out, c0, c1):
-    """Unpack LSB-first ``bits``-bit symbols (1..7) ``c0 .. c1-1`` of ``data`` (padded by 2 bytes) into ``out``."""
-    mask = (1 << bits) - 1
-    for i in range(c0, c1):
-        p = i * bits
-        b = p >> 3
-        v = np.int64(data[b]) | (np.int64(data[b + 1]) << 8)
-        out[i] = (v >> (p & 7)) & mask
+def fused_exponents(data, byte_starts, multi, mmask, single, smask, shift, low, block, hstatus,
+                    n_out, n, shifts, mant, low0, low1, out, words, partial, status, pad, g0, g1):
+    """As :func:`fused`, with Huffman tables whose symbols are the exponents themselves, so the elements
+    are built without a class table (:func:`_build`). Each group's exponents go to one buffer of a
+    group's size (they stay in cache, and no tensor-sized array is made); ``n_out`` is the number of
+    decoded symbols (``n``, or ``n + 1`` with the padding symbol of an odd pair stream, which is put
+    in ``pad[0]``)."""
+    gsize = 4 * block
+    wpc = gsize * out.itemsize // 8
+    ex = np.empty(gsize + 16, dtype=np.uint8)  # + a round's overshoot
+    for g in range(g0, g1):
+        base = g * gsize
+        _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n_out, block, ex, hstatus, g,
+                      base)
+        i1 = min(n, base + gsize)
+        st = OK
+        for k in range(4 * g, min(4 * g + 4, hstatus.size)):
+            if hstatus[k] != 0:
+                st = BAD_HUFFMAN
+        status[g] = st
+        if st == OK:
+            if n_out > n and n_out <= base + gsize:
+                pad[0] = ex[n - base]
+            _build(ex, mant[base:i1], low0[base:i1] if low0.size else low0, low1[base:i1] if low1.size else low1,
+                   shifts, out[base:i1], 0, i1 - base)
+            partial[g] = digest_words(words, g * wpc, min(words.size, (g + 1) * wpc))
+
+
+@njit(cache=True, nogil=True)
+def unpack(data, bits, out64, g0, g1):
+    """Unpack LSB-first ``bits``-bit symbols (2..7), groups ``g0 .. g1-1`` of 8: group ``g`` is bytes
+    ``g * bits ..`` of ``data`` (padded to whole groups) and becomes the 8 bytes ``out64[g]``."""
+    mask = np.uint64((1 << bits) - 1)
+    b = np.uint64(bits)
+    for g in range(g0, g1):
+        p = g * bits
+        v = np.uint64(0)
+        for k in range(bits):
+            v |= np.uint64(data[p + k]) << np.uint64(8 * k)
+        w = np.uint64(0)
+        for k in range(8):
+            w |= ((v >> (np.uint64(k) * b)) & mask) << np.uint64(8 * k)
+        out64[g] = w
+
+
+@njit(cache=True, nogil=True)
+def unpack_bits(data, spread, out64, g0, g1):
+    """Unpack 1-bit symbols, bytes ``g0 .. g1-1`` of ``data``: ``out64[g] = spread[data[g]]`` (the byte's 8 bits,
+    LSB first, one per output byte)."""
+    d = data[g0:g1]
+    o = out64[g0:g1]
+    for g in range(o.size):
+        o[g] = spread[d[g]]
 
 
 # ---------------------------------------------------------------- encoding

@@ -152,16 +152,18 @@ def _load64(data, p):
 
 
 # Decoding. Two tables:
-#  multi[p] (uint32), p = the next MULTI_BITS stream bits: up to 3 output symbols whose codes
-#    fit entirely in those bits: s0 | s1 << 8 | s2 << 16 | count << 24 | total_length << 26;
+#  multi[p] (uint64), p = the next MULTI_BITS stream bits: up to 4 output symbols whose codes
+#    fit entirely in those bits (one to four codewords; a pair codeword gives two symbols):
+#    s0 | s1 << 8 | s2 << 16 | s3 << 24 | count << 32 | total_length << 40;
 #    count 0 = the first code is longer than MULTI_BITS (or invalid): use the single table.
-#  single[p] (uint16), p = the next single_bits (= longest code) bits: coded symbol << 4 | length,
-#    length 0 = no codeword. A coded symbol is one output symbol, or a pair of them (huffman_pairs).
+#  single[p] (uint16, or uint32 for pairs of 8-bit symbols), p = the next single_bits (= longest
+#    code) bits: coded symbol << 4 | length, length 0 = no codeword. A coded symbol is one output
+#    symbol, or a pair of them (huffman_pairs).
 # A round is one refill (>= 56 valid bits) and 4 lookups of at most 14 bits each, so it
-# emits at most 12 symbols. Four blocks are decoded interleaved to overlap the latency
-# of their lookup chains.
+# emits at most 16 symbols (and writes at most 16 bytes past its start). Four blocks are
+# decoded interleaved to overlap the latency of their lookup chains.
 
-ROUND = 12
+ROUND = 16
 
 
 @njit(cache=True, inline="always")
@@ -184,27 +186,29 @@ def _round(data, out, multi, mmask, single, smask, shift, low, buf, cnt, pos, i)
     bad = False
     for _ in range(4):
         e = multi[buf & mmask]
-        c = (e >> 24) & 3
+        c = np.int64((e >> np.uint64(32)) & np.uint64(7))
         if c == 0:
             e2 = single[buf & smask]
             ln = np.int64(e2 & 15)
             i = _emit(out, i, np.int64(e2 >> 4), shift, low)
             bad |= ln == 0
         else:
-            ln = np.int64(e >> 26)
+            ln = np.int64(e >> np.uint64(40))
             u = np.uint64(i)
-            out[u] = e & 255
-            out[u + np.uint64(1)] = (e >> 8) & 255
-            out[u + np.uint64(2)] = (e >> 16) & 255
-            i += np.int64(c)
+            out[u] = e & np.uint64(255)
+            out[u + np.uint64(1)] = (e >> np.uint64(8)) & np.uint64(255)
+            out[u + np.uint64(2)] = (e >> np.uint64(16)) & np.uint64(255)
+            out[u + np.uint64(3)] = (e >> np.uint64(24)) & np.uint64(255)
+            i += c
         buf >>= np.uint64(ln)
         cnt -= ln
     return buf, cnt, pos, i, bad
 
 
 @njit(cache=True, nogil=True)
-def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n, block, out, status, g):
-    """Decode blocks ``4g .. 4g+3`` (interleaved while all four have room for a round)."""
+def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n, block, out, status, g, base=0):
+    """Decode blocks ``4g .. 4g+3`` (interleaved while all four have room for a round); output symbol ``i``
+    goes to ``out[i - base]``."""
     nblocks = byte_starts.size - 1
     k0 = g * 4
     kn = min(4, nblocks - k0)
@@ -216,8 +220,8 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n,
     sts = np.zeros(4, np.int64)
     for j in range(kn):
         poss[j] = byte_starts[k0 + j]
-        idx[j] = (k0 + j) * block
-        ends[j] = min(n, (k0 + j + 1) * block)
+        idx[j] = (k0 + j) * block - base
+        ends[j] = min(n, (k0 + j + 1) * block) - base
     if kn == 4:
         b0, c0, p0, i0, e0 = np.uint64(0), 0, poss[0], idx[0], ends[0]
         b1, c1, p1, i1, e1 = np.uint64(0), 0, poss[1], idx[1], ends[1]
@@ -370,25 +374,32 @@ def fill_decode_table(syms, lens, table_bits, rev8, out):
 
 
 @njit(cache=True, nogil=True)
-def fill_multi_table(single, smask, mbits, out):
-    """Up to 3 single-symbol codes per ``mbits``-bit lookup (entry layout above), for a code per symbol."""
+def fill_multi_table(single, smask, mbits, shift, low, out):
+    """Up to 4 output symbols per ``mbits``-bit lookup (entry layout above): whole codewords, one
+    symbol each, or (``shift`` > 0) two each, ``v >> shift`` and ``v & low``."""
+    per = 2 if shift else 1
     for q0 in range(1 << mbits):
         q = q0
         rem = mbits
-        entry = 0
+        entry = np.uint64(0)
         count = 0
         total = 0
-        for j in range(3):
+        while count + per <= 4:
             e = np.int64(single[q & smask])
             ln = e & 15
             if ln == 0 or ln > rem:
                 break
-            entry |= (e >> 4) << (8 * j)
-            count += 1
+            v = e >> 4
+            if shift:
+                entry |= np.uint64(v >> shift) << np.uint64(8 * count)
+                entry |= np.uint64(v & low) << np.uint64(8 * count + 8)
+            else:
+                entry |= np.uint64(v) << np.uint64(8 * count)
+            count += per
             total += ln
             q >>= ln
             rem -= ln
-        out[q0] = entry | (count << 24) | (total << 26)
+        out[q0] = entry | (np.uint64(count) << np.uint64(32)) | (np.uint64(total) << np.uint64(40))
 
 
 @njit(cache=True, nogil=True)

@@ -1,4 +1,4 @@
-"""Fresh zeroed output buffers for the decoders, prefaulted on several threads.
+"""Output buffers for the decoders: fresh zeroed ones prefaulted on several threads, and plain heap blocks.
 
 A decoded AlexNet is 244 MB of new memory, and obtaining it (the kernel zeroing
 and mapping every page) is the largest single cost of ``deepcompress.load``
@@ -14,6 +14,11 @@ where THP is in ``madvise`` mode a first write may stall on memory compaction
 call is unavailable (not Linux, or a kernel older than 5.14) the mapping is
 made with ``MAP_POPULATE`` instead, or with ``np.zeros`` where there is no
 anonymous mmap at all.
+
+A decoder that writes every byte of its output (``split_float``) takes
+:func:`uninitialized` instead: a block from the C heap (``malloc``, without
+numpy's huge-page request), so that, like any other allocation, memory a
+process freed is used again without the kernel zeroing it a second time.
 """
 
 from __future__ import annotations
@@ -97,3 +102,54 @@ def drop_file_pages(arr: np.ndarray) -> bool:
     start = arr.ctypes.data // page * page
     end = -(-(arr.ctypes.data + arr.nbytes) // page) * page
     return madvise(start, end - start, MADV_DONTNEED) == 0
+
+
+class _HeapBlock:
+    """Owns one ``malloc``'ed block; frees it when the last array viewing it goes."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, nbytes: int) -> None:
+        self.ptr = _LIBC.malloc(nbytes)
+        if not self.ptr:
+            raise MemoryError(f"cannot allocate {nbytes} bytes")
+
+    def __del__(self) -> None:
+        if self.ptr:
+            _LIBC.free(self.ptr)
+            self.ptr = None
+
+
+_LIBC: Any = None  # libc's malloc and free via ctypes, False where unavailable
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = False
+        try:
+            import ctypes
+
+            lib = ctypes.CDLL(None)
+            lib.malloc.restype = ctypes.c_void_p
+            lib.malloc.argtypes = [ctypes.c_size_t]
+            lib.free.restype = None
+            lib.free.argtypes = [ctypes.c_void_p]
+            _LIBC = lib
+        except (OSError, AttributeError):
+            pass
+    return _LIBC
+
+
+def uninitialized(n: int, dtype: Any) -> np.ndarray:
+    """A writable, C-contiguous 1-D array of ``n`` items whose contents are undefined (a heap block)."""
+    dtype = np.dtype(dtype)
+    nbytes = n * dtype.itemsize
+    if nbytes < MMAP_BYTES or not _libc():
+        return np.empty(n, dtype=dtype)
+    import ctypes
+
+    block = _HeapBlock(nbytes)
+    view = (ctypes.c_uint8 * nbytes).from_address(block.ptr)
+    view._block = block  # the array's base is ``view``; ``view`` keeps the block alive
+    return np.frombuffer(view, dtype=np.uint8).view(dtype)

@@ -155,26 +155,16 @@ def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def multi_table(single: np.ndarray, single_bits: int, shift: int = 0) -> tuple[np.ndarray, int]:
-    """Table of up to 3 symbols per lookup of ``MULTI_BITS`` bits (entry layout in :mod:`_kernels`).
+    """Table of up to 4 symbols per lookup of ``MULTI_BITS`` bits (entry layout in :mod:`_kernels`).
 
     With ``shift`` b > 0 the coded symbols are pairs (``p >> b, p & (2**b - 1)``):
-    an entry then holds the two symbols of one codeword.
+    an entry then holds the symbols of up to two codewords.
     """
-    mbits = MULTI_BITS
-    smask = (1 << single_bits) - 1
-    q = np.arange(1 << mbits, dtype=np.int64)
-    if shift:
-        e = single[q & smask].astype(np.int64)
-        ln = e & 15
-        v = e >> 4
-        ok = (ln > 0) & (ln <= mbits)
-        entry = (v >> shift) | ((v & ((1 << shift) - 1)) << 8) | (2 << 24) | (ln << 26)
-        return np.where(ok, entry, 0).astype(np.uint32), mbits
     from . import _kernels
 
-    out = np.empty(q.size, dtype=np.uint32)
-    _kernels.fill_multi_table(single, smask, mbits, out)
-    return out, mbits
+    out = np.empty(1 << MULTI_BITS, dtype=np.uint64)
+    _kernels.fill_multi_table(single, (1 << single_bits) - 1, MULTI_BITS, shift, (1 << shift) - 1, out)
+    return out, MULTI_BITS
 
 
 def decode(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
@@ -207,8 +197,8 @@ def block_starts(raw: np.ndarray, n_coded: int, lengths: np.ndarray, block_symbo
     """
     nb = n_blocks(n_coded, block_symbols)
     head = 4 * (nb - 1)
-    used = [int(v) for v in lengths if v]
-    lo, hi = min(used), max(used)
+    used = lengths[lengths > 0]
+    lo, hi = int(used.min()), int(used.max())
     if raw.size < head:
         raise CodecError(f"{what}: {raw.size} bytes cannot hold the table of {nb} blocks")
     starts = np.empty(nb + 1, dtype=np.int64)

@@ -248,3 +248,89 @@ def test_state_dict_of_split_float_tensors_has_their_dtypes():
     state = dcz_state_dict(read_dcz(dumps_dcz(encoded, arch=None)))
     for name, tensor in ref.items():
         assert state[name].dtype == tensor.dtype and torch.equal(state[name], tensor), name
+
+
+def _class_stream(meta: dict, streams: dict, cls: np.ndarray, pairs: bool) -> None:
+    """Replace the exponent stream by ``cls`` Huffman-coded over every class up to its largest (pairs or not)."""
+    from deepcompress.codecs import huffman, huffman_code, huffman_counts
+
+    b = floatsplit.CLASS_BITS
+    if pairs:
+        counts = huffman_counts.pair_block_counts(cls, b)
+        lengths = huffman_code.code_lengths(counts.sum(0))
+        meta["streams"]["exponent"] = {"codec": "huffman_pairs", "code_lengths": huffman_code.lengths_to_hex(lengths)}
+        streams["exponent"] = huffman.encode(cls, lengths, counts=counts, pairs_of=b)
+    else:
+        counts = huffman_counts.block_counts(cls)
+        lengths = huffman_code.code_lengths(counts.sum(0)[:64])
+        meta["streams"]["exponent"] = {"codec": "huffman", "code_lengths": huffman_code.lengths_to_hex(lengths)}
+        streams["exponent"] = huffman.encode(cls, lengths)
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_huffman_class_outside_the_table_is_refused(pairs):
+    """A Huffman code with a codeword for a class past the table takes the class path, which refuses its use."""
+    meta, streams = _sample()
+    rng = np.random.default_rng(7)
+    k = len(meta["exponents"])
+    cls = rng.integers(0, k, size=3001 if pairs else 3000).astype(np.uint8)
+    n = cls.size
+    meta["shape"] = [n]
+    streams["mantissa"] = rng.integers(0, 256, size=n).astype(np.uint8).tobytes()
+    for low in ("low0", "low1"):
+        streams.pop(low, None)
+        meta["streams"].pop(low, None)
+    meta["zero_bits"] = 16
+    cls[11] = k  # one past the table
+    _class_stream(meta, streams, cls, pairs)
+    with pytest.raises(CodecError, match="exponent class"):
+        decode_tensor(meta, streams)
+    cls[11] = 63  # an escape the meta does not announce
+    _class_stream(meta, streams, cls, pairs)
+    with pytest.raises(CodecError, match="exponent class|escape"):
+        decode_tensor(meta, streams)
+
+
+def test_direct_and_class_paths_agree(monkeypatch):
+    """The exponent-emitting tables and the class table build the same elements, and the same digest."""
+    rng = np.random.default_rng(8)
+    for dtype in ("bfloat16", "float16", "float32"):
+        bits = _bits_of(rng.normal(scale=0.1, size=70001), dtype)
+        et = encode_split_float("w", bits, dtype=dtype)
+        assert et.meta["streams"]["exponent"]["codec"] in ("huffman", "huffman_pairs")
+        direct = _round_trip(et)
+        setup = floatsplit._huffman_setup
+        monkeypatch.setattr(floatsplit, "_huffman_setup", lambda *a, _s=setup: _class_only(_s, *a))
+        via_classes = _round_trip(et)
+        monkeypatch.setattr(floatsplit, "_huffman_setup", setup)
+        assert direct.tobytes() == via_classes.tobytes() == bits.tobytes()
+
+
+def _class_only(setup, smeta, data, n, what, exps):
+    """``_huffman_setup`` forced onto the class tables (as if some codeword had no exponent)."""
+    return setup(smeta, data, n, what, np.zeros(0, dtype=np.int64))[:3] + (False,)
+
+
+def test_odd_pair_stream_padding_is_checked():
+    """The padding symbol of an odd pair stream must be class 0, on the exponent-emitting path too."""
+    meta, streams = _sample()
+    rng = np.random.default_rng(9)
+    k = len(meta["exponents"])
+    assert k >= 2
+    cls = rng.integers(0, k, size=3001).astype(np.uint8)
+    meta["shape"] = [3001]
+    streams["mantissa"] = rng.integers(0, 256, size=3001).astype(np.uint8).tobytes()
+    for low in ("low0", "low1"):
+        streams.pop(low, None)
+        meta["streams"].pop(low, None)
+    meta["zero_bits"] = 16
+    padded = np.append(cls, np.uint8(1))  # a padding symbol of class 1
+    from deepcompress.codecs import huffman, huffman_code, huffman_counts
+
+    b = floatsplit.CLASS_BITS
+    counts = huffman_counts.pair_block_counts(padded, b)
+    lengths = huffman_code.code_lengths(counts.sum(0))
+    meta["streams"]["exponent"] = {"codec": "huffman_pairs", "code_lengths": huffman_code.lengths_to_hex(lengths)}
+    streams["exponent"] = huffman.encode(padded, lengths, counts=counts, pairs_of=b)
+    with pytest.raises(CodecError, match="padding symbol of the last pair is 1"):
+        decode_tensor(meta, streams)
