@@ -599,6 +599,8 @@ def runs_for(model: str) -> list[tuple[str, str, dict]]:
             ("deepcompress", "recipe lenet300_best (prune 94/93/80%, 5/5/6 bits, retrain)",
              {"recipe": "lenet300_best.toml"}),
             ("deepcompress", "recipe lenet300_paper (prune 92/91/74%, 6 bits, retrain)", {"recipe": "lenet300_paper.toml"}),
+            ("deepcompress", "recipe lenet300_nearlossless (prune 80/80/50%, 6 bits, half-distilled retrain)",
+             {"recipe": "lenet300_nearlossless.toml"}),
             ("deepcompress data-free", "sparsity 0.7, 5 bits (the data-free default)", {"sparsity": "0.7", "bits": "5"}),
             ("deepcompress data-free", "no pruning, 5 bits", {"sparsity": "0", "bits": "5"}),
             ("deepcompress data-free", "sparsity 0.5, 4 bits", {"sparsity": "0.5", "bits": "4"}),

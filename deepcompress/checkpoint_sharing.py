@@ -60,18 +60,19 @@ class ShareSettings:
         return dtype in FLOAT_DTYPES and len(shape) >= 2 and math.prod(shape) >= self.min_elements
 
 
-def encode_shared(name: str, dtype: str, array: Any, settings: ShareSettings) -> Any:
-    """One tensor's ``EncodedTensor``: weight-shared when ``settings.shares`` it, else exact."""
+def encode_shared(name: str, dtype: str, array: Any, settings: ShareSettings, release: Any = None) -> Any:
+    """One tensor's ``EncodedTensor``: weight-shared when ``settings.shares`` it, else exact (``release`` as
+    for :func:`.codecs.tensor.encode_dense`)."""
     from .codecs.tensor import encode_dense, encode_quantized
     from .quantize.histogram import share
 
     if settings.shares(dtype, tuple(array.shape)):
         shared = share(array, dtype, bits=settings.bits, max_error=settings.max_error, init=settings.init,
-                       min_bits=2 if settings.bits is None else 1)
+                       min_bits=2 if settings.bits is None else 1, release=release)
         if shared is not None:
             return encode_quantized(name, shared.labels, shared.centroids, granularity="element",
                                     block=(1,) * array.ndim, bits=shared.bits, fast=True)
-    return encode_dense(name, array, dtype=dtype)
+    return encode_dense(name, array, dtype=dtype, release=release)
 
 
 def compress_shared(source: str | os.PathLike[str], output: str | os.PathLike[str],
@@ -80,8 +81,8 @@ def compress_shared(source: str | os.PathLike[str], output: str | os.PathLike[st
     data-free and without an architecture; every other tensor is stored exactly."""
     settings = settings or ShareSettings()
 
-    def encode(name: str, dtype: str, array: Any) -> Any:
-        return encode_shared(name, dtype, array, settings)
+    def encode(name: str, dtype: str, array: Any, release: Any) -> Any:
+        return encode_shared(name, dtype, array, settings, release)
 
     return compress_tensors(source, output, encode, key=SHARED_KEY, settings={"sharing": asdict(settings)},
                             progress=progress)

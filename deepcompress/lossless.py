@@ -112,11 +112,16 @@ def read_safetensors_header(buf: memoryview, what: str, *, size: int | None = No
 
 
 def _safetensors_arrays(path: Path):
-    """(metadata, total bytes, tensors, iterator of (name, dtype, array, False)) of a safetensors file, read a tensor at a time.
+    """(metadata, total bytes, tensors, iterator of (name, dtype, array, file-backed)) of a safetensors file,
+    read a tensor at a time.
 
-    Each tensor is read into its own buffer (not memory-mapped, so pages of tensors already
-    encoded do not count towards the process's resident memory).
+    Tensors view a read-only memory map of the file (file-backed: the encoder drops their pages as
+    it goes, so pages of tensors already encoded do not count towards the process's resident memory).
+    A tensor whose offset does not suit its dtype, or a file that cannot be mapped, is read into a
+    buffer of its own instead.
     """
+    import mmap
+
     import numpy as np
 
     size = path.stat().st_size
@@ -129,8 +134,17 @@ def _safetensors_arrays(path: Path):
 
     def arrays():
         with open(path, "rb") as fh:
+            try:
+                mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            except (OSError, ValueError):
+                mm = None
             for name, dtype, shape, start, end in entries:
-                st = _storage(dtype)
+                st = np.dtype(_storage(dtype))
+                if mm is not None and (data_start + start) % st.itemsize == 0:
+                    arr = np.frombuffer(mm, dtype=st, count=(end - start) // st.itemsize, offset=data_start + start)
+                    yield name, dtype, arr.reshape(shape), True
+                    del arr
+                    continue
                 buf = np.empty(end - start, dtype=np.uint8)
                 fh.seek(data_start + start)
                 if fh.readinto(memoryview(buf)) != buf.size:
@@ -217,16 +231,18 @@ def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[
     """Store every tensor of ``source`` (safetensors, or a ``.pt`` state dict) exactly in the ``.dcz`` ``output``."""
     from .codecs.tensor import encode_dense
 
-    def encode(name: str, dtype: str, arr: Any) -> Any:
-        return encode_dense(name, arr, dtype=dtype)
+    def encode(name: str, dtype: str, arr: Any, release: Any) -> Any:
+        return encode_dense(name, arr, dtype=dtype, release=release)
 
     return compress_tensors(source, output, encode, key=LOSSLESS_KEY, progress=progress)
 
 
 def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[str], encode: Any, *, key: str,
                      settings: dict[str, Any] | None = None, progress: bool | None = False) -> LosslessResult:
-    """The tensors of ``source`` (safetensors, or a ``.pt`` state dict), each ``encode(name, dtype, array)``d
-    into an ``EncodedTensor``, streamed into the ``.dcz`` ``output``; no architecture.
+    """The tensors of ``source`` (safetensors, or a ``.pt`` state dict), each ``encode(name, dtype, array, release)``d
+    into an ``EncodedTensor``, streamed into the ``.dcz`` ``output``; no architecture. ``release`` is
+    :func:`.codecs.buffers.drop_file_pages` for a memory-mapped array (the encoder may call it on parts
+    it is done with), else None.
 
     Tensors are encoded on the codec threads, at most ``2 * threads + 1`` and
     :data:`INFLIGHT_BYTES` of them in flight, and written in the source's order. The header's ``extra[key]`` records the source
@@ -252,8 +268,9 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
 
     def encode_one(item: tuple[str, str, Any, bool]) -> tuple[Any, int, str]:
         name, dtype, arr, file_backed = item  # checksummed here, on the pool, not by the writer's thread
-        et = encode(name, dtype, arr).with_checksums()
-        if file_backed:  # a memory-mapped .pt: its pages would stay resident until the end
+        release = buffers.drop_file_pages if file_backed else None
+        et = encode(name, dtype, arr, release).with_checksums()
+        if file_backed:  # a memory-mapped file: its pages would stay resident until the end
             buffers.drop_file_pages(arr)
         return et, arr.nbytes, dtype
 

@@ -302,6 +302,18 @@ def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, shi
                       g)
 
 
+@njit(cache=True, nogil=True)
+def decode_groups_at(data, byte_starts, multi, multi_bits, single, single_bits, shift, n, block, out, status, base,
+                     g0, g1):
+    """As :func:`decode_blocks`, output symbol ``i`` written at ``out[i - base]`` (a slice's own buffer)."""
+    mmask = np.uint64((1 << multi_bits) - 1)
+    smask = np.uint64((1 << single_bits) - 1)
+    low = np.int64((1 << shift) - 1)
+    for g in range(g0, g1):
+        _decode_group(data, byte_starts, multi, mmask, single, smask, np.int64(shift), low, n, block, out, status,
+                      g, base)
+
+
 # Gap expansion fused with the codebook lookup (element-wise quantized tensors), in two passes
 # over chunks of the gap stream (relindex.scatter_gaps checks everything between them).
 GAP_OK = 0

@@ -23,7 +23,8 @@ computes it while it assembles the elements and refuses a mismatch.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -118,6 +119,12 @@ def _padded_words(raw: np.ndarray) -> np.ndarray:
     return b.view("<u8")
 
 
+def _digest_term(word: int, i: int) -> int:
+    """The digest's term of little-endian word ``word`` at word index ``i``."""
+    t = ((word ^ (i * 0x9E3779B97F4A7C15)) * 0xBF58476D1CE4E5B9) % (1 << 64)
+    return t ^ (t >> 32)
+
+
 def digest(bits: np.ndarray) -> str:
     """The ``split_float`` digest of little-endian bit patterns ``bits`` (16 hex digits)."""
     from . import _float_kernels as K
@@ -132,72 +139,102 @@ def digest(bits: np.ndarray) -> str:
 
 # ---------------------------------------------------------------- encoding
 
-def encode(name: str, bits: np.ndarray, dtype: str) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """(meta without name/shape, streams) of bit patterns ``bits`` (uint16/uint32 of ``dtype``)."""
+PASS_CHUNK = 1 << 22
+"""Elements per step of the encoder's two passes over the bit patterns (``release`` is called after each)."""
+
+
+def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.ndarray], Any] | None = None
+           ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
+    """(meta without name/shape, streams) of bit patterns ``bits`` (uint16/uint32 of ``dtype``).
+
+    The bit patterns are read in two passes, a chunk at a time: the exponent counts, the OR of the
+    low mantissa bits and the digest, then the byte-per-element fields. ``release(chunk)`` is called
+    on each chunk after its second pass (a file-backed caller drops the chunk's pages there), so a
+    memory-mapped tensor is never resident as a whole. A raw 8-bit stream is the field's own bytearray.
+    """
     fmt = FORMATS[dtype]
     E, M = fmt.exp_bits, fmt.mant_bits
     u = np.ascontiguousarray(bits).ravel().astype(np.dtype(fmt.storage), copy=False)
     n = u.size
-    # Each stream's symbols are coded and dropped before the next one's (the class and mantissa
-    # bytes are made together), so a large tensor costs two or three byte-per-element arrays at a
-    # time beside its bit patterns.
     from . import _float_kernels as K
 
-    counts = K.exponent_counts(u, M, (1 << E) - 1)
+    rest_mask = (1 << (M - 7)) - 1
+    counts = np.zeros(1 << E, dtype=np.int64)
+    ored = 0
+    chunked_digest = sys.byteorder == "little"  # the digest is over little-endian bytes
+    words = u.view(np.uint8)[: u.nbytes // 8 * 8].view(np.uint64) if chunked_digest else None
+    h = 0
+    for lo in range(0, n, PASS_CHUNK):
+        c = u[lo:lo + PASS_CHUNK]
+        counts += K.exponent_counts(c, M, (1 << E) - 1)
+        ored |= int(np.bitwise_or.reduce(c & rest_mask))
+        if words is not None:
+            h += int(K.digest_words(words, lo * u.itemsize // 8, min(words.size, (lo + c.size) * u.itemsize // 8)))
+        if release is not None:
+            release(c)
+    if words is not None:
+        tail = u.view(np.uint8)[words.size * 8:]
+        if tail.size:
+            last = np.zeros(8, dtype=np.uint8)
+            last[: tail.size] = tail
+            h += _digest_term(int(last.view("<u8")[0]), words.size)
+        hexdigest = f"{h % (1 << 64):016x}"
+    else:
+        hexdigest = digest(u)
     used = np.flatnonzero(counts)
     order = used[np.argsort(-counts[used], kind="stable")][:MAX_CLASSES]
     cmap = np.full(1 << E, ESCAPE, dtype=np.uint8)
     cmap[order] = np.arange(order.size, dtype=np.uint8)
-    # the classes, the escaped exponents and the mantissa bytes in one pass (numba)
-    cls = np.empty(n, dtype=np.uint8)
-    mant = np.empty(n, dtype=np.uint8)
-    esc = np.empty(int(counts.sum() - counts[order].sum()), dtype=np.uint8)
-    K.class_and_mantissa(u, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap, cls, mant, esc)
-    rest_mask = (1 << (M - 7)) - 1
-    ored = _or_low_bits(u, rest_mask) if n else 0
     zero_bits = M - 7 if ored == 0 else min(M - 7, (ored & -ored).bit_length() - 1)
     widths = low_widths(fmt, zero_bits)
+    w1 = widths[1] if len(widths) > 1 else 0
+    # the classes, the escaped exponents, the mantissa bytes (numba) and the low fields, a chunk at a time
+    cls = np.empty(n, dtype=np.uint8)
+    # the byte fields live in bytearrays: one that ends up a raw stream is stored as it is, not copied
+    owners = {"mantissa": bytearray(n), **{f"low{i}": bytearray(n) for i in range(len(widths))}}
+    mant = np.frombuffer(owners["mantissa"], dtype=np.uint8)
+    esc = np.empty(int(counts.sum() - counts[order].sum()), dtype=np.uint8)
+    lows = [np.frombuffer(owners[f"low{i}"], dtype=np.uint8) for i in range(len(widths))]
+    k = 0
+    for lo in range(0, n, PASS_CHUNK):
+        hi = min(n, lo + PASS_CHUNK)
+        c = u[lo:hi]
+        k += K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap, cls[lo:hi], mant[lo:hi],
+                                  esc[k:])
+        if widths:
+            lows[0][lo:hi] = (c & rest_mask) >> (zero_bits + w1)
+        if w1:
+            lows[1][lo:hi] = ((c & rest_mask) >> zero_bits) & ((1 << w1) - 1)
+        if release is not None:
+            release(c)
     meta: dict[str, Any] = {
         "kind": KIND, "dtype": dtype, "exponents": [int(x) for x in order], "n_escapes": int(esc.size),
-        "zero_bits": int(zero_bits), "digest": digest(u), "streams": {},
+        "zero_bits": int(zero_bits), "digest": hexdigest, "streams": {},
     }
-    data: dict[str, bytes] = {}
+    data: dict[str, Any] = {}
 
     def put(sname: str, sym: np.ndarray, sbits: int) -> None:
-        smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS)
+        smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS, copy_raw=False)
         raw_size = bitpack.packed_size(sym.size, sbits)
         if sname not in ("exponent", "escape") and codec.cost(smeta, sdata) > RAW_MARGIN * raw_size:
-            smeta, sdata = {"codec": "raw"}, bitpack.pack_bits(sym, sbits)
+            smeta = {"codec": "raw"}
+        if smeta["codec"] == "raw":
+            sdata = owners.pop(sname) if sbits == 8 and sname in owners else bitpack.pack_bits(sym, sbits)
         meta["streams"][sname], data[sname] = smeta, sdata
 
+    # each stream is coded and its symbols dropped before the next one's
     put("exponent", cls, CLASS_BITS)
     del cls
     put("escape", esc, E)
     del esc
     put("mantissa", mant, 8)
     del mant
-    if widths:
-        w1 = widths[1] if len(widths) > 1 else 0
-        put("low0", _byte_field(u, lambda v: (v & rest_mask) >> (zero_bits + w1)), widths[0])
-        if w1:
-            put("low1", _byte_field(u, lambda v: ((v & rest_mask) >> zero_bits) & ((1 << w1) - 1)), w1)
+    owners.pop("mantissa", None)
+    for i, width in enumerate(widths):
+        put(f"low{i}", lows[i], width)
+        lows[i] = None
+        owners.pop(f"low{i}", None)
     return meta, data
-
-
-def _or_low_bits(u: np.ndarray, rest_mask: int, chunk: int = 1 << 22) -> int:
-    """OR of ``u & rest_mask`` over all elements, a chunk at a time (no full-size temporary)."""
-    out = 0
-    for start in range(0, u.size, chunk):
-        out |= int(np.bitwise_or.reduce(u[start:start + chunk] & rest_mask))
-    return out
-
-
-def _byte_field(u: np.ndarray, field: Any, chunk: int = 1 << 22) -> np.ndarray:
-    """``field(u)`` (a bit field that fits a byte) as uint8, computed a chunk at a time (no full-size temporary)."""
-    out = np.empty(u.size, dtype=np.uint8)
-    for start in range(0, u.size, chunk):
-        out[start:start + chunk] = field(u[start:start + chunk]).astype(np.uint8)
-    return out
 
 
 # ---------------------------------------------------------------- decoding
@@ -273,8 +310,17 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
             np.int64(shift), np.int64((1 << shift) - 1), per * block), nb, per * n_coded, direct
 
 
-def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who: str) -> np.ndarray:
-    """The bit patterns (uint16/uint32, flat) of a checked ``split_float`` tensor of ``n`` elements."""
+DECODE_SLICE = 1 << 24
+"""With ``release``, a long tensor is decoded this many elements (at least one group) at a time, and the parts
+of its raw streams each slice has read are released after it."""
+
+
+def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who: str,
+           release: Callable[[memoryview], Any] | None = None) -> np.ndarray:
+    """The bit patterns (uint16/uint32, flat) of a checked ``split_float`` tensor of ``n`` elements.
+
+    ``release`` (:func:`.tensor.decode_tensor`) gets the exponent stream once it is copied into the
+    decoder's padded buffer and, slice by slice, the parts of the raw byte streams already read."""
     from . import _float_kernels as K
 
     fmt = FORMATS[meta["dtype"]]
@@ -301,12 +347,25 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
         hstatus = np.zeros(nb, dtype=np.int8)
         partial = np.zeros(n_groups, dtype=np.uint64)
         status = np.zeros(n_groups, dtype=np.int8)
+        if release is not None:
+            release(views["exponent"])  # copied into the padded buffer
         if direct:
             shifts = np.array([fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, shift0, shift1],
                               dtype=np.uint32)
             pad = np.zeros(1, dtype=np.uint8)
-            parallel.run_ranges(K.fused_exponents, n_groups, par, *hargs, hstatus, n_out, n, shifts, sym["mantissa"],
-                                low0, low1, out, words, partial, status, pad)
+            args = (*hargs, hstatus, n_out, n, shifts, sym["mantissa"], low0, low1, out, words, partial, status, pad)
+            gsize = 4 * int(hargs[-1])
+            step = n_groups if release is None else max(1, DECODE_SLICE // gsize)
+            # the raw 8-bit streams are views of the caller's buffer: their read parts can be released
+            mapped = [views[s] for s in ("mantissa", "low0", "low1")
+                      if s in views and meta["streams"][s]["codec"] == "raw" and shapes[s][1] == 8]
+            for g0 in range(0, n_groups, step):
+                g1 = min(n_groups, g0 + step)
+                parallel.run_ranges(lambda u0, u1, g0=g0: K.fused_exponents(*args, g0 + u0, g0 + u1), g1 - g0,
+                                    par)
+                if release is not None:
+                    for view in mapped:
+                        release(view[g0 * gsize:min(n, g1 * gsize)])
             pad_class = int(np.flatnonzero(exps == pad[0])[0]) if n_out > n else 0
         else:
             cls = np.empty(n_out, dtype=np.uint8)

@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import sys
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import numpy as np
 
 from ..errors import CodecError
@@ -214,32 +217,87 @@ def block_starts(raw: np.ndarray, n_coded: int, lengths: np.ndarray, block_symbo
     return starts
 
 
+_WHY = {1: "an invalid codeword", 2: "reading past its end", 3: "ending before its recorded end"}
+
+
 def _decode(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_symbols: int, shift: int,
             what: str) -> np.ndarray:
     """Decode ``n_coded`` coded symbols; each is one output symbol (``shift`` 0) or a pair of them."""
     check_lengths(lengths, n_coded, what)
-    raw = np.frombuffer(data, dtype=np.uint8)
     per = 2 if shift else 1
     if n_coded == 0:
-        if raw.size:
-            raise CodecError(f"{what}: {raw.size} bytes for 0 symbols")
+        if len(data):
+            raise CodecError(f"{what}: {len(data)} bytes for 0 symbols")
         return np.zeros(0, dtype=np.uint8)
-    starts = block_starts(raw, n_coded, lengths, block_symbols, what)
-    nb = len(starts) - 1
     from . import _kernels
 
+    args, nb = _setup(data, n_coded, lengths, block_symbols, shift, what)
+    out = np.empty(per * n_coded, dtype=np.uint8)
+    status = np.zeros(nb, dtype=np.int8)
+    parallel.run_ranges(_kernels.decode_blocks, (nb + 3) // 4, per * n_coded >= parallel.PARALLEL_SYMBOLS, *args,
+                        out, status)
+    _check_status(status, what)
+    return out
+
+
+def _setup(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_symbols: int, shift: int,
+           what: str) -> tuple[tuple, int]:
+    """(the decode kernels' leading arguments, number of blocks) of a checked stream (``n_coded`` > 0)."""
+    per = 2 if shift else 1
+    raw = np.frombuffer(data, dtype=np.uint8)
+    starts = block_starts(raw, n_coded, lengths, block_symbols, what)
     single, single_bits = decode_table(lengths)
     multi, multi_bits = multi_table(single, single_bits, shift)
     padded = np.zeros(raw.size + _PAD, dtype=np.uint8)
     padded[: raw.size] = raw
-    out = np.empty(per * n_coded, dtype=np.uint8)
-    status = np.zeros(nb, dtype=np.int8)
-    parallel.run_ranges(_kernels.decode_blocks, (nb + 3) // 4, per * n_coded >= parallel.PARALLEL_SYMBOLS, padded, starts,
-                        multi, multi_bits, single, single_bits, shift, per * n_coded, per * block_symbols, out,
-                        status)
+    return (padded, starts, multi, multi_bits, single, single_bits, shift, per * n_coded,
+            per * block_symbols), len(starts) - 1
+
+
+def _check_status(status: np.ndarray, what: str) -> None:
     bad = np.flatnonzero(status)
     if bad.size:
         k = int(bad[0])
-        why = {1: "an invalid codeword", 2: "reading past its end", 3: "ending before its recorded end"}
-        raise CodecError(f"{what}: block {k} of {nb} is corrupt ({why.get(int(status[k]), 'unknown')})")
-    return out
+        raise CodecError(f"{what}: block {k} of {status.size} is corrupt ({_WHY.get(int(status[k]), 'unknown')})")
+
+
+def decode_slices(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, symbol_bits: int, *, pairs: bool,
+                  slice_symbols: int, what: str, release: Callable[[], Any] | None = None
+                  ) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, symbols)`` of a ``huffman`` (or ``huffman_pairs``) stream, in order, each slice whole groups
+    of 4 blocks of about ``slice_symbols`` symbols, checked like :func:`decode` / :func:`decode_pairs`.
+
+    Only one slice's symbols exist at a time (the caller consumes each before the next). ``release()``
+    is called once the stream's bytes are copied into the decoder's own (padded) buffer.
+    """
+    from . import _kernels
+
+    shift = symbol_bits if pairs else 0
+    if pairs and not 1 <= symbol_bits <= PAIR_MAX_BITS:
+        raise CodecError(f"{what}: pairs of {symbol_bits}-bit symbols are not supported")
+    per = 2 if pairs else 1
+    n_coded = (n_symbols + 1) // 2 if pairs else n_symbols
+    check_lengths(lengths, n_coded, what)
+    if n_coded == 0:
+        if len(data):
+            raise CodecError(f"{what}: {len(data)} bytes for 0 symbols")
+        return
+    args, nb = _setup(data, n_coded, lengths, BLOCK_SYMBOLS, shift, what)
+    if release is not None:
+        release()
+    gsize = 4 * per * BLOCK_SYMBOLS
+    n_groups = (nb + 3) // 4
+    step = max(1, slice_symbols // gsize)
+    status = np.zeros(nb, dtype=np.int8)
+    buf = np.empty(step * gsize + 16, dtype=np.uint8)
+    for g0 in range(0, n_groups, step):
+        g1 = min(n_groups, g0 + step)
+        base = g0 * gsize
+        parallel.run_ranges(lambda u0, u1, g0=g0: _kernels.decode_groups_at(*args, buf, status, base, g0 + u0,
+                                                                            g0 + u1),
+                            g1 - g0, (g1 - g0) * gsize >= parallel.PARALLEL_SYMBOLS)
+        _check_status(status[4 * g0:4 * g1], what)
+        stop = min(per * n_coded, g1 * gsize)
+        if stop > n_symbols and buf[n_symbols - base] != 0:
+            raise CodecError(f"{what}: the padding symbol of the last pair is {int(buf[n_symbols - base])}, not 0")
+        yield base, buf[: min(n_symbols, stop) - base]

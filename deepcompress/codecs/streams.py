@@ -67,12 +67,15 @@ def cost(smeta: Mapping[str, Any], data: bytes) -> int:
     return len(data) + len(smeta.get("code_lengths", ""))
 
 
-def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) -> tuple[dict[str, Any], bytes]:
+def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True, copy_raw: bool = True
+                   ) -> tuple[dict[str, Any], bytes | memoryview]:
     """Encode uint8 symbols (< 2**symbol_bits) with the smallest codec; return (stream meta, bytes).
 
     Raw and Huffman sizes are computed exactly before encoding, so only the
     winner is materialised. ``zstd=False`` leaves zstd out (keeps searches cheap).
     The stream meta holds only the codec and its parameters (``code_lengths``).
+    ``copy_raw=False``: a raw stream of 8-bit symbols is a view of ``symbols`` (the caller
+    hands over an array it owns), not a copy.
     """
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     n = int(sym.size)
@@ -102,7 +105,7 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True) 
             candidates.append((len(data), {"codec": "zstd"}, data))
     _, params, data = min(candidates, key=lambda c: c[0])  # min keeps the first of equal costs
     if params["codec"] == "raw":
-        data = bitpack.pack_bits(sym, symbol_bits)
+        data = memoryview(sym) if symbol_bits == 8 and not copy_raw else bitpack.pack_bits(sym, symbol_bits)
     elif params["codec"] == "huffman":
         data = huffman.encode(sym, lengths, huffman.BLOCK_SYMBOLS, counts=block_counts)
     elif params["codec"] == "huffman_pairs":

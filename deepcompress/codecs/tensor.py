@@ -17,7 +17,7 @@ The ``gap`` stream is absent when every block is kept (then ``index_bits`` is nu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import json
@@ -197,9 +197,11 @@ def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularit
     return EncodedTensor(meta=meta, streams=data)
 
 
-def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None) -> EncodedTensor:
+def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None,
+                 release: Callable[[np.ndarray], Any] | None = None) -> EncodedTensor:
     """Encode a dense array exactly in its own dtype (raw or zstd, the smaller; a float tensor: or
     ``split_float``, whichever is smallest, the zstd candidate at the fast level above 256 KiB).
+    ``release`` as for :func:`encode_split_float` (a memory-mapped caller drops pages there).
 
     ``dtype`` None (or the array's own dtype name) stores the array's dtype.
     ``dtype="bfloat16"``: ``array`` is a uint16 array holding the bfloat16 bit
@@ -225,7 +227,7 @@ def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None) -> E
         return dense_of(*codec.encode_items(little))
     store = np.dtype(floatsplit.FORMATS[dtype].storage)
     bits = np.ascontiguousarray(arr).view(store.newbyteorder(arr.dtype.byteorder)).astype(store, copy=False)
-    split = encode_split_float(name, bits, dtype=dtype)
+    split = encode_split_float(name, bits, dtype=dtype, release=release)
     if arr.nbytes > DENSE_SAMPLE_BYTES and not _dense_may_win(split, little):
         return split  # a sample of the dense candidate already loses: it is not made
     if arr.nbytes > codec.ZSTD_LARGE_BYTES and _dense_loses(split, little, dense_of):
@@ -275,11 +277,14 @@ def _stored_cost(et: EncodedTensor) -> int:
     return sum(len(v) for v in et.streams.values()) + len(json.dumps(et.meta, separators=(",", ":")))
 
 
-def encode_split_float(name: str, bits: np.ndarray, *, dtype: str) -> EncodedTensor:
+def encode_split_float(name: str, bits: np.ndarray, *, dtype: str,
+                       release: Callable[[np.ndarray], Any] | None = None) -> EncodedTensor:
     """Encode a float tensor exactly with the ``split_float`` codec (exponent classes, sign and mantissa streams).
 
     ``bits`` holds the bit patterns: uint16 for ``bfloat16`` and ``float16``,
     uint32 for ``float32``. Decoding returns them (checked against the stored digest).
+    ``release(part)`` is called on each part of ``bits`` the encoder is done with
+    (:func:`.floatsplit.encode`).
     """
     if dtype not in floatsplit.FORMATS:
         raise CodecError(f"tensor {name!r}: split_float takes {', '.join(floatsplit.FORMATS)}, not {dtype!r}")
@@ -287,7 +292,7 @@ def encode_split_float(name: str, bits: np.ndarray, *, dtype: str) -> EncodedTen
     store = np.dtype(floatsplit.FORMATS[dtype].storage)
     if arr.dtype.name != store.name:
         raise CodecError(f"tensor {name!r}: {dtype} bit patterns must be {store}, not {arr.dtype}")
-    smeta, data = floatsplit.encode(name, arr.astype(store, copy=False), dtype)
+    smeta, data = floatsplit.encode(name, arr.astype(store, copy=False), dtype, release=release)
     meta = {"name": name, "shape": [int(s) for s in arr.shape], **smeta}
     return EncodedTensor(meta=meta, streams=data)
 
@@ -362,29 +367,75 @@ def _quantized_symbols(meta: Mapping, views: Mapping[str, memoryview], c: Counts
 
 
 SHARED_DTYPES = ("float32", "float16", "bfloat16")
+LOOKUP_SLICE = 1 << 24
+"""Weights looked up per step when every weight of a quantized tensor is kept."""
+
+
+def _lookup(meta: Mapping, views: Mapping[str, memoryview], c: Counts, table: np.ndarray,
+            release: Callable[[memoryview], Any] | None) -> np.ndarray:
+    """``table[index]`` of a quantized tensor that keeps every weight (flat), a slice at a time.
+
+    A raw 8-bit index stream is read in place and each slice of it released once looked up; a
+    Huffman-coded one is decoded a slice of block groups at a time (its stream released once copied
+    into the decoder's buffer); any other is decoded whole, then released. So the output, not the
+    indices or the stream's pages, is the one tensor-sized array."""
+    from . import huffman, huffman_code
+
+    n, k, bits = c.n_nonzero, table.size, int(meta["bits"])
+    smeta, view = meta["streams"]["index"], views["index"]
+    what = f"{label(meta)} stream 'index'"
+    codec_name = smeta["codec"]
+    in_place = codec_name == "raw" and bits == 8
+    if in_place:
+        if len(view) != n:
+            raise CodecError(f"{what}: raw stream has {len(view)} bytes, expected {n}")
+        sym = np.frombuffer(view, dtype=np.uint8)
+        parts = ((a, sym[a:a + LOOKUP_SLICE]) for a in range(0, n, LOOKUP_SLICE))
+    elif codec_name in ("huffman", "huffman_pairs"):
+        pairs = codec_name == "huffman_pairs"
+        lengths = huffman_code.hex_to_lengths(smeta["code_lengths"], 1 << ((2 if pairs else 1) * bits), what)
+        parts = huffman.decode_slices(view, n, lengths, bits, pairs=pairs, slice_symbols=LOOKUP_SLICE, what=what,
+                                      release=None if release is None else lambda: release(view))
+    else:
+        sym = _symbols(meta, views, "index", n, bits)
+        if release is not None:
+            release(view)
+        parts = ((a, sym[a:a + LOOKUP_SLICE]) for a in range(0, n, LOOKUP_SLICE))
+    out = np.empty(n, dtype=table.dtype)
+    for a, part in parts:
+        if int(part.max()) >= k:
+            raise CodecError(f"{label(meta)}: shared-weight index {int(part.max())} is outside the codebook of {k}")
+        np.take(table, part, out=out[a:a + part.size])
+        if in_place and release is not None:
+            release(view[a:a + part.size])
+    return out
 
 
 def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
-                  max_elements: int = 2**31, shared_dtype: str | None = None) -> np.ndarray:
+                  max_elements: int = 2**31, shared_dtype: str | None = None,
+                  release: Callable[[memoryview], Any] | None = None) -> np.ndarray:
     """Decode exactly: float32 (pruned = +0.0) for quantized/float, the original dtype for dense and
     split_float (bfloat16 as its uint16 bit patterns).
 
     ``shared_dtype`` (``float16`` or ``bfloat16``): a quantized tensor comes out in that
     dtype's storage, its codebook cast first (round to nearest even; exact for a codebook
     of that dtype's values), so no float32 copy of the tensor is made. Other kinds ignore it.
-    The result is a fresh, writable, C-contiguous array.
+    The result is a fresh, writable, C-contiguous array. ``release(view)``: the decoder is done
+    with this part of a stream (a caller whose streams view a file mapping drops its pages there;
+    never pass it for streams in anonymous memory).
     """
     if shared_dtype is not None and shared_dtype not in SHARED_DTYPES:
         raise CodecError(f"{label(meta)}: shared_dtype must be one of {', '.join(SHARED_DTYPES)}")
     views = _checked(meta, streams, max_elements)
-    return _decode_checked(meta, views, shared_dtype)
+    return _decode_checked(meta, views, shared_dtype, release)
 
 
 def _cast_codebook(cb: np.ndarray, dtype: str) -> np.ndarray:
     return cb.astype(np.float16) if dtype == "float16" else bfloat16_bits(cb)
 
 
-def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype: str | None = None) -> np.ndarray:
+def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype: str | None = None,
+                    release: Callable[[memoryview], Any] | None = None) -> np.ndarray:
     who = label(meta)
     kind = meta["kind"]
     c = counts(meta)
@@ -395,12 +446,15 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype
             raise CodecError(f"{who}: stream 'data' holds a bool byte other than 0 or 1")
         return arr.reshape(meta["shape"])
     if kind == floatsplit.KIND:
-        out = floatsplit.decode(meta, views, c.n_weights, who)
+        out = floatsplit.decode(meta, views, c.n_weights, who, release)
         if meta["dtype"] != "bfloat16":
             out = out.view(np.dtype(meta["dtype"]))
         return out.reshape(meta["shape"])
     if kind == "quantized":
         cb = _codebook(meta, views)
+        if c.index_bits is None and "nm" not in meta and c.block_size == 1 and c.n_nonzero:  # all kept, element-wise
+            table = cb if shared_dtype in (None, "float32") else _cast_codebook(cb, shared_dtype)
+            return _lookup(meta, views, c, table, release).reshape(meta["shape"])
         sym = _quantized_symbols(meta, views, c, cb.size)
         if shared_dtype not in (None, "float32"):
             return _scatter(meta, c, _kept(meta, views, c), _cast_codebook(cb, shared_dtype)[sym], 0)

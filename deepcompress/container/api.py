@@ -96,8 +96,8 @@ class DczFile:
         """Read-only views of tensor ``name``'s streams, checksums verified."""
         entry = self._entry(name)
         if name not in self._verified:
-            try:
-                verify_sections(self._buf, entry.sections)
+            try:  # a mapped file's pages are dropped as the check goes (the decoder reads them again)
+                verify_sections(self._buf, entry.sections, lambda start, end: _release_pages(self._data, start, end))
             except ContainerError as exc:
                 raise type(exc)(f"{self.source}: {exc}" if self.source else str(exc)) from None
             self._verified.add(name)
@@ -136,7 +136,21 @@ class DczFile:
 
         self.validate_meta(name, max_elements=max_elements)
         return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements,
-                             shared_dtype=shared_dtype)
+                             shared_dtype=shared_dtype, release=self._release_view)
+
+    def _release_view(self, view: memoryview) -> None:
+        """Drop the pages under ``view``, a part of one of this file's streams (a no-op unless it is mapped)."""
+        if not isinstance(self._data, mmap.mmap) or not len(view):
+            return
+        import numpy as np
+
+        start = np.frombuffer(view, dtype=np.uint8).ctypes.data - self._base_address()
+        _release_pages(self._data, start, start + len(view))
+
+    def _base_address(self) -> int:
+        import numpy as np
+
+        return np.frombuffer(self._data, dtype=np.uint8).ctypes.data
 
     def decode_mask(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
         """Tensor ``name``'s bool mask (True = kept) without decoding its values."""

@@ -27,7 +27,9 @@ of the sharing is computed from the histogram (exact for 16-bit dtypes; for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,9 +59,14 @@ class SharedTensor:
     rel_rms_error: float
 
 
-def _chunks(flat: np.ndarray):
+def _chunks(flat: np.ndarray, release: Callable[[np.ndarray], Any] | None = None):
+    """Consecutive parts of ``flat``; ``release(part)`` once the caller is done with each (a memory-mapped
+    caller drops the part's pages there)."""
     for start in range(0, flat.size, CHUNK):
-        yield flat[start:start + CHUNK]
+        part = flat[start:start + CHUNK]
+        yield part
+        if release is not None:
+            release(part)
 
 
 def _key_values(dtype: str) -> np.ndarray:
@@ -77,15 +84,17 @@ def _keys(chunk: np.ndarray, dtype: str) -> np.ndarray:
     return chunk.view(np.uint16)
 
 
-def histogram(bits: np.ndarray, dtype: str) -> Histogram | None:
+def histogram(bits: np.ndarray, dtype: str, release: Callable[[np.ndarray], Any] | None = None
+              ) -> Histogram | None:
     """The value histogram of ``bits`` (a float tensor's storage: uint16 bit patterns for bfloat16,
-    the float16 / float32 array itself); None when the tensor holds a NaN or an infinity."""
+    the float16 / float32 array itself); None when the tensor holds a NaN or an infinity.
+    ``release`` as for :func:`_chunks`."""
     if dtype not in FLOAT_DTYPES:
         raise ValueError(f"histogram sharing takes {', '.join(FLOAT_DTYPES)}, not {dtype!r}")
     flat = np.ascontiguousarray(bits).reshape(-1)
     counts = np.zeros(1 << 16, dtype=np.int64)
     sums = np.zeros(1 << 16, dtype=np.float64) if dtype == "float32" else None
-    for chunk in _chunks(flat):
+    for chunk in _chunks(flat, release):
         keys = _keys(chunk, dtype)
         counts += np.bincount(keys, minlength=1 << 16)
         if sums is not None:
@@ -173,29 +182,32 @@ def codebook(h: Histogram, bits: int, dtype: str, init: str = "linear") -> tuple
     return c, _error(h, c)
 
 
-def label(bits_array: np.ndarray, dtype: str, centroids: np.ndarray) -> np.ndarray:
-    """uint8 labels (the array's shape): each weight's nearest centroid."""
+def label(bits_array: np.ndarray, dtype: str, centroids: np.ndarray,
+          release: Callable[[np.ndarray], Any] | None = None) -> np.ndarray:
+    """uint8 labels (the array's shape): each weight's nearest centroid (``release`` as for :func:`_chunks`)."""
     flat = np.ascontiguousarray(bits_array).reshape(-1)
     out = np.empty(flat.size, dtype=np.uint8)
     if dtype == "float32":
         mids = ((centroids[:-1] + centroids[1:]) / 2).astype(np.float64)
-        for start, chunk in zip(range(0, flat.size, CHUNK), _chunks(flat)):
+        for start, chunk in zip(range(0, flat.size, CHUNK), _chunks(flat, release)):
             out[start:start + chunk.size] = np.searchsorted(mids, chunk.astype(np.float64), side="right")
     else:
         table = _nearest(_key_values(dtype), centroids).astype(np.uint8)
-        for start, chunk in zip(range(0, flat.size, CHUNK), _chunks(flat)):
+        for start, chunk in zip(range(0, flat.size, CHUNK), _chunks(flat, release)):
             out[start:start + chunk.size] = table[chunk.view(np.uint16)]
     return out.reshape(bits_array.shape)
 
 
 def share(bits_array: np.ndarray, dtype: str, *, bits: int | None = None, max_error: float = 0.03,
-          init: str = "linear", min_bits: int = 2, max_bits: int = 8) -> SharedTensor | None:
+          init: str = "linear", min_bits: int = 2, max_bits: int = 8,
+          release: Callable[[np.ndarray], Any] | None = None) -> SharedTensor | None:
     """Weight-share one float tensor: at ``bits``, or (``bits=None``) at the fewest bits in
     ``min_bits..max_bits`` whose relative RMS error is at most ``max_error`` (else ``max_bits``).
 
-    None when the tensor holds a NaN or an infinity (it is then stored exactly).
+    None when the tensor holds a NaN or an infinity (it is then stored exactly). ``release(part)``
+    is called on each part of the tensor after each of the two passes over it.
     """
-    h = histogram(bits_array, dtype)
+    h = histogram(bits_array, dtype, release)
     if h is None:
         return None
     choices = [bits] if bits is not None else list(range(min_bits, max_bits + 1))
@@ -203,4 +215,4 @@ def share(bits_array: np.ndarray, dtype: str, *, bits: int | None = None, max_er
         c, err = codebook(h, b, dtype, init)
         if err <= max_error or b == choices[-1]:
             break
-    return SharedTensor(c.astype(np.float32), label(bits_array, dtype, c), int(b), err)
+    return SharedTensor(c.astype(np.float32), label(bits_array, dtype, c, release), int(b), err)

@@ -111,8 +111,8 @@ def test_pair_and_single_huffman_exponents_decode(monkeypatch):
     for forbid in ("huffman", "huffman_pairs"):
         orig = floatsplit.codec.encode_symbols
 
-        def pick(sym, b, *, zstd=True, _orig=orig, _forbid=forbid):
-            meta, data = _orig(sym, b, zstd=zstd)
+        def pick(sym, b, *, _orig=orig, _forbid=forbid, **kw):
+            meta, data = _orig(sym, b, **kw)
             if meta["codec"] == _forbid and b == floatsplit.CLASS_BITS:
                 from deepcompress.codecs import huffman, huffman_code, huffman_counts
                 if _forbid == "huffman_pairs":
@@ -334,3 +334,18 @@ def test_odd_pair_stream_padding_is_checked():
     streams["exponent"] = huffman.encode(padded, lengths, counts=counts, pairs_of=b)
     with pytest.raises(CodecError, match="padding symbol of the last pair is 1"):
         decode_tensor(meta, streams)
+
+
+@pytest.mark.parametrize("dtype,n", [("bfloat16", 10_001), ("float32", 9_999), ("float16", 4_096)])
+def test_chunked_passes_release_every_part_and_give_the_same_bytes(dtype, n, monkeypatch):
+    """With small pass chunks the encoder calls ``release`` on every part, twice (one per pass), and writes
+    the bytes of one big chunk; the digest's zero-padded last word included (odd byte counts)."""
+    rng = np.random.default_rng(10)
+    bits = _bits_of(rng.normal(scale=0.05, size=n), dtype)
+    whole_meta, whole = floatsplit.encode("w", bits, dtype)
+    released: list[int] = []
+    monkeypatch.setattr(floatsplit, "PASS_CHUNK", 1000)
+    meta, streams = floatsplit.encode("w", bits, dtype, release=lambda part: released.append(part.size))
+    assert meta == whole_meta and {k: bytes(v) for k, v in streams.items()} == {k: bytes(v) for k, v in whole.items()}
+    assert sum(released) == 2 * n and max(released) == 1000
+    assert meta["digest"] == floatsplit.digest(bits)

@@ -278,3 +278,60 @@ def test_corrupt_pair_streams_raise_codec_error_only(seed, data):
     except CodecError:
         return
     assert out.shape == (count,)
+
+
+@pytest.mark.parametrize("pairs,n", [(False, 700_001), (True, 700_001), (True, 12)])
+def test_decode_slices_match_the_whole_decode(pairs, n):
+    """Slices of block groups, concatenated, are the whole stream's symbols (odd pair counts included);
+    ``release`` is called once the stream is copied."""
+    from deepcompress.codecs import huffman_code, huffman_counts
+
+    rng = np.random.default_rng(11)
+    sym = np.minimum(rng.geometric(0.35, n), 15).astype(np.uint8)
+    if pairs:
+        padded = np.append(sym, np.uint8(0)) if n % 2 else sym
+        counts = huffman_counts.pair_block_counts(padded, 4)
+        lengths = huffman_code.code_lengths(counts.sum(0))
+        data = huffman.encode(padded, lengths, counts=counts, pairs_of=4)
+    else:
+        lengths = huffman_code.code_lengths(np.bincount(sym, minlength=16))
+        data = huffman.encode(sym, lengths)
+    released = []
+    parts = [(a, p.copy()) for a, p in huffman.decode_slices(  # each slice reuses one buffer
+        data, n, lengths, 4, pairs=pairs, slice_symbols=1 << 18, what="s", release=lambda: released.append(1))]
+    assert released == [1]
+    assert [a for a, _ in parts] == sorted(a for a, _ in parts) and parts[0][0] == 0
+    assert np.array_equal(np.concatenate([p for _, p in parts]), sym)
+    if n > 1 << 19:
+        assert len(parts) > 1
+
+
+def test_decode_slices_refuse_a_corrupt_block():
+    from deepcompress.codecs import huffman_code
+
+    rng = np.random.default_rng(12)
+    sym = rng.integers(0, 16, 300_000).astype(np.uint8)
+    lengths = huffman_code.code_lengths(np.bincount(sym, minlength=16))
+    data = bytearray(huffman.encode(sym, lengths))
+    data[0] ^= 0x01  # block 0's recorded length is one byte off: it ends before or after it
+    with pytest.raises(CodecError, match="corrupt|do not fit"):
+        for _ in huffman.decode_slices(bytes(data), sym.size, lengths, 4, pairs=False, slice_symbols=1 << 18,
+                                       what="s"):
+            pass
+    skew = np.minimum(rng.geometric(0.3, 300_000), 15).astype(np.uint8)  # codes of several lengths
+    lengths = huffman_code.code_lengths(np.bincount(skew, minlength=16))
+    clean = huffman.encode(skew, lengths)
+    for pos in rng.integers(0, len(clean), 20):  # flipped bits: the sliced decoder agrees with the whole one
+        data = bytearray(clean)
+        data[pos] ^= 0x10
+        try:
+            whole = huffman.decode(bytes(data), skew.size, lengths)
+        except CodecError:
+            whole = None
+        try:
+            sliced = np.concatenate([p.copy() for _, p in huffman.decode_slices(
+                bytes(data), skew.size, lengths, 4, pairs=False, slice_symbols=1 << 18, what="s")])
+        except CodecError:
+            sliced = None
+        assert (whole is None) == (sliced is None)
+        assert whole is None or np.array_equal(whole, sliced)

@@ -290,3 +290,25 @@ def test_quantized_decodes_straight_into_a_half_dtype(dtype, pruned):
         assert got.dtype == np.dtype(dtype) and np.array_equal(got.astype(np.float32), ref)
     with pytest.raises(CodecError, match="shared_dtype"):
         decode_tensor(et.meta, et.streams, shared_dtype="int8")
+
+
+@pytest.mark.parametrize("bits,skew", [(8, False), (4, True), (3, False), (2, True)])
+@pytest.mark.parametrize("shared_dtype", [None, "bfloat16"])
+def test_all_kept_element_wise_lookup_in_slices(bits, skew, shared_dtype, monkeypatch):
+    """A quantized tensor keeping every weight is looked up a slice at a time (raw 8-bit streams in place,
+    Huffman streams a slice of block groups at a time): the same values as one lookup, the stream released."""
+    from deepcompress.codecs import tensor as T
+
+    rng = np.random.default_rng(13)
+    n = 700_001
+    labels = (np.minimum(rng.geometric(0.4, n) - 1, (1 << bits) - 1) if skew
+              else rng.integers(0, 1 << bits, n)).astype(np.int16)
+    codebook = np.sort(rng.normal(size=1 << bits)).astype(np.float32)
+    et = encode_quantized("w", labels, codebook, granularity="element", block=(1,), bits=bits)
+    meta = json.loads(json.dumps(et.meta))
+    monkeypatch.setattr(T, "LOOKUP_SLICE", 1 << 18)
+    released = []
+    out = decode_tensor(meta, et.streams, shared_dtype=shared_dtype, release=lambda v: released.append(len(v)))
+    table = codebook if shared_dtype is None else T._cast_codebook(codebook, shared_dtype)
+    assert np.array_equal(out.view(table.dtype), table[labels])
+    assert released  # the index stream's pages are handed back

@@ -200,6 +200,7 @@ def test_a_memory_mapped_state_dict_drops_each_tensors_pages_once_encoded(tmp_pa
     real = buffers.drop_file_pages
     monkeypatch.setattr(buffers, "drop_file_pages", lambda arr: dropped.append(arr.nbytes) or real(arr))
     compress_lossless(tmp_path / "m.pt", tmp_path / "m.dcz")
-    assert len(dropped) == len(state)
+    # every tensor's pages once it is encoded (split_float also drops its parts as it goes)
+    assert all(v.numel() * v.element_size() in dropped for v in state.values() if v.numel())
     decode_lossless(tmp_path / "m.dcz", tmp_path / "back.safetensors")
     assert _digests(st_torch.load_file(tmp_path / "back.safetensors")) == _digests(state)
