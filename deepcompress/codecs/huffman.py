@@ -72,8 +72,9 @@ def encoded_size(lengths: np.ndarray, counts: np.ndarray) -> int:
 
 
 def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_SYMBOLS,
-           *, counts: np.ndarray | None = None, pairs_of: int | None = None) -> bytes:
-    """Huffman-code uint8 ``symbols`` with the canonical code of ``lengths`` (layout above).
+           *, counts: np.ndarray | None = None, pairs_of: int | None = None) -> bytes | bytearray:
+    """Huffman-code uint8 ``symbols`` with the canonical code of ``lengths`` (layout above); the stream
+    comes as a bytearray (made in place, not copied).
 
     With ``pairs_of=b`` the symbols are coded as their pairs (:func:`~.huffman_counts.pair_symbols`)
     without forming them: ``lengths`` is then the pair code and ``block_symbols``
@@ -116,12 +117,14 @@ def encode(symbols: np.ndarray, lengths: np.ndarray, block_symbols: int = BLOCK_
     starts[0] = head
     np.cumsum(nbytes, out=starts[1:])
     starts[1:] += head
-    out = np.empty(int(starts[-1]), dtype=np.uint8)
+    stream = bytearray(int(starts[-1]))  # returned as it is: no copy of a large stream
+    out = np.frombuffer(stream, dtype=np.uint8)
     if nb > 1:
         out[:head] = nbytes[:-1].astype("<u4").view(np.uint8)
     parallel.run_ranges(_kernels.encode_blocks, nb, sym.size >= parallel.PARALLEL_SYMBOLS, sym, table, block_symbols,
                         starts, out, int(lengths.max()))
-    return out.tobytes()
+    del out
+    return stream
 
 
 def _reverse_bits(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -262,13 +265,13 @@ def _check_status(status: np.ndarray, what: str) -> None:
 
 
 def decode_slices(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray, symbol_bits: int, *, pairs: bool,
-                  slice_symbols: int, what: str, release: Callable[[], Any] | None = None
+                  slice_symbols: int, what: str, release: Callable[[int, int], Any] | None = None
                   ) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, symbols)`` of a ``huffman`` (or ``huffman_pairs``) stream, in order, each slice whole groups
     of 4 blocks of about ``slice_symbols`` symbols, checked like :func:`decode` / :func:`decode_pairs`.
 
-    Only one slice's symbols exist at a time (the caller consumes each before the next). ``release()``
-    is called once the stream's bytes are copied into the decoder's own (padded) buffer.
+    Only one slice's symbols and coded bytes exist at a time (the caller consumes each before the next):
+    ``release(start, end)`` is called with the byte range of ``data`` each slice has copied.
     """
     from . import _kernels
 
@@ -282,9 +285,11 @@ def decode_slices(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray,
         if len(data):
             raise CodecError(f"{what}: {len(data)} bytes for 0 symbols")
         return
-    args, nb = _setup(data, n_coded, lengths, BLOCK_SYMBOLS, shift, what)
-    if release is not None:
-        release()
+    raw = np.frombuffer(data, dtype=np.uint8)
+    starts = block_starts(raw, n_coded, lengths, BLOCK_SYMBOLS, what)
+    nb = len(starts) - 1
+    single, single_bits = decode_table(lengths)
+    multi, multi_bits = multi_table(single, single_bits, shift)
     gsize = 4 * per * BLOCK_SYMBOLS
     n_groups = (nb + 3) // 4
     step = max(1, slice_symbols // gsize)
@@ -293,6 +298,14 @@ def decode_slices(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray,
     for g0 in range(0, n_groups, step):
         g1 = min(n_groups, g0 + step)
         base = g0 * gsize
+        # this slice's blocks, copied behind zero padding; block offsets made relative to the copy
+        lo, hi = int(starts[4 * g0]), int(starts[min(nb, 4 * g1)])
+        part = np.zeros(hi - lo + _PAD, dtype=np.uint8)
+        part[: hi - lo] = raw[lo:hi]
+        if release is not None:
+            release(lo, hi)
+        rel = starts - lo
+        args = (part, rel, multi, multi_bits, single, single_bits, shift, per * n_coded, per * BLOCK_SYMBOLS)
         parallel.run_ranges(lambda u0, u1, g0=g0: _kernels.decode_groups_at(*args, buf, status, base, g0 + u0,
                                                                             g0 + u1),
                             g1 - g0, (g1 - g0) * gsize >= parallel.PARALLEL_SYMBOLS)

@@ -376,8 +376,8 @@ def _lookup(meta: Mapping, views: Mapping[str, memoryview], c: Counts, table: np
     """``table[index]`` of a quantized tensor that keeps every weight (flat), a slice at a time.
 
     A raw 8-bit index stream is read in place and each slice of it released once looked up; a
-    Huffman-coded one is decoded a slice of block groups at a time (its stream released once copied
-    into the decoder's buffer); any other is decoded whole, then released. So the output, not the
+    Huffman-coded one is decoded a slice of block groups at a time (each slice's bytes released once
+    copied into the decoder's buffer); any other is decoded whole, then released. So the output, not the
     indices or the stream's pages, is the one tensor-sized array."""
     from . import huffman, huffman_code
 
@@ -395,7 +395,7 @@ def _lookup(meta: Mapping, views: Mapping[str, memoryview], c: Counts, table: np
         pairs = codec_name == "huffman_pairs"
         lengths = huffman_code.hex_to_lengths(smeta["code_lengths"], 1 << ((2 if pairs else 1) * bits), what)
         parts = huffman.decode_slices(view, n, lengths, bits, pairs=pairs, slice_symbols=LOOKUP_SLICE, what=what,
-                                      release=None if release is None else lambda: release(view))
+                                      release=None if release is None else lambda a, b: release(view[a:b]))
     else:
         sym = _symbols(meta, views, "index", n, bits)
         if release is not None:

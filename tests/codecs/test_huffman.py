@@ -298,8 +298,11 @@ def test_decode_slices_match_the_whole_decode(pairs, n):
         data = huffman.encode(sym, lengths)
     released = []
     parts = [(a, p.copy()) for a, p in huffman.decode_slices(  # each slice reuses one buffer
-        data, n, lengths, 4, pairs=pairs, slice_symbols=1 << 18, what="s", release=lambda: released.append(1))]
-    assert released == [1]
+        data, n, lengths, 4, pairs=pairs, slice_symbols=1 << 18, what="s",
+        release=lambda a, b: released.append((a, b)))]
+    # each slice's bytes, in order and back to back, up to the stream's end
+    assert len(released) == len(parts) and released[-1][1] == len(data)
+    assert all(b == a2 for (_, b), (a2, _) in zip(released, released[1:]))
     assert [a for a, _ in parts] == sorted(a for a, _ in parts) and parts[0][0] == 0
     assert np.array_equal(np.concatenate([p for _, p in parts]), sym)
     if n > 1 << 19:
