@@ -284,10 +284,10 @@ Commands (paths in a temporary folder):
 {cmds}
 
 How the bound is kept. Compress memory-maps a safetensors file and encodes a tensor at a time on the
-codec threads (a bounded number in flight); the encoders read a tensor in chunks of 4M elements (two
-passes for `split_float`: counts and digest, then the byte fields; two for weight sharing: histogram,
-then labels) and drop each chunk's mapped pages after it, and a raw byte stream is stored as the array
-it was built in (no copy). Sections are spooled to a temporary file and copied behind the header at the
+codec threads (a bounded number in flight); the encoders read a tensor in chunks of 4M elements (three
+passes for `split_float`: counts and digest, the exponent classes (coded, then dropped), the byte fields;
+two for weight sharing: histogram, then labels) and drop each chunk's mapped pages after it, and a raw byte
+stream is stored as the array it was built in (no copy). Sections are spooled to a temporary file and copied behind the header at the
 end. Decode memory-maps the `.dcz`, checks each tensor's CRCs in 16 MiB chunks dropping the pages as it
 goes, decodes `split_float` 16M elements at a time (dropping the parts of the streams read) and a
 weight-shared tensor that keeps every weight by looking its indices up a slice at a time (a Huffman

@@ -140,17 +140,18 @@ def digest(bits: np.ndarray) -> str:
 # ---------------------------------------------------------------- encoding
 
 PASS_CHUNK = 1 << 22
-"""Elements per step of the encoder's two passes over the bit patterns (``release`` is called after each)."""
+"""Elements per step of the encoder's passes over the bit patterns (``release`` is called after each)."""
 
 
 def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.ndarray], Any] | None = None
            ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
     """(meta without name/shape, streams) of bit patterns ``bits`` (uint16/uint32 of ``dtype``).
 
-    The bit patterns are read in two passes, a chunk at a time: the exponent counts, the OR of the
-    low mantissa bits and the digest, then the byte-per-element fields. ``release(chunk)`` is called
-    on each chunk after its second pass (a file-backed caller drops the chunk's pages there), so a
-    memory-mapped tensor is never resident as a whole. A raw 8-bit stream is the field's own bytearray.
+    The bit patterns are read in three passes, a chunk at a time: the exponent counts, the OR of the
+    low mantissa bits and the digest; the classes (coded, then dropped); the mantissa bytes and low
+    fields. ``release(chunk)`` is called on each chunk after each pass (a file-backed caller drops the
+    chunk's pages there), so a memory-mapped tensor is never resident as a whole, and the classes and
+    the byte fields never exist together. A raw 8-bit stream is the field's own bytearray.
     """
     fmt = FORMATS[dtype]
     E, M = fmt.exp_bits, fmt.mant_bits
@@ -188,30 +189,12 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
     zero_bits = M - 7 if ored == 0 else min(M - 7, (ored & -ored).bit_length() - 1)
     widths = low_widths(fmt, zero_bits)
     w1 = widths[1] if len(widths) > 1 else 0
-    # the classes, the escaped exponents, the mantissa bytes (numba) and the low fields, a chunk at a time
-    cls = np.empty(n, dtype=np.uint8)
-    # the byte fields live in bytearrays: one that ends up a raw stream is stored as it is, not copied
-    owners = {"mantissa": bytearray(n), **{f"low{i}": bytearray(n) for i in range(len(widths))}}
-    mant = np.frombuffer(owners["mantissa"], dtype=np.uint8)
-    esc = np.empty(int(counts.sum() - counts[order].sum()), dtype=np.uint8)
-    lows = [np.frombuffer(owners[f"low{i}"], dtype=np.uint8) for i in range(len(widths))]
-    k = 0
-    for lo in range(0, n, PASS_CHUNK):
-        hi = min(n, lo + PASS_CHUNK)
-        c = u[lo:hi]
-        k += K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap, cls[lo:hi], mant[lo:hi],
-                                  esc[k:])
-        if widths:
-            lows[0][lo:hi] = (c & rest_mask) >> (zero_bits + w1)
-        if w1:
-            lows[1][lo:hi] = ((c & rest_mask) >> zero_bits) & ((1 << w1) - 1)
-        if release is not None:
-            release(c)
     meta: dict[str, Any] = {
-        "kind": KIND, "dtype": dtype, "exponents": [int(x) for x in order], "n_escapes": int(esc.size),
+        "kind": KIND, "dtype": dtype, "exponents": [int(x) for x in order], "n_escapes": 0,
         "zero_bits": int(zero_bits), "digest": hexdigest, "streams": {},
     }
     data: dict[str, Any] = {}
+    owners: dict[str, bytearray] = {}
 
     def put(sname: str, sym: np.ndarray, sbits: int) -> None:
         smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS, copy_raw=False)
@@ -222,11 +205,43 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
             sdata = owners.pop(sname) if sbits == 8 and sname in owners else bitpack.pack_bits(sym, sbits)
         meta["streams"][sname], data[sname] = smeta, sdata
 
-    # each stream is coded and its symbols dropped before the next one's
+    def fields(out_cls: np.ndarray | None, mant: np.ndarray | None, lows: list[np.ndarray],
+               esc: np.ndarray | None) -> None:
+        """One pass over the bit patterns, a chunk at a time: the classes and escapes (numba, with the mantissa
+        bytes), or the mantissa bytes and low fields; a field not wanted goes to a chunk-sized scratch array."""
+        scratch = np.empty(min(n, PASS_CHUNK), dtype=np.uint8)
+        scratch_esc = np.empty(0 if esc is not None else min(n, PASS_CHUNK), dtype=np.uint8)
+        k = 0
+        for lo in range(0, n, PASS_CHUNK):
+            hi = min(n, lo + PASS_CHUNK)
+            c = u[lo:hi]
+            found = K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap,
+                                         scratch[: hi - lo] if out_cls is None else out_cls[lo:hi],
+                                         scratch[: hi - lo] if mant is None else mant[lo:hi],
+                                         scratch_esc if esc is None else esc[k:])
+            k += found if esc is not None else 0
+            if lows:
+                lows[0][lo:hi] = (c & rest_mask) >> (zero_bits + w1)
+            if len(lows) > 1:
+                lows[1][lo:hi] = ((c & rest_mask) >> zero_bits) & ((1 << w1) - 1)
+            if release is not None:
+                release(c)
+
+    # Two more passes, so that the classes and the byte fields are never in memory together: the classes
+    # and escapes, coded and dropped; then the mantissa bytes and the low fields.
+    cls = np.empty(n, dtype=np.uint8)
+    esc = np.empty(int(counts.sum() - counts[order].sum()), dtype=np.uint8)
+    fields(cls, None, [], esc)
+    meta["n_escapes"] = int(esc.size)
     put("exponent", cls, CLASS_BITS)
     del cls
     put("escape", esc, E)
     del esc
+    # the byte fields live in bytearrays: one that ends up a raw stream is stored as it is, not copied
+    owners.update({"mantissa": bytearray(n), **{f"low{i}": bytearray(n) for i in range(len(widths))}})
+    mant = np.frombuffer(owners["mantissa"], dtype=np.uint8)
+    lows = [np.frombuffer(owners[f"low{i}"], dtype=np.uint8) for i in range(len(widths))]
+    fields(None, mant, lows, None)
     put("mantissa", mant, 8)
     del mant
     owners.pop("mantissa", None)
