@@ -186,15 +186,112 @@ def report(results: dict, command: str, load: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parts(models: dict, dtype: str, repeat: int) -> None:
+    """Time the parts of decoding each model's largest ``split_float`` tensor on one thread (medians of CPU
+    time over ``repeat`` runs): the whole decode, the Huffman decode of the exponent classes alone, building
+    the elements from decoded exponents, the digest; and ZipNN's whole decode (wall time, its own threads)."""
+    import numba
+    import numpy as np
+
+    from deepcompress.codecs import _float_kernels as K
+    from deepcompress.codecs import _kernels as HK
+    from deepcompress.codecs import floatsplit as F
+    from deepcompress.codecs.tensor import decode_tensor, encode_dense
+
+    @numba.njit
+    def build(ex, mant, shifts, out):
+        empty = np.zeros(0, dtype=np.uint8)
+        K._build(ex, mant, empty, empty, shifts, out, 0, out.size)
+
+    def med(fn, clock=time.thread_time) -> float:
+        ts = []
+        for _ in range(repeat):
+            t0 = clock()
+            fn()
+            ts.append(clock() - t0)
+        return statistics.median(ts) * 1e3
+
+    for model, tensors in models.items():
+        name, a, d = max(as_dtype(tensors, dtype), key=lambda x: x[1].size)
+        e = encode_dense(name, a, dtype=d)
+        if e.meta["kind"] != "split_float" or "low0" in e.meta["streams"]:
+            print(f"{model} {dtype} {name}: {e.meta['kind']} with low streams or not split_float; parts not timed")
+            continue
+        n, meta = a.size, e.meta
+        ct, mt, exps = F._tables(meta)
+        hargs, nb, n_out, direct = F._huffman_setup(meta["streams"]["exponent"], memoryview(e.streams["exponent"]),
+                                                     n, "x", exps)
+        padded, starts, multi, mmask, single, smask, shift, low, block = hargs
+        ex = np.empty(n_out + 16, dtype=np.uint8)
+        hst = np.zeros(nb, dtype=np.int8)
+        fmt = F.FORMATS[meta["dtype"]]
+        out = np.empty(n, dtype=np.dtype(fmt.storage))
+        shifts = np.array([fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, 0, 0], dtype=np.uint32)
+        mant = np.frombuffer(e.streams["mantissa"], dtype=np.uint8)
+        words = out.view(np.uint8)[: out.nbytes // 8 * 8].view(np.uint64)
+        z = zipnn_obj(dtype, 1)
+        zc = z.compress(a.tobytes())
+        decode_tensor(meta, e.streams)
+        build(ex, mant, shifts, out)
+        rows = {
+            "decode_tensor": med(lambda: decode_tensor(meta, e.streams)),
+            "Huffman decode of the classes": med(lambda: HK.decode_blocks(
+                padded, starts, multi, int(mmask).bit_length(), single, int(smask).bit_length(), int(shift), n_out,
+                block, ex, hst, 0, (nb + 3) // 4)),
+            "building the elements": med(lambda: build(ex, mant, shifts, out)),
+            "digest": med(lambda: K.digest_words(words, 0, words.size)),
+            "ZipNN decompress (wall)": med(lambda: z.decompress(zc), time.perf_counter),
+        }
+        print(f"{model} {dtype} {name} ({n:,} elements, exponent tables emit exponents: {direct}):")
+        for k, v in rows.items():
+            print(f"  {k}: {v:.2f} ms")
+
+
+def entropy(models: dict) -> None:
+    """Entropy bounds of each model's bfloat16 weights (tensors of >= 100,000 elements), as % of the bf16
+    bytes: the exponent byte and the sign+mantissa byte coded independently, and the mantissa byte coded
+    given the exponent."""
+    import numpy as np
+
+    def h(counts: "np.ndarray") -> float:
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * np.log2(p)).sum())
+
+    for model, tensors in models.items():
+        indep = ctx = total = 0.0
+        for _, a, _ in as_dtype(tensors, "bfloat16"):
+            u = a.ravel().astype(np.int64)
+            if u.size < 100_000:
+                continue
+            e, m = (u >> 7) & 255, ((u >> 15) << 7) | (u & 127)
+            joint = np.bincount(e * 256 + m, minlength=1 << 16).reshape(256, 256)
+            he, hm = h(np.bincount(e, minlength=256)), h(np.bincount(m, minlength=256))
+            hm_e = sum(row.sum() / u.size * h(row) for row in joint if row.sum())
+            indep += u.size * (he + hm)
+            ctx += u.size * (he + hm_e)
+            total += u.size * 16
+        print(f"{model} bfloat16: exponent and mantissa bytes independent {indep / total:.2%}, "
+              f"mantissa given exponent {ctx / total:.2%} (entropy bounds)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["crepe_full", "resnet20", "resnet32", "resnet44", "resnet56"])
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--write", type=Path, help="write the Markdown section to this file")
+    ap.add_argument("--parts", action="store_true", help="only time the parts of decoding the largest tensor")
+    ap.add_argument("--entropy", action="store_true", help="only print the bfloat16 entropy bounds")
     args = ap.parse_args()
+    if args.parts or args.entropy:
+        models = load_models(args.models)
+        if args.entropy:
+            entropy(models)
+        for dtype in args.dtypes if args.parts else []:
+            parts(models, dtype, args.repeat)
+        return
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    command = "cd /work/main && OMP_NUM_THREADS=1 /tmp/benchenv/bin/python benchmarks/bench_float_codec.py " + " ".join(
+    command = f"cd /work/main && OMP_NUM_THREADS=1 {sys.executable} benchmarks/bench_float_codec.py " + " ".join(
         sys.argv[1:])
     models = load_models(args.models)
     results = {}

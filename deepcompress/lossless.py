@@ -241,8 +241,8 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
                      settings: dict[str, Any] | None = None, progress: bool | None = False) -> LosslessResult:
     """The tensors of ``source`` (safetensors, or a ``.pt`` state dict), each ``encode(name, dtype, array, release)``d
     into an ``EncodedTensor``, streamed into the ``.dcz`` ``output``; no architecture. ``release`` is
-    :func:`.codecs.buffers.drop_file_pages` for a memory-mapped array (the encoder may call it on parts
-    it is done with), else None.
+    :func:`.codecs.buffers.drop_file_pages` for a memory-mapped array of at least
+    :data:`.codecs.buffers.RELEASE_BYTES` (the encoder may call it on parts it is done with), else None.
 
     Tensors are encoded on the codec threads, at most ``2 * threads + 1`` and
     :data:`INFLIGHT_BYTES` of them in flight, and written in the source's order. The header's ``extra[key]`` records the source
@@ -268,7 +268,7 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
 
     def encode_one(item: tuple[str, str, Any, bool]) -> tuple[Any, int, str]:
         name, dtype, arr, file_backed = item  # checksummed here, on the pool, not by the writer's thread
-        release = buffers.drop_file_pages if file_backed else None
+        release = buffers.drop_file_pages if file_backed and arr.nbytes >= buffers.RELEASE_BYTES else None
         et = encode(name, dtype, arr, release).with_checksums()
         if file_backed:  # a memory-mapped file: its pages would stay resident until the end
             buffers.drop_file_pages(arr)

@@ -88,6 +88,10 @@ def zeroed(n: int, dtype: Any) -> np.ndarray:
 
 
 MADV_DONTNEED = 4  # linux/mman.h
+RELEASE_BYTES = 64 << 20
+"""A memory-mapped tensor at least this large has its pages dropped part by part as it is read; a smaller
+one once it is done (each page dropped and read again costs a minor fault, which on small tensors cost
+more time than the memory it saved)."""
 
 
 def drop_file_pages(arr: np.ndarray) -> bool:

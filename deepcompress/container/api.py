@@ -96,8 +96,10 @@ class DczFile:
         """Read-only views of tensor ``name``'s streams, checksums verified."""
         entry = self._entry(name)
         if name not in self._verified:
-            try:  # a mapped file's pages are dropped as the check goes (the decoder reads them again)
-                verify_sections(self._buf, entry.sections, lambda start, end: _release_pages(self._data, start, end))
+            # a large tensor's mapped pages are dropped as the check goes (the decoder reads them again)
+            release = (lambda start, end: _release_pages(self._data, start, end)) if self._large(name) else None
+            try:
+                verify_sections(self._buf, entry.sections, release)
             except ContainerError as exc:
                 raise type(exc)(f"{self.source}: {exc}" if self.source else str(exc)) from None
             self._verified.add(name)
@@ -136,7 +138,16 @@ class DczFile:
 
         self.validate_meta(name, max_elements=max_elements)
         return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements,
-                             shared_dtype=shared_dtype, release=self._release_view)
+                             shared_dtype=shared_dtype, release=self._release_view if self._large(name) else None)
+
+    def _large(self, name: str) -> bool:
+        """Whether tensor ``name``'s sections are mapped and span at least ``codecs.buffers.RELEASE_BYTES``
+        (then their pages are dropped part by part as they are read; smaller ones once decoded)."""
+        from ..codecs.buffers import RELEASE_BYTES
+
+        sections = self._entry(name).sections
+        return (isinstance(self._data, mmap.mmap) and bool(sections)
+                and sections[-1].end - sections[0].start >= RELEASE_BYTES)
 
     def _release_view(self, view: memoryview) -> None:
         """Drop the pages under ``view``, a part of one of this file's streams (a no-op unless it is mapped)."""
