@@ -237,7 +237,7 @@ def parts(models: dict, dtype: str, repeat: int) -> None:
             "decode_tensor": med(lambda: decode_tensor(meta, e.streams)),
             "Huffman decode of the classes": med(lambda: HK.decode_blocks(
                 padded, starts, multi, int(mmask).bit_length(), single, int(smask).bit_length(), int(shift), n_out,
-                block, ex, hst, 0, (nb + 3) // 4)),
+                block, ex, hst, 0, 0, (nb + 3) // 4)),
             "building the elements": med(lambda: build(ex, mant, shifts, out)),
             "digest": med(lambda: K.digest_words(words, 0, words.size)),
             "ZipNN decompress (wall)": med(lambda: z.decompress(zc), time.perf_counter),

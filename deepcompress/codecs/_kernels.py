@@ -284,28 +284,18 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n,
 
 
 @njit(cache=True, nogil=True)
-def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, shift, n, block, out, status, g0, g1):
+def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, shift, n, block, out, status, base,
+                  g0, g1):
     """Decode the groups of 4 blocks ``g0 .. g1-1`` of a stream of ``n`` output symbols into ``out``.
 
     ``data`` is the bit data padded with at least 16 zero bytes; block ``k``
     occupies bytes ``byte_starts[k] .. byte_starts[k+1]`` and decodes to
-    ``out[k * block : (k + 1) * block]``. ``status[k]`` receives OK, BAD_CODE,
+    ``out[k * block - base : (k + 1) * block - base]`` (``base`` 0: the whole
+    stream's buffer; else a slice's own). ``status[k]`` receives OK, BAD_CODE,
     OVERRUN or BAD_END. Codes are at most 14 bits. ``shift`` 0: one coded
     symbol is one output symbol; ``shift`` b > 0: a coded symbol ``p`` is the
     pair of output symbols ``p >> b, p & (2**b - 1)`` (``n`` and ``block`` even).
     """
-    mmask = np.uint64((1 << multi_bits) - 1)
-    smask = np.uint64((1 << single_bits) - 1)
-    low = np.int64((1 << shift) - 1)
-    for g in range(g0, g1):
-        _decode_group(data, byte_starts, multi, mmask, single, smask, np.int64(shift), low, n, block, out, status,
-                      g)
-
-
-@njit(cache=True, nogil=True)
-def decode_groups_at(data, byte_starts, multi, multi_bits, single, single_bits, shift, n, block, out, status, base,
-                     g0, g1):
-    """As :func:`decode_blocks`, output symbol ``i`` written at ``out[i - base]`` (a slice's own buffer)."""
     mmask = np.uint64((1 << multi_bits) - 1)
     smask = np.uint64((1 << single_bits) - 1)
     low = np.int64((1 << shift) - 1)

@@ -387,11 +387,9 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
             parallel.run_ranges(K.fused, n_groups, par, *hargs, hstatus, cls, n, ct, mt, sym["mantissa"], low0,
                                 low1, shift0, shift1, out, words, partial, status)
             pad_class = int(cls[n]) if n_out > n else 0
-        bad = np.flatnonzero(hstatus)
-        if bad.size:
-            k = int(bad[0])
-            why = {1: "an invalid codeword", 2: "reading past its end", 3: "ending before its recorded end"}
-            raise CodecError(f"{ewhat}: block {k} of {nb} is corrupt ({why.get(int(hstatus[k]), 'unknown')})")
+        from . import huffman
+
+        huffman.check_block_status(hstatus, ewhat)
         if pad_class:
             raise CodecError(f"{ewhat}: the padding symbol of the last pair is {pad_class}, not 0")
     else:

@@ -46,8 +46,8 @@ PAIR_MAX_BITS = 6
 _PAD = 16
 
 __all__ = [
-    "BLOCK_SYMBOLS", "MULTI_BITS", "PAIR_MAX_BITS", "decode", "decode_pairs", "decode_table", "encode",
-    "encoded_size", "multi_table", "n_blocks",
+    "BLOCK_SYMBOLS", "MULTI_BITS", "PAIR_MAX_BITS", "check_block_status", "decode", "decode_pairs",
+    "decode_slices", "decode_table", "encode", "encoded_size", "multi_table", "n_blocks",
 ]
 
 
@@ -238,8 +238,8 @@ def _decode(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_s
     out = np.empty(per * n_coded, dtype=np.uint8)
     status = np.zeros(nb, dtype=np.int8)
     parallel.run_ranges(_kernels.decode_blocks, (nb + 3) // 4, per * n_coded >= parallel.PARALLEL_SYMBOLS, *args,
-                        out, status)
-    _check_status(status, what)
+                        out, status, 0)
+    check_block_status(status, what)
     return out
 
 
@@ -257,7 +257,8 @@ def _setup(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_sy
             per * block_symbols), len(starts) - 1
 
 
-def _check_status(status: np.ndarray, what: str) -> None:
+def check_block_status(status: np.ndarray, what: str) -> None:
+    """CodecError naming the first block whose decoder status (one per block, 0 = fine) is not 0."""
     bad = np.flatnonzero(status)
     if bad.size:
         k = int(bad[0])
@@ -306,10 +307,9 @@ def decode_slices(data: bytes | memoryview, n_symbols: int, lengths: np.ndarray,
             release(lo, hi)
         rel = starts - lo
         args = (part, rel, multi, multi_bits, single, single_bits, shift, per * n_coded, per * BLOCK_SYMBOLS)
-        parallel.run_ranges(lambda u0, u1, g0=g0: _kernels.decode_groups_at(*args, buf, status, base, g0 + u0,
-                                                                            g0 + u1),
+        parallel.run_ranges(lambda u0, u1, g0=g0: _kernels.decode_blocks(*args, buf, status, base, g0 + u0, g0 + u1),
                             g1 - g0, (g1 - g0) * gsize >= parallel.PARALLEL_SYMBOLS)
-        _check_status(status[4 * g0:4 * g1], what)
+        check_block_status(status, what)  # the blocks not decoded yet are still 0
         stop = min(per * n_coded, g1 * gsize)
         if stop > n_symbols and buf[n_symbols - base] != 0:
             raise CodecError(f"{what}: the padding symbol of the last pair is {int(buf[n_symbols - base])}, not 0")

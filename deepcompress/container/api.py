@@ -150,18 +150,12 @@ class DczFile:
                 and sections[-1].end - sections[0].start >= RELEASE_BYTES)
 
     def _release_view(self, view: memoryview) -> None:
-        """Drop the pages under ``view``, a part of one of this file's streams (a no-op unless it is mapped)."""
-        if not isinstance(self._data, mmap.mmap) or not len(view):
-            return
+        """Drop the pages under ``view``, a part of one of this file's streams (only called when it is mapped)."""
         import numpy as np
 
-        start = np.frombuffer(view, dtype=np.uint8).ctypes.data - self._base_address()
-        _release_pages(self._data, start, start + len(view))
+        from ..codecs.buffers import drop_file_pages
 
-    def _base_address(self) -> int:
-        import numpy as np
-
-        return np.frombuffer(self._data, dtype=np.uint8).ctypes.data
+        drop_file_pages(np.frombuffer(view, dtype=np.uint8))
 
     def decode_mask(self, name: str, *, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
         """Tensor ``name``'s bool mask (True = kept) without decoding its values."""
