@@ -61,6 +61,10 @@ PRESETS = {
               "layers with q/o 1024x1024, k/v 256x1024, gate/up 8192x1024, down 1024x8192, norms",
               lambda layers: [t for t in llama_shapes(layers, hidden=1024, mlp=8192, kv=256, vocab=256000)
                               if t[0] != "lm_head.weight"]),
+    "single": ("one tensor nearly all of the file: a 524288x1024 embedding (1 GiB of bf16) and a final norm "
+               "(run with --layers 0)",
+               lambda layers: [t for t in llama_shapes(layers, hidden=1024, mlp=8192, kv=256, vocab=524288)
+                               if t[0] != "lm_head.weight"]),
 }
 
 
@@ -258,7 +262,7 @@ def render(res: dict) -> str:
     return f"""# Compress and decode a checkpoint: peak memory (issue #17 item 3)
 
 Measured {res.get('date', DATE)} on this 2-core machine by `OMP_NUM_THREADS=1 .venv/bin/python
-benchmarks/bench_lossless_memory.py --preset {res.get('preset', 'tinyllama')} --runs {len(res_['compress'])}
+benchmarks/bench_lossless_memory.py --preset {res.get('preset', 'tinyllama')} --layers {res['n_layers']} --runs {len(res_['compress'])}
 --json bench.json --doc THIS.md` (re-rendered from the JSON with `--from-json bench.json`). Checkpoint: a
 generated bfloat16 safetensors file, {res.get('description', PRESETS['tinyllama'][0])}; {res['n_layers']}
 decoder layers, {res['n_tensors']} tensors, random normal weights (std 0.02) cast to bf16: **N = {n:,} bytes
@@ -289,11 +293,11 @@ passes for `split_float`: counts and digest, the exponent classes (coded, then d
 two for weight sharing: histogram, then labels) and drop each chunk's mapped pages after it, and a raw byte
 stream is stored as the array it was built in (no copy). Sections are spooled to a temporary file and copied behind the header at the
 end. Decode memory-maps the `.dcz`, checks each tensor's CRCs in 16 MiB chunks dropping the pages as it
-goes, decodes `split_float` 16M elements at a time (dropping the parts of the streams read) and a
+goes, decodes `split_float` 4M elements at a time (dropping the parts of the streams read) and a
 weight-shared tensor that keeps every weight by looking its indices up a slice at a time (a Huffman
-index stream decoded a slice of block groups at a time), writes the tensor and drops its pages. What
-remains is about the largest tensor's output plus its codec's smaller streams: above the baseline,
-{shown} of the largest tensor's size.
+index stream decoded a slice of block groups at a time), writes the tensor and drops its pages; a tensor
+of 128 MiB or more is written to the output a slice at a time as it is decoded (`DczFile.decode_into`),
+so not even its output is resident at once. Above the baseline: {shown} of the largest tensor's size.
 
 Wall times here are not throughput figures (other jobs may share the machine; item 4's
 `bench_scale.py` measures speed).

@@ -27,7 +27,7 @@ import math
 import os
 import struct
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,6 +359,26 @@ def _as_dtype(arr: Any, dtype: str) -> Any:
     return arr.astype(_storage(dtype), copy=False)
 
 
+SLICED_BYTES = 128 << 20
+"""``decode_lossless`` writes a tensor this large (decoded) a slice at a time as it is decoded, so a checkpoint
+that is mostly one tensor decodes in bounded memory; smaller ones are decoded a few at a time, in parallel."""
+
+
+def _runs(names: list[str], huge: Callable[[str], bool]) -> Iterator[tuple[bool, list[str]]]:
+    """``names`` cut into runs of consecutive names that are all huge or all not: ``(huge, run)``."""
+    run: list[str] = []
+    kind = False
+    for name in names:
+        h = huge(name)
+        if run and h != kind:
+            yield kind, run
+            run = []
+        kind = h
+        run.append(name)
+    if run:
+        yield kind, run
+
+
 def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
                     progress: bool | None = False) -> LosslessResult:
     """Write the tensors of the ``.dcz`` ``source`` as a safetensors file (original names, shapes, dtypes).
@@ -366,7 +386,8 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
     The ``.dcz`` is memory-mapped; the tensors are checksummed and decoded on the codec
     threads (at most threads + 1 in flight), each written in order and its pages
     dropped, so memory holds a few decoded tensors
-    (and their codecs' working arrays) at a time. Weight-shared tensors are written
+    (and their codecs' working arrays) at a time; a tensor of ``SLICED_BYTES`` or more
+    is written a slice at a time as it is decoded (``DczFile.decode_into``). Weight-shared tensors are written
     in the dtype the header records for them. The output is written atomically: on
     any error nothing is left behind.
     """
@@ -405,13 +426,29 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
         def convert(name: str, arr: Any) -> Any:
             return np.ascontiguousarray(_as_dtype(arr, dtypes[name]))
 
-        # decoded on the codec threads, at most threads + 1 tensors in flight, written in order
-        halves = {n: d for n, d in dtypes.items() if d in ("float16", "bfloat16")}
-        for name, arr in dcz.decode_each(convert, shared_dtypes=halves):
+        def expect(name: str, got: int) -> int:
             start, end = header[name]["data_offsets"]
-            if arr.nbytes != end - start:  # the codecs decode to the meta's shape; never write a torn file
-                raise OutputError(f"tensor {name!r}: decoded {arr.nbytes} bytes, expected {end - start}")
-            fh.write(memoryview(arr.reshape(-1).view(np.uint8)))
-            del arr
-            bar.advance(end - start)
+            if got != end - start:  # the codecs decode to the meta's shape; never write a torn file
+                raise OutputError(f"tensor {name!r}: decoded {got} bytes, expected {end - start}")
+            return got
+
+        halves = {n: d for n, d in dtypes.items() if d in ("float16", "bfloat16")}
+        for huge, names in _runs(dcz.tensor_names, lambda n: header[n]["data_offsets"][1]
+                                 - header[n]["data_offsets"][0] >= SLICED_BYTES):
+            if not huge:  # decoded on the codec threads, at most threads + 1 tensors in flight, written in order
+                for name, arr in dcz.decode_each(convert, shared_dtypes=halves, names=names):
+                    bar.advance(expect(name, arr.nbytes))
+                    fh.write(memoryview(arr.reshape(-1).view(np.uint8)))
+                    del arr
+                continue
+            for name in names:  # written a slice at a time as it is decoded (each slice on the codec threads)
+                written = [0]
+
+                def sink(part: memoryview, written: list[int] = written) -> None:
+                    fh.write(part)
+                    written[0] += part.nbytes
+                    bar.advance(part.nbytes)
+
+                dcz.decode_into(name, sink, shared_dtype=halves.get(name))
+                expect(name, written[0])
     return LosslessResult(out, len(header) - ("__metadata__" in header), offset, 8 + len(text) + offset, {})

@@ -108,6 +108,20 @@ def drop_file_pages(arr: np.ndarray) -> bool:
     return madvise(start, end - start, MADV_DONTNEED) == 0
 
 
+def drop_spent_pages(arr: np.ndarray) -> bool:
+    """Free the resident pages lying wholly inside ``arr``, anonymous memory (a buffer of this module)
+    whose contents are spent: they read back as zeros. Pages shared with a neighbour are kept, so the
+    allocator's own bookkeeping and the data around ``arr`` are never touched. True when the kernel took
+    the advice."""
+    madvise = _madvise()
+    page = mmap.PAGESIZE
+    start = -(-arr.ctypes.data // page) * page
+    end = (arr.ctypes.data + arr.nbytes) // page * page
+    if not madvise or end <= start:
+        return False
+    return madvise(start, end - start, MADV_DONTNEED) == 0
+
+
 class _HeapBlock:
     """Owns one ``malloc``'ed block; frees it when the last array viewing it goes."""
 

@@ -325,17 +325,22 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
             np.int64(shift), np.int64((1 << shift) - 1), per * block), nb, per * n_coded, direct
 
 
-DECODE_SLICE = 1 << 24
+DECODE_SLICE = 1 << 22
 """With ``release``, a long tensor is decoded this many elements (at least one group) at a time, and the parts
 of its raw streams each slice has read are released after it."""
 
 
 def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who: str,
-           release: Callable[[memoryview], Any] | None = None) -> np.ndarray:
+           release: Callable[[memoryview], Any] | None = None,
+           sink: Callable[[memoryview], Any] | None = None) -> np.ndarray | None:
     """The bit patterns (uint16/uint32, flat) of a checked ``split_float`` tensor of ``n`` elements.
 
     ``release`` (:func:`.tensor.decode_tensor`) gets the exponent stream once it is copied into the
-    decoder's padded buffer and, slice by slice, the parts of the raw byte streams already read."""
+    decoder's padded buffer and, slice by slice, the parts of the raw byte streams already read.
+    With ``sink`` the tensor's bytes go to ``sink`` in order and None is returned: a slice of
+    ``DECODE_SLICE`` elements at a time on the exponent-emitting path (each slice's pages freed once
+    passed on, so the tensor is never resident as a whole), else the whole tensor once decoded. The
+    bytes reach the sink before the digest is checked: on an error the caller discards them."""
     from . import _float_kernels as K
 
     fmt = FORMATS[meta["dtype"]]
@@ -356,6 +361,7 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
     words = buf.view(np.uint64)
     emeta, ewhat = meta["streams"]["exponent"], f"{who} stream 'exponent'"
     par = n >= parallel.PARALLEL_SYMBOLS
+    streamed = False  # whether the sink has had the bytes, slice by slice
     if n and not meta["n_escapes"] and emeta["codec"] in ("huffman", "huffman_pairs"):
         hargs, nb, n_out, direct = _huffman_setup(emeta, views["exponent"], n, ewhat, exps)
         n_groups = (nb + 3) // 4
@@ -370,7 +376,7 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
             pad = np.zeros(1, dtype=np.uint8)
             args = (*hargs, hstatus, n_out, n, shifts, sym["mantissa"], low0, low1, out, words, partial, status, pad)
             gsize = 4 * int(hargs[-1])
-            step = n_groups if release is None else max(1, DECODE_SLICE // gsize)
+            step = n_groups if release is None and sink is None else max(1, DECODE_SLICE // gsize)
             # the raw 8-bit streams are views of the caller's buffer: their read parts can be released
             mapped = [views[s] for s in ("mantissa", "low0", "low1")
                       if s in views and meta["streams"][s]["codec"] == "raw" and shapes[s][1] == 8]
@@ -381,7 +387,12 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
                 if release is not None:
                     for view in mapped:
                         release(view[g0 * gsize:min(n, g1 * gsize)])
+                if sink is not None:  # this slice's digest terms are summed: its bytes can go
+                    done = out[g0 * gsize:min(n, g1 * gsize)]
+                    sink(memoryview(done).cast("B"))
+                    buffers.drop_spent_pages(done)
             pad_class = int(np.flatnonzero(exps == pad[0])[0]) if n_out > n else 0
+            streamed = sink is not None
         else:
             cls = np.empty(n_out, dtype=np.uint8)
             parallel.run_ranges(K.fused, n_groups, par, *hargs, hstatus, cls, n, ct, mt, sym["mantissa"], low0,
@@ -413,7 +424,9 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
         why = {K.BAD_CLASS: "an exponent class outside the table (or an escape beyond n_escapes)",
                K.BAD_ESCAPES: "escapes out of step with n_escapes"}
         raise CodecError(f"{who}: part {int(bad[0])} of {status.size} has {why.get(int(status[bad[0]]), 'an error')}")
+    if sink is not None and not streamed:
+        sink(memoryview(out).cast("B"))
     got = f"{int(partial.sum(dtype=np.uint64)):016x}"
     if got != meta["digest"]:
         raise CodecError(f"{who}: digest {got} of the decoded tensor != stored {meta['digest']}")
-    return out
+    return None if sink is not None else out

@@ -367,18 +367,25 @@ def _quantized_symbols(meta: Mapping, views: Mapping[str, memoryview], c: Counts
 
 
 SHARED_DTYPES = ("float32", "float16", "bfloat16")
-LOOKUP_SLICE = 1 << 24
+LOOKUP_SLICE = 1 << 22
 """Weights looked up per step when every weight of a quantized tensor is kept."""
 
 
+def _keeps_all(meta: Mapping, c: Counts) -> bool:
+    """Whether a quantized tensor keeps every weight, element-wise (decoded by :func:`_lookup`)."""
+    return c.index_bits is None and "nm" not in meta and c.block_size == 1 and bool(c.n_nonzero)
+
+
 def _lookup(meta: Mapping, views: Mapping[str, memoryview], c: Counts, table: np.ndarray,
-            release: Callable[[memoryview], Any] | None) -> np.ndarray:
+            release: Callable[[memoryview], Any] | None,
+            sink: Callable[[memoryview], Any] | None = None) -> np.ndarray | None:
     """``table[index]`` of a quantized tensor that keeps every weight (flat), a slice at a time.
 
     A raw 8-bit index stream is read in place and each slice of it released once looked up; a
     Huffman-coded one is decoded a slice of block groups at a time (each slice's bytes released once
     copied into the decoder's buffer); any other is decoded whole, then released. So the output, not the
-    indices or the stream's pages, is the one tensor-sized array."""
+    indices or the stream's pages, is the one tensor-sized array; with ``sink`` not even that: each
+    slice's values go to ``sink`` and None is returned."""
     from . import huffman, huffman_code
 
     n, k, bits = c.n_nonzero, table.size, int(meta["bits"])
@@ -401,19 +408,24 @@ def _lookup(meta: Mapping, views: Mapping[str, memoryview], c: Counts, table: np
         if release is not None:
             release(view)
         parts = ((a, sym[a:a + LOOKUP_SLICE]) for a in range(0, n, LOOKUP_SLICE))
-    out = np.empty(n, dtype=table.dtype)
+    out = np.empty(n if sink is None else min(n, LOOKUP_SLICE), dtype=table.dtype)
     for a, part in parts:
         if int(part.max()) >= k:
             raise CodecError(f"{label(meta)}: shared-weight index {int(part.max())} is outside the codebook of {k}")
-        np.take(table, part, out=out[a:a + part.size])
+        if sink is None:
+            np.take(table, part, out=out[a:a + part.size])
+        else:
+            np.take(table, part, out=out[:part.size])
+            sink(memoryview(out[:part.size]).cast("B"))
         if in_place and release is not None:
             release(view[a:a + part.size])
-    return out
+    return out if sink is None else None
 
 
 def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
                   max_elements: int = 2**31, shared_dtype: str | None = None,
-                  release: Callable[[memoryview], Any] | None = None) -> np.ndarray:
+                  release: Callable[[memoryview], Any] | None = None,
+                  sink: Callable[[memoryview], Any] | None = None) -> np.ndarray | None:
     """Decode exactly: float32 (pruned = +0.0) for quantized/float, the original dtype for dense and
     split_float (bfloat16 as its uint16 bit patterns).
 
@@ -423,11 +435,27 @@ def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
     The result is a fresh, writable, C-contiguous array. ``release(view)``: the decoder is done
     with this part of a stream (a caller whose streams view a file mapping drops its pages there;
     never pass it for streams in anonymous memory).
+
+    ``sink(bytes)``: instead of returning the array, pass its bytes (C order) to ``sink`` in order and
+    return None. ``split_float`` tensors on their fast path and weight-shared ones that keep every weight
+    go a slice at a time and are never whole in memory; others go whole. The bytes may reach the sink
+    before the tensor's last check: on an error the caller must discard what it has been given.
     """
     if shared_dtype is not None and shared_dtype not in SHARED_DTYPES:
         raise CodecError(f"{label(meta)}: shared_dtype must be one of {', '.join(SHARED_DTYPES)}")
     views = _checked(meta, streams, max_elements)
-    return _decode_checked(meta, views, shared_dtype, release)
+    if sink is None:
+        return _decode_checked(meta, views, shared_dtype, release)
+    c = counts(meta)
+    if meta["kind"] == floatsplit.KIND:
+        return floatsplit.decode(meta, views, c.n_weights, label(meta), release, sink)
+    if meta["kind"] == "quantized" and _keeps_all(meta, c):
+        cb = _codebook(meta, views)
+        return _lookup(meta, views, c, cb if shared_dtype in (None, "float32") else _cast_codebook(cb, shared_dtype),
+                       release, sink)
+    arr = _decode_checked(meta, views, shared_dtype, release)
+    sink(memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8)))
+    return None
 
 
 def _cast_codebook(cb: np.ndarray, dtype: str) -> np.ndarray:
@@ -452,7 +480,7 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype
         return out.reshape(meta["shape"])
     if kind == "quantized":
         cb = _codebook(meta, views)
-        if c.index_bits is None and "nm" not in meta and c.block_size == 1 and c.n_nonzero:  # all kept, element-wise
+        if _keeps_all(meta, c):
             table = cb if shared_dtype in (None, "float32") else _cast_codebook(cb, shared_dtype)
             return _lookup(meta, views, c, table, release).reshape(meta["shape"])
         sym = _quantized_symbols(meta, views, c, cb.size)

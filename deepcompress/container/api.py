@@ -12,7 +12,7 @@ import math
 import mmap
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +140,19 @@ class DczFile:
         return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements,
                              shared_dtype=shared_dtype, release=self._release_view if self._large(name) else None)
 
+    def decode_into(self, name: str, sink: Callable[[memoryview], Any], *, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                    shared_dtype: str | None = None) -> None:
+        """Pass tensor ``name``'s decoded bytes (C order, as :meth:`decode` would return them) to ``sink`` in
+        order, a slice at a time where the codec allows (``codecs.tensor.decode_tensor``), so a huge tensor is
+        never whole in memory; its pages are dropped afterwards. The bytes may reach ``sink`` before the
+        tensor's last check fails: a caller writing them out must discard the output on an error."""
+        from ..codecs.tensor import decode_tensor
+
+        self.validate_meta(name, max_elements=max_elements)
+        decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements,
+                      shared_dtype=shared_dtype, release=self._release_view if self._large(name) else None, sink=sink)
+        self.release(name)
+
     def _large(self, name: str) -> bool:
         """Whether tensor ``name``'s sections are mapped and span at least ``codecs.buffers.RELEASE_BYTES``
         (then their pages are dropped part by part as they are read; smaller ones once decoded)."""
@@ -190,8 +203,10 @@ class DczFile:
 
     def decode_each(self, convert: Callable[[str, np.ndarray], Any] | None = None, *,
                     shared_dtypes: Mapping[str, str] | None = None,
-                    max_elements: int = DEFAULT_MAX_ELEMENTS) -> Iterator[tuple[str, Any]]:
-        """``(name, array)`` (or ``(name, convert(name, array))``) for every tensor, in file order.
+                    max_elements: int = DEFAULT_MAX_ELEMENTS,
+                    names: Iterable[str] | None = None) -> Iterator[tuple[str, Any]]:
+        """``(name, array)`` (or ``(name, convert(name, array))``) for every tensor (or those ``names``), in
+        file order (in the order of ``names``).
 
         The same checks as :meth:`decode_all`, but a stream: tensors are decoded (and
         converted) on the codecs' task pool with at most threads + 1 in flight, and each
@@ -209,7 +224,7 @@ class DczFile:
             self.release(name)
             return name, array if convert is None else convert(name, array)
 
-        yield from parallel.map_ordered(one, self.tensor_names)
+        yield from parallel.map_ordered(one, self.tensor_names if names is None else names)
 
     def _checked_sizes(self, max_elements: int) -> list[int]:
         """Every tensor's element count, after validating every meta and capping their total."""

@@ -312,3 +312,28 @@ def test_all_kept_element_wise_lookup_in_slices(bits, skew, shared_dtype, monkey
     table = codebook if shared_dtype is None else T._cast_codebook(codebook, shared_dtype)
     assert np.array_equal(out.view(table.dtype), table[labels])
     assert released  # the index stream's pages are handed back
+
+
+@pytest.mark.parametrize("shared_dtype", [None, "float16"])
+@pytest.mark.parametrize("pruned", [False, True])
+def test_sink_gets_the_same_bytes_as_the_array(pruned, shared_dtype, monkeypatch):
+    """``decode_tensor(sink=...)``: a weight-shared tensor keeping every weight goes a lookup slice at a time,
+    any other kind whole; the bytes are those of the returned array, and None is returned."""
+    from deepcompress.codecs import tensor as T
+
+    rng = np.random.default_rng(17)
+    labels = rng.integers(0, 16, (700, 1001)).astype(np.int16)
+    if pruned:
+        labels[rng.random(labels.shape) < 0.5] = -1
+    cb = np.sort(rng.normal(size=16)).astype(np.float32)
+    et = encode_quantized("w", labels, cb, granularity="element", block=(1, 1), bits=4)
+    meta = json.loads(json.dumps(et.meta))
+    monkeypatch.setattr(T, "LOOKUP_SLICE", 1 << 17)
+    ref = decode_tensor(meta, et.streams, shared_dtype=shared_dtype)
+    parts: list[bytes] = []
+    assert decode_tensor(meta, et.streams, shared_dtype=shared_dtype, sink=lambda p: parts.append(bytes(p))) is None
+    assert b"".join(parts) == ref.tobytes() and (len(parts) > 2) == (not pruned)
+    dense = encode_dense("b", np.arange(10, dtype=np.int64))
+    parts = []
+    decode_tensor(dense.meta, dense.streams, sink=lambda p: parts.append(bytes(p)))
+    assert parts == [np.arange(10, dtype=np.int64).tobytes()]

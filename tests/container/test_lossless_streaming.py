@@ -376,3 +376,105 @@ def test_progress_bar_is_erased_when_decoding_fails(tmp_path, monkeypatch):
     assert "decode:" in r.stderr and "/4 tensors" in r.stderr  # the bar was drawn ...
     visible = r.stderr.split("\r")[-1].strip()  # ... and erased: a terminal shows the error line alone
     assert visible == f"error: tensor {last!r}: digest mismatch"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_huge_tensors_are_written_a_slice_at_a_time(tmp_path, monkeypatch, threads):
+    """Tensors of at least ``SLICED_BYTES`` go from the decoder to the file slice by slice (``decode_into``), the
+    others a few at a time in parallel (``decode_each``): the same file as before, in the original order."""
+    from deepcompress import lossless
+    from deepcompress.codecs import floatsplit, parallel
+    from deepcompress.container.api import DczFile
+
+    monkeypatch.setattr(parallel, "threads", lambda: threads)
+    rng = np.random.default_rng(3)
+    tensors = {"a": ("float32", np.ones(7, dtype=np.float32))}
+    for i, n in enumerate((300_000, 5_000, 400_000, 260_000, 3_000)):
+        tensors[f"w{i}"] = ("bfloat16", _float_bits(rng.standard_normal(n, dtype=np.float32) * np.float32(0.02),
+                                                     "bfloat16").reshape(-1, 1000 if n % 1000 == 0 else 1))
+    tensors["z"] = ("int64", np.arange(5, dtype=np.int64))
+    src = tmp_path / "m.safetensors"
+    write_st(src, tensors)
+    compress_lossless(src, tmp_path / "m.dcz")
+    decode_lossless(tmp_path / "m.dcz", tmp_path / "whole.safetensors")
+    monkeypatch.setattr(lossless, "SLICED_BYTES", 500_000)
+    monkeypatch.setattr(floatsplit, "DECODE_SLICE", 50_000)
+    sliced: dict[str, int] = {}
+    real = DczFile.decode_into
+
+    def decode_into(self, name, sink, **kw):
+        def counting(part):
+            sliced[name] = sliced.get(name, 0) + 1
+            sink(part)
+        return real(self, name, counting, **kw)
+
+    monkeypatch.setattr(DczFile, "decode_into", decode_into)
+    decode_lossless(tmp_path / "m.dcz", tmp_path / "b.safetensors")
+    assert set(sliced) == {"w0", "w2", "w3"} and max(sliced.values()) >= 2  # (a class-path tensor goes whole)
+    assert (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "whole.safetensors").read_bytes()
+    assert st_digests(tmp_path / "b.safetensors") == st_digests(src)
+
+
+def test_a_corrupt_huge_tensor_leaves_no_output(tmp_path, monkeypatch):
+    """The slices of a huge tensor reach the output before its digest is checked: a wrong digest must still
+    raise and leave nothing behind (the output is written atomically)."""
+    import deepcompress.container as container
+    from deepcompress import lossless
+    from deepcompress.codecs import floatsplit
+
+    rng = np.random.default_rng(4)
+    src = tmp_path / "m.safetensors"
+    write_st(src, {"w": ("bfloat16", _float_bits(rng.standard_normal(400_000, dtype=np.float32) * np.float32(0.02),
+                                                 "bfloat16").reshape(400, 1000))})
+    compress_lossless(src, tmp_path / "m.dcz")
+    monkeypatch.setattr(lossless, "SLICED_BYTES", 1000)
+    monkeypatch.setattr(floatsplit, "DECODE_SLICE", 50_000)
+    real_read = container.read_dcz
+
+    def read_with_a_wrong_digest(path, **kw):
+        f = real_read(path, **kw)
+        f._entry("w").meta["digest"] = "0" * 16
+        return f
+
+    monkeypatch.setattr(container, "read_dcz", read_with_a_wrong_digest)
+    with pytest.raises(ContainerError, match="digest"):
+        decode_lossless(tmp_path / "m.dcz", tmp_path / "b.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.dcz", "m.safetensors"]
+
+
+# a checkpoint that is one tensor: decode holds slices of it, not the tensor (issue #17 item 3, any N)
+ONE_TENSOR_PEAK = """
+import sys
+import deepcompress.lossless as L
+if sys.argv[3] == "whole":
+    L.SLICED_BYTES = 1 << 62
+L.decode_lossless(sys.argv[1], sys.argv[2])
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux's /proc/self/status (VmHWM)")
+def test_decode_of_a_one_tensor_checkpoint_holds_slices_not_the_tensor(tmp_path):
+    """A 128 MiB checkpoint that is one bfloat16 tensor: decoding to safetensors peaks less than N/2 above a 2 MiB
+    one (measured about 0.27 N: a few 8 MiB slices, the coded exponents, pages of the stream being read), where
+    decoding the tensor whole first peaks above N."""
+    rng = np.random.default_rng(0)
+    for name, n in (("big", 64 << 20), ("small", 1 << 20)):
+        x = rng.standard_normal(n, dtype=np.float32) * np.float32(0.02)
+        write_st(tmp_path / f"{name}.safetensors", {"emb": ("bfloat16", _float_bits(x, "bfloat16").reshape(-1, 1024))})
+        del x
+        compress_lossless(tmp_path / f"{name}.safetensors", tmp_path / f"{name}.dcz")
+    n_kib = (tmp_path / "big.safetensors").stat().st_size // 1024
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="2")
+
+    def peak(name: str, how: str) -> int:
+        out = subprocess.run([sys.executable, "-c", ONE_TENSOR_PEAK, str(tmp_path / f"{name}.dcz"),
+                              str(tmp_path / f"{name}_{how}.safetensors"), how], env=env, capture_output=True,
+                             text=True, check=True)
+        return int(out.stdout.split()[-1])
+
+    base = peak("small", "sliced")
+    sliced, whole = peak("big", "sliced") - base, peak("big", "whole") - base
+    assert sliced < n_kib // 2 < n_kib < whole, (sliced, whole, n_kib)
+    assert st_digests(tmp_path / "big_sliced.safetensors") == st_digests(tmp_path / "big.safetensors")
