@@ -23,11 +23,11 @@ class EncodedTensor:
     crc32: Mapping[str, int] | None = field(default=None, compare=False, repr=False)
 
     def with_checksums(self) -> "EncodedTensor":
-        """This tensor with every stream's CRC32 computed now (zlib releases the GIL on long buffers)."""
-        import zlib  # the container's CRC32 (container.format.crc32); codecs sit below container
+        """This tensor with every stream's CRC32 computed now (zlib-ng, like zlib, releases the GIL on long buffers)."""
+        from ..crc import crc32  # the container's CRC32
 
         return EncodedTensor(self.meta, self.streams,
-                             {k: zlib.crc32(memoryview(v).cast("B")) & 0xFFFFFFFF for k, v in self.streams.items()})
+                             {k: crc32(memoryview(v).cast("B")) for k, v in self.streams.items()})
 
     @property
     def name(self) -> str:

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import re
 import struct
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ChecksumError, ContainerError, UnsupportedVersionError
+from ..crc import crc32 as _crc32
 
 MAGIC = b"\x89DCZ\r\n\x1a\n"
 """PNG-style magic: the high bit catches 7-bit transfers, CR LF / LF catch
@@ -111,7 +111,7 @@ _U32 = struct.Struct("<I")
 
 def crc32(data: bytes | memoryview) -> int:
     """CRC-32 (ISO-HDLC, as zlib computes it) of ``data``."""
-    return zlib.crc32(data) & 0xFFFFFFFF
+    return _crc32(data)
 
 
 _CRC_POLY = 0xEDB88320  # CRC-32's polynomial, reflected
@@ -225,7 +225,7 @@ def pack_trailer(crc_before: int) -> bytes:
 
     The stored checksum covers the end marker too.
     """
-    return END_MARKER + _U32.pack(zlib.crc32(END_MARKER, crc_before) & 0xFFFFFFFF)
+    return END_MARKER + _U32.pack(_crc32(END_MARKER, crc_before))
 
 
 def unpack_trailer(buf: memoryview) -> int:

@@ -21,11 +21,11 @@ Nothing is decoded and nothing from the file is executed or imported.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..crc import crc32
 from ..errors import ChecksumError, ContainerError, UnsupportedVersionError
 from . import format as fmt
 from .header import check_arch, decode_header, unpack_header
@@ -148,7 +148,7 @@ def crc32_range(buf: memoryview, start: int, end: int, release: Release | None =
     pos = start
     while pos < end:
         stop = min(end, pos + CRC_CHUNK_BYTES)
-        crc = zlib.crc32(buf[pos:stop], crc)
+        crc = crc32(buf[pos:stop], crc)
         if release is not None:
             release(pos, stop)
         pos = stop

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _version
 from ..atomic import atomic_write
+from ..crc import crc32
 from ..errors import ContainerError
 from . import format as fmt
 from .header import check_arch, encode_header, pack_header, to_json_value
@@ -128,7 +128,7 @@ def build_dcz(
     chunks = [*_head(entries, data_length, arch, recipe, metrics, extra), *data_chunks]
     crc = 0
     for chunk in chunks:
-        crc = zlib.crc32(chunk, crc)
+        crc = crc32(chunk, crc)
     chunks.append(fmt.pack_trailer(crc & 0xFFFFFFFF))
     total = sum(memoryview(c).nbytes for c in chunks)
     return chunks, total
@@ -170,21 +170,21 @@ def write_dcz_streaming(
             entries.append(entry)
             _write_all(spool, chunks)
             for sec in sorted(entry["sections"].values(), key=lambda rec: rec["offset"]):
-                data_crc = zlib.crc32(_ZEROS[: sec["offset"] - start], data_crc)
+                data_crc = crc32(_ZEROS[: sec["offset"] - start], data_crc)
                 data_crc = fmt.crc32_combine(data_crc, sec["crc32"], sec["length"])
                 start = sec["offset"] + sec["length"]
             del tensor, chunks
             position += 1
         data_length = fmt.align(offset)
         spool.write(_ZEROS[: data_length - offset])
-        data_crc = zlib.crc32(_ZEROS[: data_length - offset], data_crc)
+        data_crc = crc32(_ZEROS[: data_length - offset], data_crc)
         head = _head(entries, data_length, arch, recipe, metrics, extra)
         spool.flush()
         crc = 0
         total = 0
         with atomic_write(target) as fh:
             for chunk in head:
-                crc = zlib.crc32(chunk, crc)
+                crc = crc32(chunk, crc)
                 fh.write(chunk)
                 total += len(chunk)
             fh.flush()
