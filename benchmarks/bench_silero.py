@@ -66,6 +66,30 @@ def uniform(model, bits: int):
     return out
 
 
+SENSITIVITY_BITS = 8
+
+
+def one_at_a_time(original, decoded: dict, audio: np.ndarray, ref_speech: np.ndarray) -> list[tuple]:
+    """(name, shape, relative RMS error, frames flipped, max abs probability change) of each weight tensor of
+    the 16 kHz subnet put into the original model alone, from ``decoded`` (a shared-weight file's state dict)."""
+    import torch
+
+    state = {k: v.detach().clone() for k, v in original.state_dict().items()}
+    ref = probabilities(original, audio)
+    out = []
+    for name, value in decoded.items():
+        if "_8k" in name or value.dim() < 2 or torch.equal(value, state[name]):
+            continue  # the 8 kHz subnet is not run here; exact tensors change nothing
+        model = torch.jit.load(str(MODEL))
+        model.load_state_dict({**state, name: value})
+        p = probabilities(model, audio)
+        err = float((value - state[name]).norm() / state[name].norm())
+        out.append((name, tuple(value.shape), err, int(((p >= THRESHOLD) != ref_speech).sum()),
+                    float(np.abs(p - ref).max())))
+        print(out[-1], flush=True)
+    return out
+
+
 def main() -> None:
     if not (MODEL.is_file() and WAV.is_file()):
         print(f"skipped: {MODEL} or {WAV} is absent (see ../shared/data/README.md)")
@@ -96,6 +120,8 @@ def main() -> None:
                 diff = np.abs(p - ref)
                 rows.append((bits, method, changed, float(diff.max()), float(diff.mean()), ratio, seconds))
                 print(rows[-1], flush=True)
+            if bits == SENSITIVITY_BITS:
+                single = one_at_a_time(original, deepcompress.load_state_dict(path), audio, ref_speech)
     lines = [
         "# Silero VAD (TorchScript): per-frame speech decisions after compression",
         "",
@@ -117,6 +143,16 @@ def main() -> None:
         lines.append(f"| {bits} | {method} | {100 * changed:.2f}% | {dmax:.3f} | {dmean:.4f} | {r} |")
     lines += ["", "The file ratio counts the whole .dcz file (both the 16 kHz and 8 kHz subnets, biases and "
               "buffers included) against the float32 parameters and buffers."]
+    lines += ["", f"## One tensor at a time ({SENSITIVITY_BITS} bits)", "",
+              f"Each weight tensor of the 16 kHz subnet taken from the {SENSITIVITY_BITS}-bit file above, every other "
+              "parameter and buffer left exact: how many of the frames' decisions that one tensor's sharing flips on "
+              "its own, and the relative RMS error the sharing adds to it (||shared - original|| / ||original||). "
+              "It shows where the flips of the whole file come from, and whether keeping a few tensors exact would "
+              "give a file with no flipped frame.", "",
+              "| tensor | shape | relative RMS error | frames flipped (of all) | max abs prob change |",
+              "| --- | --- | --- | --- | --- |"]
+    lines += [f"| `{name}` | {'x'.join(map(str, shape))} | {err:.4f} | {flips} ({100 * flips / len(ref):.2f}%) | "
+              f"{dmax:.3f} |" for name, shape, err, flips, dmax in single]
     doc = REPO / "docs" / "benchmarks" / "silero.md"
     doc.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
