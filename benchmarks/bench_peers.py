@@ -27,7 +27,6 @@ of frames whose speech decision equals the original's). ``--quick`` runs LeNet-3
 from __future__ import annotations
 
 import argparse
-import copy
 import io
 import json
 import os
@@ -507,7 +506,8 @@ def run_coreml_side(model: str, s: dict, stem: Path):
     seconds = time.perf_counter() - t0
     path = stem.with_suffix(".mlpackage")
     ml.save(str(path))
-    raise RuntimeError(f"wrote {path.name} but its quality cannot be measured on Linux (no Core ML runtime)")
+    raise RuntimeError(f"wrote {path.name} in {seconds:.1f} s but its quality cannot be measured on Linux "
+                       "(no Core ML runtime)")
 
 
 def run_torch_pruning(model: str, s: dict, stem: Path):
@@ -968,16 +968,35 @@ def model_section(model: str, rec: dict) -> list[str]:
     return lines + [""]
 
 
+def _old_sections(tables: str) -> dict[str, list[str]]:
+    """The doc's current table section of each model (from its "## title" line to the next model's)."""
+    heads = {f"## {title}": model for model, title in MODEL_TITLES.items()}
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in tables.splitlines():
+        if line in heads:
+            current = heads[line]
+            out[current] = []
+        if current is not None:
+            out[current].append(line)
+    return out
+
+
 def write_doc() -> None:
-    """Replace the tables between the markers of docs/benchmarks/peers.md; the prose around them is kept."""
+    """Replace the tables between the markers of docs/benchmarks/peers.md; the prose around them is kept, and so
+    is the table section of a model with no results in benchmarks/out/peers/ (a new checkout has none: its
+    tables stay as last measured until that model is run again)."""
     doc = REPO / "docs" / "benchmarks" / "peers.md"
     start, end = "<!-- tables: written by bench_peers.py --doc -->", "<!-- /tables -->"
     text = doc.read_text() if doc.is_file() else f"# deepcompress beside its peers\n\n{start}\n{end}\n"
+    old = _old_sections(text[text.index(start) + len(start):text.index(end)])
     lines = []
     for model in MODEL_TITLES:
         f = OUT / f"results_{model}.json"
         if f.is_file():
             lines += model_section(model, json.loads(f.read_text()))
+        elif model in old:
+            lines += old[model] + ([""] if old[model][-1] else [])
     body = "\n".join(lines)
     doc.write_text(text[:text.index(start) + len(start)] + "\n" + body + text[text.index(end):])
     print(body)
