@@ -414,7 +414,9 @@ def _lookup(meta: Mapping, views: Mapping[str, memoryview], c: Counts, table: np
             raise CodecError(f"{label(meta)}: shared-weight index {int(part.max())} is outside the codebook of {k}")
         if sink is None:
             np.take(table, part, out=out[a:a + part.size])
-        else:
+        else:  # a Huffman slice is whole block groups, so it can be longer than LOOKUP_SLICE
+            if part.size > out.size:
+                out = np.empty(part.size, dtype=table.dtype)
             np.take(table, part, out=out[:part.size])
             sink(memoryview(out[:part.size]).cast("B"))
         if in_place and release is not None:

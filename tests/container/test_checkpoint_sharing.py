@@ -156,3 +156,20 @@ def test_a_checkpoint_file_is_evaluated_and_loaded_through_a_named_architecture(
     assert json.loads(r.stdout)["top1"] > 0.8
     r = _run(["eval", str(tmp_path / "dp.dcz"), "--data", "digits"])
     assert r.exit_code != 0 and "--arch" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+def test_sliced_decode_of_shared_tensors_writes_the_same_file(tmp_path, monkeypatch, dtype):
+    """Weight-shared tensors above ``SLICED_BYTES`` go to the output a lookup slice at a time, in their recorded
+    dtype: the same file as decoding them whole."""
+    from deepcompress import lossless
+    from deepcompress.codecs import tensor as T
+
+    src = tmp_path / "m.safetensors"
+    write_st(src, _checkpoint(dtype))
+    compress_shared(src, tmp_path / "m.dcz", ShareSettings(bits=4))
+    decode_lossless(tmp_path / "m.dcz", tmp_path / "whole.safetensors")
+    monkeypatch.setattr(lossless, "SLICED_BYTES", 2000)
+    monkeypatch.setattr(T, "LOOKUP_SLICE", 1000)
+    decode_lossless(tmp_path / "m.dcz", tmp_path / "sliced.safetensors")
+    assert (tmp_path / "sliced.safetensors").read_bytes() == (tmp_path / "whole.safetensors").read_bytes()
