@@ -12,8 +12,10 @@ tensors of hundreds of millions of weights, where sorting them (what
    initialisation (``k`` centroids evenly spaced over the value range; Han et
    al. found it the best for accuracy, as it keeps the rare large weights):
    with the bins sorted, each cluster is a run of bins, found by a binary
-   search of the midpoints, and its centroid comes from prefix sums. Empty
-   clusters keep their place (plain Lloyd) and are dropped at the end.
+   search of the midpoints, and its centroid comes from prefix sums. Once it
+   converges, each centroid left with no weight is moved to split the cluster
+   of largest squared error and Lloyd resumes (``lloyd(relocate=True)``);
+   any still empty at the end are dropped.
 3. **Centroids rounded to the tensor's dtype** (so decoding is exact in it),
    then every weight is labelled with its nearest centroid: through a
    65,536-entry table for 16-bit dtypes, a binary search of the midpoints for
@@ -117,12 +119,18 @@ def histogram(bits: np.ndarray, dtype: str, release: Callable[[np.ndarray], Any]
 INITS = ("linear", "density")
 
 
-def lloyd(h: Histogram, k: int, init: str = "linear") -> np.ndarray:
-    """Centroids (float64, ascending, possibly some of an empty cluster) of plain weighted Lloyd.
+def lloyd(h: Histogram, k: int, init: str = "linear", relocate: bool = True) -> np.ndarray:
+    """Centroids (float64, ascending, possibly some of an empty cluster) of weighted Lloyd.
 
     ``init``: ``linear`` (evenly spaced over the value range, the paper's) or
     ``density`` (at the (i + 1/2)/k quantiles of the weights: lower error, fewer
-    centroids for the rare large weights).
+    centroids for the rare large weights). With ``relocate`` (the default), once
+    Lloyd has converged every centroid left with no weight is moved to split the
+    cluster of largest squared error (at the bin farthest from its centroid),
+    and Lloyd resumes, until no centroid is empty or no cluster can be split
+    (:func:`_relocate`). Linear init on weights with a few large outliers (a
+    reparameterised conv, an LLM's outlier features) otherwise leaves most
+    centroids in the empty range between the bulk and the outliers.
     """
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
@@ -135,6 +143,15 @@ def lloyd(h: Histogram, k: int, init: str = "linear") -> np.ndarray:
         c = np.linspace(xs[0], xs[-1], k)
     else:
         c = xs[np.minimum(np.searchsorted(p0[1:], (np.arange(k) + 0.5) / k * p0[-1]), xs.size - 1)]
+    for _ in range(k if relocate else 1):
+        c = _converge(xs, p0, p1, c)
+        if not relocate or not _relocate(xs, w, c):
+            break
+    return c
+
+
+def _converge(xs: np.ndarray, p0: np.ndarray, p1: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Plain weighted Lloyd from ``c`` (ascending) until the assignment stops changing (or ``MAX_ITER``)."""
     prev = None
     for _ in range(MAX_ITER):
         cut = np.searchsorted(xs, (c[:-1] + c[1:]) / 2, side="right")
@@ -147,6 +164,30 @@ def lloyd(h: Histogram, k: int, init: str = "linear") -> np.ndarray:
         c = np.maximum.accumulate(c)  # rounding in the prefix sums must not unsort them
         prev = cut
     return c
+
+
+def _relocate(xs: np.ndarray, w: np.ndarray, c: np.ndarray) -> bool:
+    """Move each centroid of an empty cluster (in place; ``c`` stays ascending) to the bin farthest from its
+    centroid in the cluster of largest squared error, one per cluster; whether any moved. A cluster is a run of
+    the sorted bins, so its farthest bin is one of the run's two ends."""
+    edges = np.concatenate([[0], np.searchsorted(xs, (c[:-1] + c[1:]) / 2, side="right"), [xs.size]])
+    p0 = np.concatenate([[0.0], np.cumsum(w)])
+    weight = p0[edges[1:]] - p0[edges[:-1]]
+    empty = np.flatnonzero(weight == 0)
+    if empty.size == 0:
+        return False
+    idx = np.repeat(np.arange(c.size), np.diff(edges))
+    sse = np.bincount(idx, weights=w * (xs - c[idx]) ** 2, minlength=c.size)
+    order = [j for j in np.argsort(-sse, kind="stable") if sse[j] > 0][: empty.size]
+    if not order:
+        return False
+    lo, hi = xs[edges[order]], xs[edges[np.array(order) + 1] - 1]
+    cj = c[order]
+    moved = np.where(np.abs(hi - cj) >= np.abs(lo - cj), hi, lo)
+    keep = np.ones(c.size, dtype=bool)
+    keep[empty[: moved.size]] = False
+    c[:] = np.sort(np.concatenate([c[keep], moved]), kind="stable")
+    return True
 
 
 def round_to(values: np.ndarray, dtype: str) -> np.ndarray:

@@ -89,3 +89,28 @@ def test_rounding_to_bfloat16_is_to_nearest_even():
 def test_histogram_refuses_other_dtypes():
     with pytest.raises(ValueError, match="float64"):
         H.histogram(np.zeros(4), "float64")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_relocation_uses_every_centroid_and_lowers_the_error_on_outliers(seed):
+    """Weights with a few outliers far from the bulk (a reparameterised conv): plain Lloyd from the linear init
+    leaves most centroids empty between them; relocation uses all 2**bits and lowers the error several-fold, and
+    never raises it."""
+    from deepcompress.quantize.histogram import _error, histogram, lloyd, round_to
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(20_000).astype(np.float32) * np.float32(0.3)
+    x[rng.choice(x.size, 6, replace=False)] = rng.uniform(10, 25, 6).astype(np.float32) * rng.choice([-1, 1], 6)
+    h = histogram(x, "float32")
+    for bits in (4, 6, 8):
+        plain = np.unique(round_to(lloyd(h, 1 << bits, "linear", relocate=False), "float32"))
+        moved = np.unique(round_to(lloyd(h, 1 << bits, "linear"), "float32"))
+        assert np.all(np.diff(moved) > 0) and moved.size == 1 << bits
+        assert _error(h, moved) <= _error(h, plain)
+        if bits >= 6:
+            assert _error(h, moved) < _error(h, plain) / 3, (bits, _error(h, moved), _error(h, plain))
+    normal = histogram(rng.standard_normal(20_000).astype(np.float32), "float32")
+    for bits in (2, 5):  # no outliers: every cluster is used from the linear init, relocation changes little
+        a = _error(normal, lloyd(normal, 1 << bits, "linear", relocate=False))
+        b = _error(normal, lloyd(normal, 1 << bits, "linear"))
+        assert b <= a * 1.001
