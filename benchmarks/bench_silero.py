@@ -69,13 +69,14 @@ def uniform(model, bits: int):
 SENSITIVITY_BITS = 8
 
 
-def one_at_a_time(original, decoded: dict, audio: np.ndarray, ref_speech: np.ndarray) -> list[tuple]:
+def one_at_a_time(original, decoded: dict, audio: np.ndarray, ref: np.ndarray) -> list[tuple]:
     """(name, shape, relative RMS error, frames flipped, max abs probability change) of each weight tensor of
-    the 16 kHz subnet put into the original model alone, from ``decoded`` (a shared-weight file's state dict)."""
+    the 16 kHz subnet put into the original model alone, from ``decoded`` (a shared-weight file's state dict);
+    ``ref``: the original model's probabilities."""
     import torch
 
     state = {k: v.detach().clone() for k, v in original.state_dict().items()}
-    ref = probabilities(original, audio)
+    ref_speech = ref >= THRESHOLD
     out = []
     for name, value in decoded.items():
         if "_8k" in name or value.dim() < 2 or torch.equal(value, state[name]):
@@ -121,7 +122,7 @@ def main() -> None:
                 rows.append((bits, method, changed, float(diff.max()), float(diff.mean()), ratio, seconds))
                 print(rows[-1], flush=True)
             if bits == SENSITIVITY_BITS:
-                single = one_at_a_time(original, deepcompress.load_state_dict(path), audio, ref_speech)
+                single = one_at_a_time(original, deepcompress.load_state_dict(path), audio, ref)
     lines = [
         "# Silero VAD (TorchScript): per-frame speech decisions after compression",
         "",

@@ -22,12 +22,13 @@ progress bar (tensors and MB/s of the checkpoint's bytes) on stderr.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import struct
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,21 +365,6 @@ SLICED_BYTES = 128 << 20
 that is mostly one tensor decodes in bounded memory; smaller ones are decoded a few at a time, in parallel."""
 
 
-def _runs(names: list[str], huge: Callable[[str], bool]) -> Iterator[tuple[bool, list[str]]]:
-    """``names`` cut into runs of consecutive names that are all huge or all not: ``(huge, run)``."""
-    run: list[str] = []
-    kind = False
-    for name in names:
-        h = huge(name)
-        if run and h != kind:
-            yield kind, run
-            run = []
-        kind = h
-        run.append(name)
-    if run:
-        yield kind, run
-
-
 def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
                     progress: bool | None = False) -> LosslessResult:
     """Write the tensors of the ``.dcz`` ``source`` as a safetensors file (original names, shapes, dtypes).
@@ -433,8 +419,10 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
             return got
 
         halves = {n: d for n, d in dtypes.items() if d in ("float16", "bfloat16")}
-        for huge, names in _runs(dcz.tensor_names, lambda n: header[n]["data_offsets"][1]
-                                 - header[n]["data_offsets"][0] >= SLICED_BYTES):
+        # runs of consecutive tensors that are all huge (sliced) or all not (decoded a few at a time)
+        for huge, run in itertools.groupby(dcz.tensor_names, lambda n: header[n]["data_offsets"][1]
+                                           - header[n]["data_offsets"][0] >= SLICED_BYTES):
+            names = list(run)
             if not huge:  # decoded on the codec threads, at most threads + 1 tensors in flight, written in order
                 for name, arr in dcz.decode_each(convert, shared_dtypes=halves, names=names):
                     bar.advance(expect(name, arr.nbytes))

@@ -94,18 +94,21 @@ one once it is done (each page dropped and read again costs a minor fault, which
 more time than the memory it saved)."""
 
 
+def _dontneed(start: int, end: int) -> bool:
+    """``madvise(MADV_DONTNEED)`` on the page-aligned range ``start .. end``; True when the kernel took it."""
+    madvise = _madvise()
+    return bool(madvise) and end > start and madvise(start, end - start, MADV_DONTNEED) == 0
+
+
 def drop_file_pages(arr: np.ndarray) -> bool:
     """Drop the resident pages under ``arr``, an array viewing a read-only **file** mapping (a tensor of
     ``torch.load(mmap=True)``); a later read loads them from the file again. Whole pages, so a
     neighbour's pages may go too (they come back the same way). Never call it on memory that holds
     data of its own (anonymous memory would read back as zeros). True when the kernel took the advice."""
-    madvise = _madvise()
-    if not madvise or arr.nbytes == 0:
+    if arr.nbytes == 0:
         return False
     page = mmap.PAGESIZE
-    start = arr.ctypes.data // page * page
-    end = -(-(arr.ctypes.data + arr.nbytes) // page) * page
-    return madvise(start, end - start, MADV_DONTNEED) == 0
+    return _dontneed(arr.ctypes.data // page * page, -(-(arr.ctypes.data + arr.nbytes) // page) * page)
 
 
 def drop_spent_pages(arr: np.ndarray) -> bool:
@@ -113,13 +116,8 @@ def drop_spent_pages(arr: np.ndarray) -> bool:
     whose contents are spent: they read back as zeros. Pages shared with a neighbour are kept, so the
     allocator's own bookkeeping and the data around ``arr`` are never touched. True when the kernel took
     the advice."""
-    madvise = _madvise()
     page = mmap.PAGESIZE
-    start = -(-arr.ctypes.data // page) * page
-    end = (arr.ctypes.data + arr.nbytes) // page * page
-    if not madvise or end <= start:
-        return False
-    return madvise(start, end - start, MADV_DONTNEED) == 0
+    return _dontneed(-(-arr.ctypes.data // page) * page, (arr.ctypes.data + arr.nbytes) // page * page)
 
 
 class _HeapBlock:

@@ -446,16 +446,9 @@ def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
     if shared_dtype is not None and shared_dtype not in SHARED_DTYPES:
         raise CodecError(f"{label(meta)}: shared_dtype must be one of {', '.join(SHARED_DTYPES)}")
     views = _checked(meta, streams, max_elements)
-    if sink is None:
-        return _decode_checked(meta, views, shared_dtype, release)
-    c = counts(meta)
-    if meta["kind"] == floatsplit.KIND:
-        return floatsplit.decode(meta, views, c.n_weights, label(meta), release, sink)
-    if meta["kind"] == "quantized" and _keeps_all(meta, c):
-        cb = _codebook(meta, views)
-        return _lookup(meta, views, c, cb if shared_dtype in (None, "float32") else _cast_codebook(cb, shared_dtype),
-                       release, sink)
-    arr = _decode_checked(meta, views, shared_dtype, release)
+    arr = _decode_checked(meta, views, shared_dtype, release, sink)
+    if sink is None or arr is None:  # no sink, or the codec passed the bytes on itself, slice by slice
+        return arr
     sink(memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8)))
     return None
 
@@ -465,7 +458,10 @@ def _cast_codebook(cb: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype: str | None = None,
-                    release: Callable[[memoryview], Any] | None = None) -> np.ndarray:
+                    release: Callable[[memoryview], Any] | None = None,
+                    sink: Callable[[memoryview], Any] | None = None) -> np.ndarray | None:
+    """The decoded array; or None when ``sink`` was given and the codec passed the bytes to it itself
+    (``split_float``, and a weight-shared tensor that keeps every weight)."""
     who = label(meta)
     kind = meta["kind"]
     c = counts(meta)
@@ -476,7 +472,9 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype
             raise CodecError(f"{who}: stream 'data' holds a bool byte other than 0 or 1")
         return arr.reshape(meta["shape"])
     if kind == floatsplit.KIND:
-        out = floatsplit.decode(meta, views, c.n_weights, who, release)
+        out = floatsplit.decode(meta, views, c.n_weights, who, release, sink)
+        if out is None:
+            return None
         if meta["dtype"] != "bfloat16":
             out = out.view(np.dtype(meta["dtype"]))
         return out.reshape(meta["shape"])
@@ -484,7 +482,8 @@ def _decode_checked(meta: Mapping, views: Mapping[str, memoryview], shared_dtype
         cb = _codebook(meta, views)
         if _keeps_all(meta, c):
             table = cb if shared_dtype in (None, "float32") else _cast_codebook(cb, shared_dtype)
-            return _lookup(meta, views, c, table, release).reshape(meta["shape"])
+            out = _lookup(meta, views, c, table, release, sink)
+            return None if out is None else out.reshape(meta["shape"])
         sym = _quantized_symbols(meta, views, c, cb.size)
         if shared_dtype not in (None, "float32"):
             return _scatter(meta, c, _kept(meta, views, c), _cast_codebook(cb, shared_dtype)[sym], 0)

@@ -134,11 +134,7 @@ class DczFile:
                shared_dtype: str | None = None) -> np.ndarray:
         """Decode tensor ``name`` to a numpy array (its meta is validated first); ``shared_dtype``:
         a weight-shared tensor in that dtype's storage (``codecs.tensor.decode_tensor``)."""
-        from ..codecs.tensor import decode_tensor
-
-        self.validate_meta(name, max_elements=max_elements)
-        return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements,
-                             shared_dtype=shared_dtype, release=self._release_view if self._large(name) else None)
+        return self._decode(name, max_elements, shared_dtype, None)
 
     def decode_into(self, name: str, sink: Callable[[memoryview], Any], *, max_elements: int = DEFAULT_MAX_ELEMENTS,
                     shared_dtype: str | None = None) -> None:
@@ -146,12 +142,17 @@ class DczFile:
         order, a slice at a time where the codec allows (``codecs.tensor.decode_tensor``), so a huge tensor is
         never whole in memory; its pages are dropped afterwards. The bytes may reach ``sink`` before the
         tensor's last check fails: a caller writing them out must discard the output on an error."""
+        self._decode(name, max_elements, shared_dtype, sink)
+        self.release(name)
+
+    def _decode(self, name: str, max_elements: int, shared_dtype: str | None,
+                sink: Callable[[memoryview], Any] | None) -> np.ndarray | None:
         from ..codecs.tensor import decode_tensor
 
         self.validate_meta(name, max_elements=max_elements)
-        decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements,
-                      shared_dtype=shared_dtype, release=self._release_view if self._large(name) else None, sink=sink)
-        self.release(name)
+        return decode_tensor(self._entry(name).meta, self.streams(name), max_elements=max_elements,
+                             shared_dtype=shared_dtype, release=self._release_view if self._large(name) else None,
+                             sink=sink)
 
     def _large(self, name: str) -> bool:
         """Whether tensor ``name``'s sections are mapped and span at least ``codecs.buffers.RELEASE_BYTES``

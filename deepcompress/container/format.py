@@ -32,8 +32,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..crc import crc32  # CRC-32 (ISO-HDLC, as zlib computes it); re-exported as format.crc32
 from ..errors import ChecksumError, ContainerError, UnsupportedVersionError
-from ..crc import crc32 as _crc32
 
 MAGIC = b"\x89DCZ\r\n\x1a\n"
 """PNG-style magic: the high bit catches 7-bit transfers, CR LF / LF catch
@@ -107,11 +107,6 @@ TOOL_NAME = "deepcompress"
 _ID = struct.Struct("<8sHHI")  # magic, major, minor, id crc
 _LEN = struct.Struct("<QIIHHI")  # header length, header crc, decoded length, encoding, reserved, preamble crc
 _U32 = struct.Struct("<I")
-
-
-def crc32(data: bytes | memoryview) -> int:
-    """CRC-32 (ISO-HDLC, as zlib computes it) of ``data``."""
-    return _crc32(data)
 
 
 _CRC_POLY = 0xEDB88320  # CRC-32's polynomial, reflected
@@ -225,7 +220,7 @@ def pack_trailer(crc_before: int) -> bytes:
 
     The stored checksum covers the end marker too.
     """
-    return END_MARKER + _U32.pack(_crc32(END_MARKER, crc_before))
+    return END_MARKER + _U32.pack(crc32(END_MARKER, crc_before))
 
 
 def unpack_trailer(buf: memoryview) -> int:

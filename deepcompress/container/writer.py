@@ -129,7 +129,7 @@ def build_dcz(
     crc = 0
     for chunk in chunks:
         crc = crc32(chunk, crc)
-    chunks.append(fmt.pack_trailer(crc & 0xFFFFFFFF))
+    chunks.append(fmt.pack_trailer(crc))
     total = sum(memoryview(c).nbytes for c in chunks)
     return chunks, total
 

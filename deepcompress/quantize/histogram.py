@@ -145,7 +145,7 @@ def lloyd(h: Histogram, k: int, init: str = "linear", relocate: bool = True) -> 
         c = xs[np.minimum(np.searchsorted(p0[1:], (np.arange(k) + 0.5) / k * p0[-1]), xs.size - 1)]
     for _ in range(k if relocate else 1):
         c = _converge(xs, p0, p1, c)
-        if not relocate or not _relocate(xs, w, c):
+        if not relocate or not _relocate(xs, w, p0, c):
             break
     return c
 
@@ -166,12 +166,11 @@ def _converge(xs: np.ndarray, p0: np.ndarray, p1: np.ndarray, c: np.ndarray) -> 
     return c
 
 
-def _relocate(xs: np.ndarray, w: np.ndarray, c: np.ndarray) -> bool:
+def _relocate(xs: np.ndarray, w: np.ndarray, p0: np.ndarray, c: np.ndarray) -> bool:
     """Move each centroid of an empty cluster (in place; ``c`` stays ascending) to the bin farthest from its
     centroid in the cluster of largest squared error, one per cluster; whether any moved. A cluster is a run of
-    the sorted bins, so its farthest bin is one of the run's two ends."""
+    the sorted bins, so its farthest bin is one of the run's two ends. ``p0``: the prefix sums of ``w``."""
     edges = np.concatenate([[0], np.searchsorted(xs, (c[:-1] + c[1:]) / 2, side="right"), [xs.size]])
-    p0 = np.concatenate([[0.0], np.cumsum(w)])
     weight = p0[edges[1:]] - p0[edges[:-1]]
     empty = np.flatnonzero(weight == 0)
     if empty.size == 0:
