@@ -100,7 +100,7 @@ def render(rows: list[dict]) -> str:
         "",
         "Since 2026-12-07 the histogram k-means moves every centroid left empty to split the cluster of largest "
         "error (`quantize/histogram.py`, `lloyd(relocate=True)`), so all 2**bits centroids are used. Before, "
-        "with plain Lloyd from the linear init (commit 27a768b), the same runs gave at 4 / 5 / 6 bits 132,920 / "
+        "with plain Lloyd from the linear init (the code before commit c00e680; measured 2026-12-06 by the same command), the same runs gave at 4 / 5 / 6 bits 132,920 / "
         "153,208 / 174,272 bytes at -0.4 / -0.1 / +0.0 points for ResNet-20 and 396,280 / 464,208 / 521,856 "
         "bytes at -1.1 / +0.1 / +0.3 for ResNet-56, and the default 7.1x at -0.3 and 7.4x at +0.0: relocation "
         "costs 0-10% of file size at equal bits here (more centroids in use carry more label entropy) with "
