@@ -104,11 +104,13 @@ def epoch_loop(
     restore_extra: Callable[[dict[str, Any]], None] | None = None,
     distill: float = 0.0,
     distill_temperature: float = 4.0,
+    shift: int = 0,
 ) -> None:
     """Train epoch by epoch, checkpointing after each so ``--resume`` continues mid-stage.
 
     With ``distill > 0`` the loss pulls the model towards ``ctx.teacher`` (the
     input model) on the same batches: :func:`deepcompress.distill.distill_loss`.
+    ``shift``: image batches are moved by up to that many pixels first (:mod:`deepcompress.augment`).
     """
     from ..training import train_one_epoch
 
@@ -116,6 +118,11 @@ def epoch_loop(
         from ..errors import ConfigError
 
         raise ConfigError("distillation needs the training data (a data spec or loaders), not your own train_fn")
+    if shift and ctx.train_fn is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError("shift augments the batches of the training data (a data spec or loaders), not your own "
+                          "train_fn")
 
     ckpt = EpochCheckpoint(slot, ctx.resume)
     start = 0
@@ -147,9 +154,11 @@ def epoch_loop(
             from ..distill import distill_one_epoch
 
             stats = distill_one_epoch(trained, ctx.teacher, train_loader, optimizer, weight=distill,
-                                      temperature=distill_temperature, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
+                                      temperature=distill_temperature, desc=f"{desc} {epoch + 1}", progress=ctx.progress,
+                                      shift=shift)
         else:
-            stats = train_one_epoch(trained, train_loader, optimizer, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
+            stats = train_one_epoch(trained, train_loader, optimizer, desc=f"{desc} {epoch + 1}", progress=ctx.progress,
+                                    shift=shift)
         line = f"{desc} epoch {epoch + 1}/{train_cfg.epochs}: loss {stats.get('loss', float('nan')):.4f}"
         metrics = ctx.evaluate(model) if ctx.has_data else None
         if metrics is not None:
