@@ -55,6 +55,9 @@ class _Stream:
 
     def count(self, sym: np.ndarray) -> None:
         self.block_counts.append(huffman_counts.block_counts(sym, BLOCK_SYMBOLS))
+        top = np.flatnonzero(self.block_counts[-1].any(axis=0))
+        if top.size and int(top[-1]) >> self.bits:  # before the pair kernel indexes its rows with it
+            raise CodecError(f"symbol {int(top[-1])} does not fit in {self.bits} bits")
         if self.pair_counts is not None:
             self.pair_counts += huffman_counts.pair_block_counts(sym, self.bits, BLOCK_SYMBOLS).sum(axis=0)
 
