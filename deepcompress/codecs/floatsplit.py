@@ -193,7 +193,6 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
     cmap[order] = np.arange(order.size, dtype=np.uint8)
     zero_bits = M - 7 if ored == 0 else min(M - 7, (ored & -ored).bit_length() - 1)
     widths = low_widths(fmt, zero_bits)
-    w1 = widths[1] if len(widths) > 1 else 0
     meta: dict[str, Any] = {
         "kind": KIND, "dtype": dtype, "exponents": [int(x) for x in order], "n_escapes": 0,
         "zero_bits": int(zero_bits), "digest": hexdigest, "streams": {},
@@ -220,15 +219,11 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
         for lo in range(0, n, PASS_CHUNK):
             hi = min(n, lo + PASS_CHUNK)
             c = u[lo:hi]
-            found = K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap,
-                                         scratch[: hi - lo] if out_cls is None else out_cls[lo:hi],
-                                         scratch[: hi - lo] if mant is None else mant[lo:hi],
-                                         scratch_esc if esc is None else esc[k:])
+            found = _split_chunk(c, fmt, cmap, zero_bits, widths,
+                                 scratch[: hi - lo] if out_cls is None else out_cls[lo:hi],
+                                 scratch[: hi - lo] if mant is None else mant[lo:hi],
+                                 [low[lo:hi] for low in lows], scratch_esc if esc is None else esc[k:])
             k += found if esc is not None else 0
-            if lows:
-                lows[0][lo:hi] = (c & rest_mask) >> (zero_bits + w1)
-            if len(lows) > 1:
-                lows[1][lo:hi] = ((c & rest_mask) >> zero_bits) & ((1 << w1) - 1)
             if release is not None:
                 release(c)
 
@@ -265,19 +260,32 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
     return meta, data
 
 
+def _split_chunk(c: np.ndarray, fmt: Format, cmap: np.ndarray, zero_bits: int, widths: list[int], cls: np.ndarray,
+                 mant: np.ndarray, lows: list[np.ndarray], esc: np.ndarray) -> int:
+    """The fields of the bit patterns ``c`` into ``cls`` (exponent classes), ``mant`` (sign and top 7 mantissa
+    bits) and ``lows`` (the low fields, as many as ``widths``), each ``c.size`` long; the escaped exponents go
+    to ``esc`` in order. Returns the number of escapes."""
+    from . import _float_kernels as K
+
+    E, M = fmt.exp_bits, fmt.mant_bits
+    found = K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap, cls, mant, esc)
+    rest = c & ((1 << (M - 7)) - 1)
+    w1 = widths[1] if len(widths) > 1 else 0
+    if lows:
+        np.right_shift(rest, zero_bits + w1, out=lows[0], casting="unsafe")
+    if len(lows) > 1:
+        np.bitwise_and(rest >> zero_bits, (1 << w1) - 1, out=lows[1], casting="unsafe")
+    return int(found)
+
+
 def _encode_spilled(u: np.ndarray, fmt: Format, cmap: np.ndarray, zero_bits: int, widths: list[int],
                     meta: dict[str, Any], data: dict[str, Any], release: Callable[[np.ndarray], Any] | None,
                     spill: SpillFactory) -> None:
     """The exponent, mantissa and low streams of :func:`encode`, coded a chunk at a time into spill files."""
-    from . import _float_kernels as K
     from . import chunked
 
     CHUNK = chunked.CHUNK
-
-    E, M = fmt.exp_bits, fmt.mant_bits
     n = u.size
-    rest_mask = (1 << (M - 7)) - 1
-    w1 = widths[1] if len(widths) > 1 else 0
     size = min(n, CHUNK)
     cls, mant = np.empty(size, dtype=np.uint8), np.empty(size, dtype=np.uint8)
     lows = [np.empty(size, dtype=np.uint8) for _ in widths]
@@ -285,11 +293,7 @@ def _encode_spilled(u: np.ndarray, fmt: Format, cmap: np.ndarray, zero_bits: int
 
     def make(lo: int, hi: int) -> dict[str, np.ndarray]:
         c, m = u[lo:hi], hi - lo
-        K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap, cls[:m], mant[:m], no_escapes)
-        if lows:
-            np.right_shift(c & rest_mask, zero_bits + w1, out=lows[0][:m], casting="unsafe")
-        if len(lows) > 1:
-            np.bitwise_and((c & rest_mask) >> zero_bits, (1 << w1) - 1, out=lows[1][:m], casting="unsafe")
+        _split_chunk(c, fmt, cmap, zero_bits, widths, cls[:m], mant[:m], [low[:m] for low in lows], no_escapes)
         if release is not None:
             release(c)
         return {"exponent": cls[:m], "mantissa": mant[:m], **{f"low{i}": low[:m] for i, low in enumerate(lows)}}
