@@ -371,10 +371,10 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
         if release is not None:
             release(views["exponent"])  # copied into the padded buffer
         if direct:
-            shifts = np.array([fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, shift0, shift1],
-                              dtype=np.uint32)
+            muls = np.array([1 << x for x in (fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, shift0,
+                                              shift1)], dtype=np.uint32)
             pad = np.zeros(1, dtype=np.uint8)
-            args = (*hargs, hstatus, n_out, n, shifts, sym["mantissa"], low0, low1, out, words, partial, status, pad)
+            args = (*hargs, hstatus, n_out, n, muls, sym["mantissa"], low0, low1, out, words, partial, status, pad)
             gsize = 4 * int(hargs[-1])
             step = n_groups if release is None and sink is None else max(1, DECODE_SLICE // gsize)
             # the raw 8-bit streams are views of the caller's buffer: their read parts can be released
