@@ -401,13 +401,14 @@ def scatter_gap_chunks(gap, escape, chunk, cursor0, j0, idx, cb, out, c0, c1):
 
 
 @njit(cache=True, nogil=True)
-def fill_decode_table(syms, lens, table_bits, rev8, out):
-    """``out[reverse(k)] = syms[s] << 4 | lens[s]`` for the ``2**(table_bits - lens[s])`` MSB-first entries
-    ``k`` of each symbol ``s`` (symbols sorted by (length, value)); entries past the code stay 0."""
+def fill_decode_table(vals, lens, table_bits, rev8, out):
+    """``out[reverse(k)] = vals[s] << 4 | lens[s]`` for the ``2**(table_bits - lens[s])`` MSB-first entries
+    ``k`` of the ``s``-th symbol (symbols sorted by (length, value); ``vals[s]`` is what an entry holds
+    for it: the symbol, or a value it stands for); entries past the code stay 0."""
     pos = 0
-    for s in range(syms.size):
+    for s in range(vals.size):
         ln = lens[s]
-        e = (syms[s] << 4) | ln
+        e = (vals[s] << 4) | ln
         for k in range(pos, pos + (1 << (table_bits - ln))):
             out[((rev8[k & 255] << 8) | rev8[k >> 8]) >> (16 - table_bits)] = e
         pos += 1 << (table_bits - ln)

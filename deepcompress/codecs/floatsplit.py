@@ -304,23 +304,21 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
     block = huffman.BLOCK_SYMBOLS
     starts = huffman.block_starts(raw, n_coded, lengths, block, what)
     nb = len(starts) - 1
-    single, single_bits = huffman.decode_table(lengths)
     coded = np.flatnonzero(lengths)
     k = exps.size
     direct = bool(np.all(np.concatenate([coded >> CLASS_BITS, coded & ESCAPE]) < k if pairs else coded < k))
     shift = CLASS_BITS if pairs else 0
-    if direct:
+    values = None
+    if direct:  # the table entries hold the exponents a class (or pair of classes) stands for
         ex = np.zeros(ESCAPE + 1, dtype=np.int64)
         ex[:k] = exps
-        sym, ln = single.astype(np.int64) >> 4, single.astype(np.int64) & 15
-        if pairs:
-            sym, shift = ex[sym >> CLASS_BITS] << 8 | ex[sym & ESCAPE], 8
-        else:
-            sym = ex[sym & ESCAPE]
-        single = np.where(ln > 0, sym << 4 | ln, 0).astype(np.uint32 if pairs else np.uint16)
+        p = np.arange(lengths.size)
+        values, shift = (ex[p >> CLASS_BITS] << 8 | ex[p & ESCAPE], 8) if pairs else (ex[p & ESCAPE], 0)
+    single, single_bits = huffman.decode_table(lengths, values)
     multi, multi_bits = huffman.multi_table(single, single_bits, shift)
-    padded = np.zeros(raw.size + 16, dtype=np.uint8)
+    padded = np.empty(raw.size + 16, dtype=np.uint8)
     padded[: raw.size] = raw
+    padded[raw.size:] = 0
     return (padded, starts, multi, np.uint64((1 << multi_bits) - 1), single, np.uint64((1 << single_bits) - 1),
             np.int64(shift), np.int64((1 << shift) - 1), per * block), nb, per * n_coded, direct
 
