@@ -47,6 +47,7 @@ RAW_MARGIN = 0.97
 (one symbol per lookup). On CREPE full, 1% would code one mantissa stream, for 0.03% of the file."""
 MIN_ELEMENTS = 64
 """The dense path tries this codec only on tensors of at least this many elements."""
+EXPONENT_CODE_LENGTH = 12
 DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 _SPREAD = (np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
            .reshape(-1).view("<u8").astype(np.uint64))
@@ -197,7 +198,8 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
     owners: dict[str, bytearray] = {}
 
     def put(sname: str, sym: np.ndarray, sbits: int) -> None:
-        smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS, copy_raw=False)
+        smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS, copy_raw=False,
+                                            max_code_length=EXPONENT_CODE_LENGTH if sname == "exponent" else 14)
         raw_size = bitpack.packed_size(sym.size, sbits)
         if sname not in ("exponent", "escape") and codec.cost(smeta, sdata) > RAW_MARGIN * raw_size:
             smeta = {"codec": "raw"}

@@ -104,6 +104,28 @@ def test_large_tensor_parallel_fused_path(dtype, threads, monkeypatch):
     assert (out if dtype == "bfloat16" else out.view(STORE[dtype])).tobytes() == bits.tobytes()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("limit", [floatsplit.EXPONENT_CODE_LENGTH, 14])
+def test_exponent_codes_of_up_to_14_bits_decode(limit, threads, monkeypatch):
+    """The encoder limits the exponent codes to the 12-bit multi table (the decoder's branch-free rounds);
+    codes of 13-14 bits, which the format allows and earlier releases wrote, take the other rounds.
+    Both decode exactly, on 1 and 2 threads."""
+    from deepcompress.codecs import huffman_code
+
+    monkeypatch.setattr(parallel, "threads", lambda: threads)
+    monkeypatch.setattr(floatsplit, "EXPONENT_CODE_LENGTH", limit)
+    rng = np.random.default_rng(7)
+    n = parallel.PARALLEL_SYMBOLS + 4321
+    # heavy tails: many rare exponents, so the unlimited pair code has codes longer than 12 bits
+    bits = _bits_of(rng.standard_t(1.5, size=n) * 0.01, "bfloat16")
+    et = encode_split_float("w", bits, dtype="bfloat16")
+    smeta = et.meta["streams"]["exponent"]
+    alphabet = 1 << (2 * floatsplit.CLASS_BITS if smeta["codec"] == "huffman_pairs" else floatsplit.CLASS_BITS)
+    longest = int(huffman_code.hex_to_lengths(smeta["code_lengths"], alphabet, "x").max())
+    assert longest == 12 if limit == 12 else longest > 12
+    assert _round_trip(et).tobytes() == bits.tobytes()
+
+
 def test_pair_and_single_huffman_exponents_decode(monkeypatch):
     """The fused decoder handles both Huffman codecs of the class stream, odd lengths included."""
     rng = np.random.default_rng(4)
