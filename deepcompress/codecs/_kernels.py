@@ -151,6 +151,17 @@ def _load64(data, p):
     )
 
 
+@njit(cache=True, inline="always")
+def _load64_end(data, p):
+    """:func:`_load64` near the end of ``data``: bytes past it read as zero."""
+    if p + 8 <= data.size:
+        return _load64(data, p)
+    v = np.uint64(0)
+    for k in range(max(0, data.size - p)):
+        v |= np.uint64(data[p + k]) << np.uint64(8 * k)
+    return v
+
+
 # Decoding. Two tables:
 #  multi[p] (uint64), p = the next MULTI_BITS stream bits: up to 4 output symbols whose codes
 #    fit entirely in those bits (one to four codewords; a pair codeword gives two symbols):
@@ -181,10 +192,11 @@ def _emit(out, i, v, shift, low):
 
 
 @njit(cache=True, inline="always")
-def _round(data, out, multi, mmask, single, smask, shift, low, bp, i):
+def _round(data, out, multi, mmask, single, smask, shift, low, bp, i, near_end):
     """One round of a block from its bit position ``bp``: a fresh 64-bit load (at least 57 valid bits) and
-    4 lookups; (new bit position, new output index, whether a bit string was no codeword)."""
-    x = _load64(data, bp >> 3) >> np.uint64(bp & 7)
+    4 lookups; (new bit position, new output index, whether a bit string was no codeword). ``near_end``
+    (a constant at each call): the load may reach past the end of ``data``."""
+    x = (_load64_end(data, bp >> 3) if near_end else _load64(data, bp >> 3)) >> np.uint64(bp & 7)
     bad = False
     for _ in range(4):
         e = multi[x & mmask]
@@ -207,7 +219,7 @@ def _round(data, out, multi, mmask, single, smask, shift, low, bp, i):
     return bp, i, bad
 
 
-ROUND_BITS = 56  # a round reads at most 4 codewords of at most 14 bits
+ROUND_BITS = 64  # a round reads at most 4 codewords of at most 14 bits, from the 8 bytes it loads
 STALL = np.uint64(1 << 39)  # the bit of a multi-table entry whose first codeword needs the single table
 
 
@@ -280,10 +292,10 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n,
             else:
                 bad = False
                 for _ in range(r):
-                    p0, i0, x0 = _round(data, out, multi, mmask, single, smask, shift, low, p0, i0)
-                    p1, i1, x1 = _round(data, out, multi, mmask, single, smask, shift, low, p1, i1)
-                    p2, i2, x2 = _round(data, out, multi, mmask, single, smask, shift, low, p2, i2)
-                    p3, i3, x3 = _round(data, out, multi, mmask, single, smask, shift, low, p3, i3)
+                    p0, i0, x0 = _round(data, out, multi, mmask, single, smask, shift, low, p0, i0, False)
+                    p1, i1, x1 = _round(data, out, multi, mmask, single, smask, shift, low, p1, i1, False)
+                    p2, i2, x2 = _round(data, out, multi, mmask, single, smask, shift, low, p2, i2, False)
+                    p3, i3, x3 = _round(data, out, multi, mmask, single, smask, shift, low, p3, i3, False)
                     bad |= x0 | x1 | x2 | x3
             if bad:  # a block is stuck on a bit string that is no codeword: its own loop below finds it
                 break
@@ -300,14 +312,14 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n,
             if bp > end_bits:
                 st = OVERRUN
                 break
-            bp, i, bad = _round(data, out, multi, mmask, single, smask, shift, low, bp, i)
+            bp, i, bad = _round(data, out, multi, mmask, single, smask, shift, low, bp, i, True)
             if bad:
                 st = BAD_CODE
         while st == OK and i < s1:
             if bp > end_bits:
                 st = OVERRUN
                 break
-            e = single[(_load64(data, bp >> 3) >> np.uint64(bp & 7)) & smask]
+            e = single[(_load64_end(data, bp >> 3) >> np.uint64(bp & 7)) & smask]
             ln = np.int64(e & 15)
             i = _emit(out, i, np.int64(e >> 4), shift, low)
             bp += ln
@@ -326,7 +338,7 @@ def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, shi
                   g0, g1):
     """Decode the groups of 4 blocks ``g0 .. g1-1`` of a stream of ``n`` output symbols into ``out``.
 
-    ``data`` is the bit data padded with at least 16 zero bytes; block ``k``
+    ``data`` is the bit data (bits past its end read as zero); block ``k``
     occupies bytes ``byte_starts[k] .. byte_starts[k+1]`` and decodes to
     ``out[k * block - base : (k + 1) * block - base]`` (``base`` 0: the whole
     stream's buffer; else a slice's own). ``status[k]`` receives OK, BAD_CODE,

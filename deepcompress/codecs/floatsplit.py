@@ -318,10 +318,8 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
         values, shift = (ex[p >> CLASS_BITS] << 8 | ex[p & ESCAPE], 8) if pairs else (ex[p & ESCAPE], 0)
     single, single_bits = huffman.decode_table(lengths, values)
     multi, multi_bits = huffman.multi_table(single, single_bits, shift)
-    padded = np.empty(raw.size + 16, dtype=np.uint8)
-    padded[: raw.size] = raw
-    padded[raw.size:] = 0
-    return (padded, starts, multi, np.uint64((1 << multi_bits) - 1), single, np.uint64((1 << single_bits) - 1),
+    # the stream is read where it is (the kernels read no byte past its end), not copied
+    return (raw, starts, multi, np.uint64((1 << multi_bits) - 1), single, np.uint64((1 << single_bits) - 1),
             np.int64(shift), np.int64((1 << shift) - 1), per * block), nb, per * n_coded, direct
 
 
@@ -335,8 +333,9 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
            sink: Callable[[memoryview], Any] | None = None) -> np.ndarray | None:
     """The bit patterns (uint16/uint32, flat) of a checked ``split_float`` tensor of ``n`` elements.
 
-    ``release`` (:func:`.tensor.decode_tensor`) gets the exponent stream once it is copied into the
-    decoder's padded buffer and, slice by slice, the parts of the raw byte streams already read.
+    ``release`` (:func:`.tensor.decode_tensor`) gets, slice by slice, the parts of the exponent stream
+    and of the raw byte streams already read (the decoder reads the streams where they are), and the
+    exponent stream whole once it is decoded.
     With ``sink`` the tensor's bytes go to ``sink`` in order and None is returned: a slice of
     ``DECODE_SLICE`` elements at a time on the exponent-emitting path (each slice's pages freed once
     passed on, so the tensor is never resident as a whole), else the whole tensor once decoded. The
@@ -368,8 +367,6 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
         hstatus = np.zeros(nb, dtype=np.int8)
         partial = np.zeros(n_groups, dtype=np.uint64)
         status = np.zeros(n_groups, dtype=np.int8)
-        if release is not None:
-            release(views["exponent"])  # copied into the padded buffer
         if direct:
             muls = np.array([1 << x for x in (fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, shift0,
                                               shift1)], dtype=np.uint32)
@@ -387,6 +384,8 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
                 if release is not None:
                     for view in mapped:
                         release(view[g0 * gsize:min(n, g1 * gsize)])
+                    if g1 < n_groups:
+                        release(views["exponent"][int(hargs[1][4 * g0]):int(hargs[1][4 * g1])])
                 if sink is not None:  # this slice's digest terms are summed: its bytes can go
                     done = out[g0 * gsize:min(n, g1 * gsize)]
                     sink(memoryview(done).cast("B"))
@@ -398,6 +397,8 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
             parallel.run_ranges(K.fused, n_groups, par, *hargs, hstatus, cls, n, ct, mt, sym["mantissa"], low0,
                                 low1, shift0, shift1, out, words, partial, status)
             pad_class = int(cls[n]) if n_out > n else 0
+        if release is not None:
+            release(views["exponent"])  # read by now
         from . import huffman
 
         huffman.check_block_status(hstatus, ewhat)
