@@ -192,11 +192,11 @@ def _emit(out, i, v, shift, low):
 
 
 @njit(cache=True, inline="always")
-def _round(data, out, multi, mmask, single, smask, shift, low, bp, i, near_end):
-    """One round of a block from its bit position ``bp``: a fresh 64-bit load (at least 57 valid bits) and
-    4 lookups; (new bit position, new output index, whether a bit string was no codeword). ``near_end``
-    (a constant at each call): the load may reach past the end of ``data``."""
-    x = (_load64_end(data, bp >> 3) if near_end else _load64(data, bp >> 3)) >> np.uint64(bp & 7)
+def _round(x, out, multi, mmask, single, smask, shift, low, bp, i):
+    """One round of a block from its bit position ``bp``: 4 lookups in ``x``, the 64 bits loaded at byte
+    ``bp >> 3`` (:func:`_load64`, or :func:`_load64_end` where they may reach past the stream's end);
+    (new bit position, new output index, whether a bit string was no codeword)."""
+    x >>= np.uint64(bp & 7)  # at least 57 valid bits
     bad = False
     for _ in range(4):
         e = multi[x & mmask]
@@ -292,10 +292,14 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n,
             else:
                 bad = False
                 for _ in range(r):
-                    p0, i0, x0 = _round(data, out, multi, mmask, single, smask, shift, low, p0, i0, False)
-                    p1, i1, x1 = _round(data, out, multi, mmask, single, smask, shift, low, p1, i1, False)
-                    p2, i2, x2 = _round(data, out, multi, mmask, single, smask, shift, low, p2, i2, False)
-                    p3, i3, x3 = _round(data, out, multi, mmask, single, smask, shift, low, p3, i3, False)
+                    p0, i0, x0 = _round(_load64(data, p0 >> 3), out, multi, mmask, single, smask, shift, low,
+                                         p0, i0)
+                    p1, i1, x1 = _round(_load64(data, p1 >> 3), out, multi, mmask, single, smask, shift, low,
+                                         p1, i1)
+                    p2, i2, x2 = _round(_load64(data, p2 >> 3), out, multi, mmask, single, smask, shift, low,
+                                         p2, i2)
+                    p3, i3, x3 = _round(_load64(data, p3 >> 3), out, multi, mmask, single, smask, shift, low,
+                                         p3, i3)
                     bad |= x0 | x1 | x2 | x3
             if bad:  # a block is stuck on a bit string that is no codeword: its own loop below finds it
                 break
@@ -312,7 +316,7 @@ def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n,
             if bp > end_bits:
                 st = OVERRUN
                 break
-            bp, i, bad = _round(data, out, multi, mmask, single, smask, shift, low, bp, i, True)
+            bp, i, bad = _round(_load64_end(data, bp >> 3), out, multi, mmask, single, smask, shift, low, bp, i)
             if bad:
                 st = BAD_CODE
         while st == OK and i < s1:

@@ -255,9 +255,8 @@ def _setup(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_sy
     starts = block_starts(raw, n_coded, lengths, block_symbols, what)
     single, single_bits = decode_table(lengths)
     multi, multi_bits = multi_table(single, single_bits, shift)
-    padded = np.zeros(raw.size + _PAD, dtype=np.uint8)
-    padded[: raw.size] = raw
-    return (padded, starts, multi, multi_bits, single, single_bits, shift, per * n_coded,
+    # read where it is: the kernels read no byte past the stream's end
+    return (raw, starts, multi, multi_bits, single, single_bits, shift, per * n_coded,
             per * block_symbols), len(starts) - 1
 
 

@@ -416,3 +416,52 @@ def test_decoders_agree_with_the_reference_on_clean_and_corrupt_streams(seed, al
     assert np.array_equal(huffman_counts.pair_symbols(out, bits) if pairs else out, ref)
     if how == "clean":
         assert np.array_equal(out, sym)
+
+
+def _guarded(data: bytes) -> memoryview:
+    """``data`` at the very end of a readable page, the next page unreadable: a read past its end faults."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    pages = -(-len(data) // page) + 1
+    m = mmap.mmap(-1, pages * page)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    if ctypes.CDLL(None).mprotect(ctypes.c_void_p(addr + (pages - 1) * page), page, 0) != 0:
+        pytest.skip("mprotect unavailable")
+    start = (pages - 1) * page - len(data)
+    m[start:start + len(data)] = data
+    return memoryview(m)[start:start + len(data)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="Linux only")
+@pytest.mark.parametrize("pairs", [False, True])
+def test_decoders_read_nothing_past_the_stream(pairs):
+    """The kernels read the stream where it is (no padded copy): clean, truncated and corrupt streams that
+    end right before an unreadable page decode or raise CodecError, and never read past their end."""
+    rng = np.random.default_rng(21)
+    # 8 blocks of 256 coded symbols, so the last block is in a full group of 4 (decoded interleaved, in
+    # unchecked batches), and about 6 bits per output symbol, so the batches end on the stream's bits
+    bits = 3 if pairs else 6
+    n = 2 * (7 * 256 + 77) if pairs else 7 * 256 + 77
+    sym = rng.choice(1 << bits, size=n, p=rng.dirichlet(np.full(1 << bits, 5.0))).astype(np.uint8)
+    if pairs:
+        lengths = huffman_code.code_lengths(huffman_counts.pair_block_counts(sym, bits, 256).sum(axis=0))
+    else:
+        lengths = huffman_code.code_lengths(huffman_counts.histogram(sym))
+    clean = bytes(huffman.encode(sym, lengths, 256, pairs_of=bits if pairs else None))
+    variants = [clean, clean[:-1], clean[:-3], clean[:-1] + b"\xff"]
+    for pos in rng.integers(0, len(clean), 30):
+        broken = bytearray(clean)
+        broken[pos] ^= 0xFF
+        variants.append(bytes(broken))
+    for data in variants:
+        view = _guarded(data)
+        try:
+            out = (huffman.decode_pairs(view, n, lengths, bits, 256) if pairs
+                   else huffman.decode(view, n, lengths, 256))
+        except CodecError:
+            continue
+        assert out.shape == (n,)
+    assert np.array_equal(huffman.decode(_guarded(clean), n, lengths, 256) if not pairs
+                          else huffman.decode_pairs(_guarded(clean), n, lengths, bits, 256), sym)
