@@ -192,17 +192,46 @@ def fused(data, byte_starts, multi, mmask, single, smask, shift, low, block, hst
             partial[g] = digest_words(words, g * wpc, min(words.size, (g + 1) * wpc))
 
 
+@njit(cache=True, inline="always")
+def _unpack_piece(packed, bits, spread, s0, cnt, buf64):
+    """Symbols ``s0 .. s0+cnt-1`` (``s0`` a multiple of 8) of a raw stream of ``bits``-bit symbols
+    (LSB-first, 1..7 bits), one per byte, into ``buf64`` (viewed as bytes); bytes past ``packed``'s end
+    read as zero."""
+    b = np.uint64(bits)
+    mask = np.uint64((1 << bits) - 1)
+    g0 = s0 // 8
+    for j in range((cnt + 7) // 8):
+        g = g0 + j
+        if bits == 1:
+            buf64[j] = spread[packed[g]] if g < packed.size else np.uint64(0)
+        else:
+            p = g * bits
+            v = np.uint64(0)
+            for k in range(bits):
+                if p + k < packed.size:
+                    v |= np.uint64(packed[p + k]) << np.uint64(8 * k)
+            w = np.uint64(0)
+            for k in range(8):
+                w |= ((v >> (np.uint64(k) * b)) & mask) << np.uint64(8 * k)
+            buf64[j] = w
+
+
 @njit(cache=True, nogil=True)
 def fused_exponents(data, byte_starts, multi, mmask, single, smask, shift, low, block, hstatus,
-                    n_out, n, muls, mant, low0, low1, out, words, partial, status, pad, g0, g1):
+                    n_out, n, muls, mant, low0, low1, bits0, bits1, spread, out, words, partial, status, pad, g0, g1):
     """As :func:`fused`, with Huffman tables whose symbols are the exponents themselves, so the elements
     are built without a class table (:func:`_build`). Each group's exponents go to one buffer of a
     group's size (they stay in cache, and no tensor-sized array is made); ``n_out`` is the number of
     decoded symbols (``n``, or ``n + 1`` with the padding symbol of an odd pair stream, which is put
-    in ``pad[0]``)."""
+    in ``pad[0]``). ``bits0``/``bits1`` > 0: ``low0``/``low1`` is still packed (a raw stream of that many
+    bits per symbol), and is unpacked a piece at a time (``spread``: :data:`.floatsplit._SPREAD`)."""
     gsize = 4 * block
     isz = out.itemsize
     ex = np.empty(gsize + 16, dtype=np.uint8)  # + a round's overshoot
+    buf0 = np.empty(PIECE // 8, dtype=np.uint64)
+    buf1 = np.empty(PIECE // 8, dtype=np.uint64)
+    u0 = buf0.view(np.uint8)
+    u1 = buf1.view(np.uint8)
     for g in range(g0, g1):
         base = g * gsize
         _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n_out, block, ex, hstatus, g,
@@ -220,8 +249,21 @@ def fused_exponents(data, byte_starts, multi, mmask, single, smask, shift, low, 
             h = np.uint64(0)
             for s0 in range(base, i1, PIECE):
                 s1 = min(i1, s0 + PIECE)
-                _build(ex[s0 - base:], mant[s0:s1], low0[s0:s1] if low0.size else low0,
-                       low1[s0:s1] if low1.size else low1, muls, out[s0:s1], 0, s1 - s0)
+                c = s1 - s0
+                if bits0:
+                    _unpack_piece(low0, bits0, spread, s0, c, buf0)
+                if bits1:
+                    _unpack_piece(low1, bits1, spread, s0, c, buf1)
+                e = ex[s0 - base:]
+                if bits0 and bits1:
+                    _build(e, mant[s0:s1], u0[:c], u1[:c], muls, out[s0:s1], 0, c)
+                elif bits1:  # low0 whole bytes (or absent: then so is low1)
+                    _build(e, mant[s0:s1], low0[s0:s1], u1[:c], muls, out[s0:s1], 0, c)
+                elif bits0:
+                    _build(e, mant[s0:s1], u0[:c], low1[s0:s1] if low1.size else low1, muls, out[s0:s1], 0, c)
+                else:
+                    _build(e, mant[s0:s1], low0[s0:s1] if low0.size else low0, low1[s0:s1] if low1.size else low1,
+                           muls, out[s0:s1], 0, c)
                 h += digest_words(words, s0 * isz // 8, min(words.size, (s1 * isz + 7) // 8))
             partial[g] = h
 

@@ -344,12 +344,21 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
 
     fmt = FORMATS[meta["dtype"]]
     shapes = stream_shapes(meta, n)
+    emeta = meta["streams"]["exponent"]
+    fast = bool(n) and not meta["n_escapes"] and emeta["codec"] in ("huffman", "huffman_pairs")
+    # on the fused path a raw low stream of under 8 bits stays packed: the kernel unpacks it a piece at a time
+    packed = {s: np.frombuffer(views[s], dtype=np.uint8) for s in ("low0", "low1")
+              if fast and s in shapes and meta["streams"][s]["codec"] == "raw" and shapes[s][1] < 8}
+    for s, arr in packed.items():
+        if arr.size != bitpack.packed_size(n, shapes[s][1]):
+            raise CodecError(f"{who} stream {s!r}: raw stream has {arr.size} bytes, "
+                             f"expected {bitpack.packed_size(n, shapes[s][1])}")
     sym = {s: _symbols(meta["streams"][s], views[s], k, b, f"{who} stream {s!r}")
-           for s, (k, b) in shapes.items() if s != "exponent"}
+           for s, (k, b) in shapes.items() if s != "exponent" and s not in packed}
     ct, mt, exps = _tables(meta)
     widths = low_widths(fmt, meta["zero_bits"])
     empty = np.zeros(0, dtype=np.uint8)
-    low0, low1 = sym.get("low0", empty), sym.get("low1", empty)
+    low0, low1 = sym.get("low0", packed.get("low0", empty)), sym.get("low1", packed.get("low1", empty))
     shift1 = meta["zero_bits"]
     shift0 = shift1 + (widths[1] if len(widths) > 1 else 0)
     store = np.dtype(fmt.storage)
@@ -358,10 +367,10 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
     buf[nbytes:] = 0  # the last digest word's padding
     out = buf[:nbytes].view(store)
     words = buf.view(np.uint64)
-    emeta, ewhat = meta["streams"]["exponent"], f"{who} stream 'exponent'"
+    ewhat = f"{who} stream 'exponent'"
     par = n >= parallel.PARALLEL_SYMBOLS
     streamed = False  # whether the sink has had the bytes, slice by slice
-    if n and not meta["n_escapes"] and emeta["codec"] in ("huffman", "huffman_pairs"):
+    if fast:
         hargs, nb, n_out, direct = _huffman_setup(emeta, views["exponent"], n, ewhat, exps)
         n_groups = (nb + 3) // 4
         hstatus = np.zeros(nb, dtype=np.int8)
@@ -371,7 +380,9 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
             muls = np.array([1 << x for x in (fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, shift0,
                                               shift1)], dtype=np.uint32)
             pad = np.zeros(1, dtype=np.uint8)
-            args = (*hargs, hstatus, n_out, n, muls, sym["mantissa"], low0, low1, out, words, partial, status, pad)
+            bits0, bits1 = (shapes[s][1] if s in packed else 0 for s in ("low0", "low1"))
+            args = (*hargs, hstatus, n_out, n, muls, sym["mantissa"], low0, low1, bits0, bits1, _SPREAD, out, words,
+                    partial, status, pad)
             gsize = 4 * int(hargs[-1])
             step = n_groups if release is None and sink is None else max(1, DECODE_SLICE // gsize)
             # the raw 8-bit streams are views of the caller's buffer: their read parts can be released
@@ -393,6 +404,9 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
             pad_class = int(np.flatnonzero(exps == pad[0])[0]) if n_out > n else 0
             streamed = sink is not None
         else:
+            for s, arr in packed.items():  # the class path takes them unpacked
+                unpacked = _symbols(meta["streams"][s], views[s], n, shapes[s][1], f"{who} stream {s!r}")
+                low0, low1 = (unpacked, low1) if s == "low0" else (low0, unpacked)
             cls = np.empty(n_out, dtype=np.uint8)
             parallel.run_ranges(K.fused, n_groups, par, *hargs, hstatus, cls, n, ct, mt, sym["mantissa"], low0,
                                 low1, shift0, shift1, out, words, partial, status)

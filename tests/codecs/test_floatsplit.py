@@ -165,6 +165,24 @@ def test_fused_decoder_reads_nothing_past_the_exponent_stream():
         assert out.tobytes() == bits.tobytes()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype,zero_bits", [("float32", z) for z in range(17)] + [("float16", z) for z in range(4)])
+def test_packed_low_streams_unpacked_a_piece_at_a_time(dtype, zero_bits, threads, monkeypatch):
+    """On the fused path a raw low stream of 1-7 bits is read packed and unpacked a piece at a time: every
+    width of low0 and low1, a length that is no multiple of 8 or of a piece, 1 and 2 threads."""
+    monkeypatch.setattr(parallel, "threads", lambda: threads)
+    rng = np.random.default_rng(zero_bits)
+    n = parallel.PARALLEL_SYMBOLS + 8195
+    bits = _bits_of(rng.normal(scale=0.05, size=n), dtype)
+    bits &= ~STORE[dtype]((1 << zero_bits) - 1)
+    et = encode_split_float("w", bits, dtype=dtype)
+    assert et.meta["zero_bits"] == zero_bits and not et.meta["n_escapes"]
+    widths = floatsplit.low_widths(floatsplit.FORMATS[dtype], zero_bits)
+    assert [s for s in et.streams if s.startswith("low")] == [f"low{i}" for i in range(len(widths))]
+    out = _round_trip(et)
+    assert (out if dtype == "bfloat16" else out.view(STORE[dtype])).tobytes() == bits.tobytes()
+
+
 def test_pair_and_single_huffman_exponents_decode(monkeypatch):
     """The fused decoder handles both Huffman codecs of the class stream, odd lengths included."""
     rng = np.random.default_rng(4)
