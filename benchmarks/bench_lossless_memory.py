@@ -288,10 +288,16 @@ Commands (paths in a temporary folder):
 {cmds}
 
 How the bound is kept. Compress memory-maps a safetensors file and encodes a tensor at a time on the
-codec threads (a bounded number in flight); the encoders read a tensor in chunks of 4M elements (three
-passes for `split_float`: counts and digest, the exponent classes (coded, then dropped), the byte fields;
-two for weight sharing: histogram, then labels) and drop each chunk's mapped pages after it, and a raw byte
-stream is stored as the array it was built in (no copy). Sections are spooled to a temporary file and copied behind the header at the
+codec threads (a bounded number in flight); the encoders read a tensor in chunks of 4M elements and drop
+each chunk's mapped pages after it. A tensor under 64 MiB is coded in memory (`split_float`: counts and
+digest, then the exponent classes, coded and dropped, then the byte fields; weight sharing: histogram, then
+labels; a raw byte stream is stored as the array it was built in). A tensor of 64 MiB or more never has a
+whole stream in memory (since 2026-12-07): after the counting pass its symbol streams (exponent classes,
+mantissa bytes and low fields, or labels) are made a chunk at a time, two or three times (the counts per
+Huffman block, the exact size of a pair code if one could win, the coding), and coded straight into
+temporary spill files in the output's folder (`codecs/chunked.py`), with the bytes of the in-memory coder.
+Sections are spooled to a temporary file, spill files copied into it file to file, and the spool copied
+behind the header at the
 end. Decode memory-maps the `.dcz`, checks each tensor's CRCs in 16 MiB chunks dropping the pages as it
 goes, decodes `split_float` 4M elements at a time (dropping the parts of the streams read) and a
 weight-shared tensor that keeps every weight by looking its indices up a slice at a time (a Huffman

@@ -63,6 +63,10 @@ class Interrupted(click.ClickException):
               help="A checkpoint naming no architecture (safetensors or state dict) is weight-shared data-free, "
                    "each matrix with its own codebook; with --bits auto (its default) each gets the fewest bits "
                    "whose relative RMS error is at most this [default: 0.1].")
+@click.option("--group-size", type=click.IntRange(min=1), default=None,
+              help="A checkpoint naming no architecture: one codebook per this many rows (output channels) of "
+                   "each weight-shared matrix, as coremltools' per-grouped-channel palettization, instead of one "
+                   "per matrix [default: one per matrix].")
 @click.option("--progress/--no-progress", default=None,
               help="With --lossless or a checkpoint naming no architecture: a progress bar on stderr (tensors, "
                    "MB/s) [default: when stderr is a terminal and without --json].")
@@ -74,7 +78,7 @@ class Interrupted(click.ClickException):
 @model_input_options
 def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, block, sparsity, scope, max_accuracy_drop,
                  bits, retrain_epochs, finetune_epochs, schedule, lr, distill, index_bits, thin, seed, recipe, work_dir, cache,
-                 resume, lossless, max_error, progress, as_json, report, report_plots, arch, arch_kwargs, trust_pickle,
+                 resume, lossless, max_error, group_size, progress, as_json, report, report_plots, arch, arch_kwargs, trust_pickle,
                  trust_arch):
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.atomic import same_file
@@ -85,14 +89,19 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
         raise click.BadParameter("the output would overwrite the input model", param_hint="-o")
     shown = False if as_json and progress is None else progress
     if lossless:
+        if group_size is not None:
+            raise click.UsageError("--group-size is weight sharing; --lossless stores every tensor exactly")
         _compress_lossless(model_path, out, as_json, shown)
         return
     if arch is None and not recipe and _names_no_architecture(model_path):
         _refuse_model_flags(model_path, data_spec)
-        _compress_shared(model_path, out, bits, max_error, as_json, shown)
+        _compress_shared(model_path, out, bits, max_error, group_size, as_json, shown)
         return
     if progress is not None:
         raise click.UsageError("--progress/--no-progress go with --lossless or a checkpoint naming no architecture")
+    if group_size is not None:
+        raise click.UsageError("--group-size goes with a checkpoint naming no architecture (a safetensors file or "
+                               "state dict compressed data-free); MODEL names one, or --arch/--recipe was given")
     if max_error is not None:
         raise click.UsageError("--max-error goes with a checkpoint naming no architecture (a safetensors file or "
                                "state dict compressed data-free); MODEL names one, or --arch/--recipe was given")
@@ -212,8 +221,8 @@ def _refuse_model_flags(model_path: str, data_spec: str | None) -> None:
                                "is weight-shared data-free (--bits, --max-error); name it with --arch NAME|module:Class")
 
 
-def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: float | None, as_json: bool,
-                     progress: bool | None) -> None:
+def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: float | None,
+                     group_size: int | None, as_json: bool, progress: bool | None) -> None:
     from deepcompress.checkpoint_sharing import ShareSettings, compress_shared
 
     if bits is None or bits.strip() == "auto":
@@ -223,7 +232,8 @@ def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: fl
     else:
         raise click.BadParameter("a checkpoint naming no architecture takes one number of bits (1..8) or auto; "
                                  "per-layer specs need the model (--arch)", param_hint="--bits")
-    settings = ShareSettings(bits=n_bits, **({} if max_error is None else {"max_error": max_error}))
+    settings = ShareSettings(bits=n_bits, group_size=group_size,
+                             **({} if max_error is None else {"max_error": max_error}))
     done = compress_shared(model_path, out, settings, progress=progress)
     shared = done.bits
     if as_json:
@@ -236,6 +246,8 @@ def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: fl
     hist = ", ".join(f"{n} at {b} bits" for b, n in sorted(Counter(shared.values()).items()))
     how = f"{settings.bits} bits" if settings.bits else f"bits per tensor within a relative RMS error of " \
                                                           f"{settings.max_error:g}"
+    if settings.group_size:
+        how += f", one codebook per {settings.group_size} rows"
     click.echo(f"shared data-free ({how}): {len(shared)} of {done.n_tensors} tensors weight-shared"
                f"{' (' + hist + ')' if hist else ''}, the rest stored exactly; {done.input_bytes:,} bytes -> "
                f"{done.file_bytes:,} bytes ({ratio:.1f}x smaller) -> {done.output}")

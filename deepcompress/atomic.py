@@ -152,3 +152,31 @@ def prepare_folder(path: str | os.PathLike[str], what: str = "folder") -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write to {what} {folder}: {exc.strerror or exc}") from None
     return folder
+
+
+COPY_BYTES = 8 << 20
+"""Bytes per read when :func:`copy_file` copies by hand (no ``os.copy_file_range``)."""
+
+
+def copy_file(src: BinaryIO, dst: BinaryIO, length: int) -> None:
+    """Append the first ``length`` bytes of file ``src`` to ``dst`` (both flushed; ``dst`` flushed after): in the
+    kernel (``os.copy_file_range``) where it can, else through a buffer of :data:`COPY_BYTES`."""
+    done = 0
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        try:
+            while done < length:
+                n = copy_range(src.fileno(), dst.fileno(), min(length - done, 1 << 30), done)
+                if n <= 0:
+                    break
+                done += n
+        except OSError:  # not supported here (another file system, an old kernel): copy the rest by hand
+            pass
+    src.seek(done)
+    while done < length:
+        block = src.read(min(COPY_BYTES, length - done))
+        if not block:
+            raise OutputError(f"a temporary file ended {length - done} bytes short of what was written to it")
+        dst.write(block)
+        done += len(block)
+    dst.flush()

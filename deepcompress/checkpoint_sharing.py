@@ -38,6 +38,7 @@ class ShareSettings:
     max_error: float = 0.1  # relative RMS error a tensor's sharing may add (with bits None)
     init: str = "linear"  # centroid initialisation: linear (the paper's) or density
     min_elements: int = 1024  # smaller tensors (and 0-d/1-d ones) are stored exactly
+    group_size: int | None = None  # one codebook per this many rows (output channels); None: one per tensor
 
     def __post_init__(self) -> None:
         from .quantize.histogram import INITS
@@ -52,6 +53,9 @@ class ShareSettings:
             raise ConfigError(f"init must be one of {', '.join(INITS)}; got {self.init!r}")
         if isinstance(self.min_elements, bool) or not isinstance(self.min_elements, int) or self.min_elements < 1:
             raise ConfigError(f"min_elements must be a positive int; got {self.min_elements!r}")
+        if self.group_size is not None and (isinstance(self.group_size, bool) or not isinstance(self.group_size, int)
+                                            or self.group_size < 1):
+            raise ConfigError(f"group_size must be a positive int or None; got {self.group_size!r}")
 
     def shares(self, dtype: str, shape: tuple[int, ...]) -> bool:
         """Whether a tensor of ``dtype`` and ``shape`` is weight-shared (else stored exactly)."""
@@ -60,19 +64,55 @@ class ShareSettings:
         return dtype in FLOAT_DTYPES and len(shape) >= 2 and math.prod(shape) >= self.min_elements
 
 
-def encode_shared(name: str, dtype: str, array: Any, settings: ShareSettings, release: Any = None) -> Any:
-    """One tensor's ``EncodedTensor``: weight-shared when ``settings.shares`` it, else exact (``release`` as
-    for :func:`.codecs.tensor.encode_dense`)."""
-    from .codecs.tensor import encode_dense, encode_quantized
-    from .quantize.histogram import share
+def encode_shared(name: str, dtype: str, array: Any, settings: ShareSettings, release: Any = None,
+                  spill: Any = None) -> Any:
+    """One tensor's ``EncodedTensor``: weight-shared when ``settings.shares`` it, else exact (``release`` and
+    ``spill`` as for :func:`.codecs.tensor.encode_dense`: with ``spill`` the labels are made and coded a part
+    at a time, into a spill file, never whole). With ``settings.group_size`` G, a tensor of more than G rows
+    gets one codebook per G rows (:func:`.quantize.histogram.share_groups`)."""
+    import numpy as np
 
-    if settings.shares(dtype, tuple(array.shape)):
-        shared = share(array, dtype, bits=settings.bits, max_error=settings.max_error, init=settings.init,
-                       min_bits=2 if settings.bits is None else 1, release=release)
-        if shared is not None:
-            return encode_quantized(name, shared.labels, shared.centroids, granularity="element",
-                                    block=(1,) * array.ndim, bits=shared.bits, fast=True)
-    return encode_dense(name, array, dtype=dtype, release=release)
+    from .codecs.tensor import encode_dense, encode_quantized, encode_quantized_chunked
+    from .quantize.histogram import labeler, share, share_groups
+
+    shape = tuple(array.shape)
+    if not settings.shares(dtype, shape):
+        return encode_dense(name, array, dtype=dtype, release=release, spill=spill)
+    how = {"bits": settings.bits, "max_error": settings.max_error, "init": settings.init,
+           "min_bits": 2 if settings.bits is None else 1, "release": release}
+    flat = array.reshape(-1)
+    if settings.group_size is not None and shape[0] > settings.group_size:
+        grouped = share_groups(array, dtype, settings.group_size, **how)
+        if grouped is None:
+            return encode_dense(name, array, dtype=dtype, release=release, spill=spill)
+        codebooks, groups = grouped.codebooks(), grouped.group_rows
+        bits = grouped.bits
+
+        def make_labels(lo: int, hi: int) -> Any:
+            return grouped.labels_of(flat, lo, hi, release)
+    else:
+        shared = share(array, dtype, labels=False, **how)
+        if shared is None:
+            return encode_dense(name, array, dtype=dtype, release=release, spill=spill)
+        codebooks, groups, bits, of = shared.centroids, None, shared.bits, labeler(dtype, shared.centroids)
+
+        def make_labels(lo: int, hi: int) -> Any:
+            part = flat[lo:hi]
+            labels = of(part)
+            if release is not None:
+                release(part)
+            return labels
+    if spill is not None:
+        return encode_quantized_chunked(name, shape, make_labels, codebooks, bits=bits, spill=spill, groups=groups)
+    labels = np.empty(flat.size, dtype=np.uint8)
+    for lo in range(0, flat.size, LABEL_CHUNK):
+        labels[lo:lo + LABEL_CHUNK] = make_labels(lo, min(flat.size, lo + LABEL_CHUNK))
+    return encode_quantized(name, labels.reshape(shape), codebooks, granularity="element", block=(1,) * len(shape),
+                            bits=bits, fast=True, groups=groups)
+
+
+LABEL_CHUNK = 1 << 22
+"""Elements labelled per step (a memory-mapped tensor's pages are released part by part)."""
 
 
 def compress_shared(source: str | os.PathLike[str], output: str | os.PathLike[str],
@@ -81,8 +121,8 @@ def compress_shared(source: str | os.PathLike[str], output: str | os.PathLike[st
     data-free and without an architecture; every other tensor is stored exactly."""
     settings = settings or ShareSettings()
 
-    def encode(name: str, dtype: str, array: Any, release: Any) -> Any:
-        return encode_shared(name, dtype, array, settings, release)
+    def encode(name: str, dtype: str, array: Any, release: Any, spill: Any) -> Any:
+        return encode_shared(name, dtype, array, settings, release, spill)
 
     return compress_tensors(source, output, encode, key=SHARED_KEY, settings={"sharing": asdict(settings)},
                             progress=progress)

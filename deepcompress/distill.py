@@ -45,11 +45,11 @@ def distill_loss(student_logits: Any, teacher_logits: Any, targets: Any, weight:
 
 
 def distill_one_epoch(model: Any, teacher: Any, loader: Any, optimizer: Any, *, weight: float, temperature: float,
-                      desc: str = "train", progress: bool = True) -> dict[str, float]:
+                      desc: str = "train", progress: bool = True, shift: int = 0) -> dict[str, float]:
     """One pass over ``loader`` training ``model`` towards ``teacher``; mean loss and training accuracy.
 
     The epoch is :func:`deepcompress.training.train_one_epoch` (thread-invariant) with
-    :func:`distill_loss` in place of cross-entropy.
+    :func:`distill_loss` in place of cross-entropy; with ``shift`` both see the same shifted images.
     """
     import torch
 
@@ -64,4 +64,4 @@ def distill_one_epoch(model: Any, teacher: Any, loader: Any, optimizer: Any, *, 
             teacher_logits, _ = _flat(teacher(inputs), raw_targets)  # a sequence model's (B, T, C): B*T predictions
         return distill_loss(logits, teacher_logits, targets, weight, temperature)
 
-    return train_one_epoch(model, loader, optimizer, desc=desc, progress=progress, loss_fn=loss_fn)
+    return train_one_epoch(model, loader, optimizer, desc=desc, progress=progress, loss_fn=loss_fn, shift=shift)

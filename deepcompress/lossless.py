@@ -22,11 +22,13 @@ progress bar (tensors and MB/s of the checkpoint's bytes) on stderr.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
 import os
 import struct
+import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -232,18 +234,20 @@ def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[
     """Store every tensor of ``source`` (safetensors, or a ``.pt`` state dict) exactly in the ``.dcz`` ``output``."""
     from .codecs.tensor import encode_dense
 
-    def encode(name: str, dtype: str, arr: Any, release: Any) -> Any:
-        return encode_dense(name, arr, dtype=dtype, release=release)
+    def encode(name: str, dtype: str, arr: Any, release: Any, spill: Any) -> Any:
+        return encode_dense(name, arr, dtype=dtype, release=release, spill=spill)
 
     return compress_tensors(source, output, encode, key=LOSSLESS_KEY, progress=progress)
 
 
 def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[str], encode: Any, *, key: str,
                      settings: dict[str, Any] | None = None, progress: bool | None = False) -> LosslessResult:
-    """The tensors of ``source`` (safetensors, or a ``.pt`` state dict), each ``encode(name, dtype, array, release)``d
-    into an ``EncodedTensor``, streamed into the ``.dcz`` ``output``; no architecture. ``release`` is
-    :func:`.codecs.buffers.drop_file_pages` for a memory-mapped array of at least
-    :data:`.codecs.buffers.RELEASE_BYTES` (the encoder may call it on parts it is done with), else None.
+    """The tensors of ``source`` (safetensors, or a ``.pt`` state dict), each ``encode(name, dtype, array, release,
+    spill)``d into an ``EncodedTensor``, streamed into the ``.dcz`` ``output``; no architecture. For a
+    memory-mapped array of at least :data:`.codecs.buffers.RELEASE_BYTES`, ``release`` is
+    :func:`.codecs.buffers.drop_file_pages` (the encoder may call it on parts it is done with) and ``spill``
+    makes temporary files in the output's folder (the encoder may code its streams into them, a part at a
+    time: :class:`.codecs.spill.Spilled`); both are None for other arrays.
 
     Tensors are encoded on the codec threads, at most ``2 * threads + 1`` and
     :data:`INFLIGHT_BYTES` of them in flight, and written in the source's order. The header's ``extra[key]`` records the source
@@ -262,6 +266,7 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
         head = fh.read(16)
     is_st = len(head) >= 9 and head[8:9] == b"{"
     meta, total_bytes, n_tensors, arrays = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
+    spill = functools.partial(tempfile.TemporaryFile, dir=out.parent, prefix=".dcz-spill-")
     counts = {"n": 0, "input_bytes": 0}
     kinds: dict[str, int] = {}
     dtypes: dict[str, str] = {}
@@ -269,8 +274,9 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
 
     def encode_one(item: tuple[str, str, Any, bool]) -> tuple[Any, int, str]:
         name, dtype, arr, file_backed = item  # checksummed here, on the pool, not by the writer's thread
-        release = buffers.drop_file_pages if file_backed and arr.nbytes >= buffers.RELEASE_BYTES else None
-        et = encode(name, dtype, arr, release).with_checksums()
+        large = file_backed and arr.nbytes >= buffers.RELEASE_BYTES
+        et = encode(name, dtype, arr, buffers.drop_file_pages if large else None, spill if large else None)
+        et = et.with_checksums()
         if file_backed:  # a memory-mapped file: its pages would stay resident until the end
             buffers.drop_file_pages(arr)
         return et, arr.nbytes, dtype

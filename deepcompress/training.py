@@ -95,12 +95,13 @@ def _flat(logits, targets):
 
 @thread_invariant()  # the same bits at any intra-op thread count: deepcompress.determinism
 def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: bool = True,
-                    loss_fn=None) -> dict[str, float]:
+                    loss_fn=None, shift: int = 0) -> dict[str, float]:
     """One pass over ``loader``; returns the mean loss and training accuracy.
 
     The loss is cross-entropy, or ``loss_fn(inputs, targets, logits, flat_targets)``
     where ``logits``/``flat_targets`` are the model's outputs and the targets with
-    a sequence model's positions flattened (distillation passes one).
+    a sequence model's positions flattened (distillation passes one). ``shift``: each
+    image batch is first moved by :func:`deepcompress.augment.random_shift`.
     """
     import torch
     import torch.nn.functional as F
@@ -108,6 +109,10 @@ def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: 
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for inputs, raw_targets in _progress(loader, len(loader), desc, progress):
+        if shift:
+            from .augment import random_shift
+
+            inputs = random_shift(inputs, shift)
         optimizer.zero_grad(set_to_none=True)
         logits, targets = _flat(model(inputs), raw_targets)
         loss = F.cross_entropy(logits, targets) if loss_fn is None else loss_fn(inputs, raw_targets, logits, targets)

@@ -13,7 +13,8 @@ class EncodedTensor:
 
     ``meta`` holds only JSON types (str, int, float, bool, None, list, dict) and is
     stored in the ``.dcz`` header. ``streams`` maps short ASCII stream names
-    (e.g. ``"index"``, ``"gap"``) to their bytes, each stored as one section.
+    (e.g. ``"index"``, ``"gap"``) to their bytes, each stored as one section; a huge tensor's stream may be
+    a :class:`~.spill.Spilled` (its bytes in a temporary file) instead.
     """
 
     meta: Mapping[str, Any]
@@ -26,8 +27,11 @@ class EncodedTensor:
         """This tensor with every stream's CRC32 computed now (zlib-ng, like zlib, releases the GIL on long buffers)."""
         from ..crc import crc32  # the container's CRC32
 
+        from .spill import Spilled
+
         return EncodedTensor(self.meta, self.streams,
-                             {k: crc32(memoryview(v).cast("B")) for k, v in self.streams.items()})
+                             {k: v.crc32 if isinstance(v, Spilled) else crc32(memoryview(v).cast("B"))
+                              for k, v in self.streams.items()})
 
     @property
     def name(self) -> str:

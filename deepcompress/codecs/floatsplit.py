@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import CodecError
 from . import bitpack, buffers, parallel
 from . import streams as codec
+from .spill import SpillFactory, Spilled
 
 KIND = "split_float"
 ESCAPE = 63
@@ -144,8 +145,8 @@ PASS_CHUNK = 1 << 22
 """Elements per step of the encoder's passes over the bit patterns (``release`` is called after each)."""
 
 
-def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.ndarray], Any] | None = None
-           ) -> tuple[dict[str, Any], dict[str, bytes | bytearray]]:
+def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.ndarray], Any] | None = None,
+           spill: SpillFactory | None = None) -> tuple[dict[str, Any], dict[str, bytes | bytearray | Spilled]]:
     """(meta without name/shape, streams) of bit patterns ``bits`` (uint16/uint32 of ``dtype``).
 
     The bit patterns are read in three passes, a chunk at a time: the exponent counts, the OR of the
@@ -153,6 +154,10 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
     fields. ``release(chunk)`` is called on each chunk after each pass (a file-backed caller drops the
     chunk's pages there), so a memory-mapped tensor is never resident as a whole, and the classes and
     the byte fields never exist together. A raw 8-bit stream is the field's own bytearray.
+
+    With ``spill`` (and more than ``ZSTD_SEARCH_SYMBOLS`` elements) no field is ever made whole: the
+    streams are coded a chunk at a time into spill files (:func:`.chunked.encode_chunked`, two or three
+    more passes over the bit patterns), with the same bytes.
     """
     fmt = FORMATS[dtype]
     E, M = fmt.exp_bits, fmt.mant_bits
@@ -189,7 +194,6 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
     cmap[order] = np.arange(order.size, dtype=np.uint8)
     zero_bits = M - 7 if ored == 0 else min(M - 7, (ored & -ored).bit_length() - 1)
     widths = low_widths(fmt, zero_bits)
-    w1 = widths[1] if len(widths) > 1 else 0
     meta: dict[str, Any] = {
         "kind": KIND, "dtype": dtype, "exponents": [int(x) for x in order], "n_escapes": 0,
         "zero_bits": int(zero_bits), "digest": hexdigest, "streams": {},
@@ -217,18 +221,22 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
         for lo in range(0, n, PASS_CHUNK):
             hi = min(n, lo + PASS_CHUNK)
             c = u[lo:hi]
-            found = K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap,
-                                         scratch[: hi - lo] if out_cls is None else out_cls[lo:hi],
-                                         scratch[: hi - lo] if mant is None else mant[lo:hi],
-                                         scratch_esc if esc is None else esc[k:])
+            found = _split_chunk(c, fmt, cmap, zero_bits, widths,
+                                 scratch[: hi - lo] if out_cls is None else out_cls[lo:hi],
+                                 scratch[: hi - lo] if mant is None else mant[lo:hi],
+                                 [low[lo:hi] for low in lows], scratch_esc if esc is None else esc[k:])
             k += found if esc is not None else 0
-            if lows:
-                lows[0][lo:hi] = (c & rest_mask) >> (zero_bits + w1)
-            if len(lows) > 1:
-                lows[1][lo:hi] = ((c & rest_mask) >> zero_bits) & ((1 << w1) - 1)
             if release is not None:
                 release(c)
 
+    if spill is not None and n > ZSTD_SEARCH_SYMBOLS:  # no zstd candidate for the exponent classes either way
+        esc = np.empty(int(counts.sum() - counts[order].sum()), dtype=np.uint8)
+        if esc.size:
+            fields(None, None, [], esc)
+        meta["n_escapes"] = int(esc.size)
+        put("escape", esc, E)
+        _encode_spilled(u, fmt, cmap, zero_bits, widths, meta, data, release, spill)
+        return meta, data
     # Two more passes, so that the classes and the byte fields are never in memory together: the classes
     # and escapes, coded and dropped; then the mantissa bytes and the low fields.
     cls = np.empty(n, dtype=np.uint8)
@@ -252,6 +260,51 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
         lows[i] = None
         owners.pop(f"low{i}", None)
     return meta, data
+
+
+def _split_chunk(c: np.ndarray, fmt: Format, cmap: np.ndarray, zero_bits: int, widths: list[int], cls: np.ndarray,
+                 mant: np.ndarray, lows: list[np.ndarray], esc: np.ndarray) -> int:
+    """The fields of the bit patterns ``c`` into ``cls`` (exponent classes), ``mant`` (sign and top 7 mantissa
+    bits) and ``lows`` (the low fields, as many as ``widths``), each ``c.size`` long; the escaped exponents go
+    to ``esc`` in order. Returns the number of escapes."""
+    from . import _float_kernels as K
+
+    E, M = fmt.exp_bits, fmt.mant_bits
+    found = K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap, cls, mant, esc)
+    rest = c & ((1 << (M - 7)) - 1)
+    w1 = widths[1] if len(widths) > 1 else 0
+    if lows:
+        np.right_shift(rest, zero_bits + w1, out=lows[0], casting="unsafe")
+    if len(lows) > 1:
+        np.bitwise_and(rest >> zero_bits, (1 << w1) - 1, out=lows[1], casting="unsafe")
+    return int(found)
+
+
+def _encode_spilled(u: np.ndarray, fmt: Format, cmap: np.ndarray, zero_bits: int, widths: list[int],
+                    meta: dict[str, Any], data: dict[str, Any], release: Callable[[np.ndarray], Any] | None,
+                    spill: SpillFactory) -> None:
+    """The exponent, mantissa and low streams of :func:`encode`, coded a chunk at a time into spill files."""
+    from . import chunked
+
+    CHUNK = chunked.CHUNK
+    n = u.size
+    size = min(n, CHUNK)
+    cls, mant = np.empty(size, dtype=np.uint8), np.empty(size, dtype=np.uint8)
+    lows = [np.empty(size, dtype=np.uint8) for _ in widths]
+    no_escapes = np.empty(size, dtype=np.uint8)  # the escapes are stored already
+
+    def make(lo: int, hi: int) -> dict[str, np.ndarray]:
+        c, m = u[lo:hi], hi - lo
+        _split_chunk(c, fmt, cmap, zero_bits, widths, cls[:m], mant[:m], [low[:m] for low in lows], no_escapes)
+        if release is not None:
+            release(c)
+        return {"exponent": cls[:m], "mantissa": mant[:m], **{f"low{i}": low[:m] for i, low in enumerate(lows)}}
+
+    widths_of = {"exponent": CLASS_BITS, "mantissa": 8, **{f"low{i}": w for i, w in enumerate(widths)}}
+    margins = {name: RAW_MARGIN for name in widths_of if name != "exponent"}
+    metas, spilled = chunked.encode_chunked(make, n, widths_of, spill, raw_margin=margins, chunk=CHUNK)
+    for name in widths_of:
+        meta["streams"][name], data[name] = metas[name], spilled[name]
 
 
 # ---------------------------------------------------------------- decoding

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import CodecError
 from . import parallel
 
 #: Symbols (or pairs) per independently coded block of a Huffman stream (:mod:`.huffman`'s layout).
@@ -30,10 +31,15 @@ def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> np.
 
 
 def pair_block_counts(symbols: np.ndarray, symbol_bits: int, block_pairs: int = BLOCK_SYMBOLS) -> np.ndarray:
-    """:func:`block_counts` of ``pair_symbols(symbols, symbol_bits)``, counted without forming the pairs."""
+    """:func:`block_counts` of ``pair_symbols(symbols, symbol_bits)``, counted without forming the pairs.
+
+    A symbol wider than ``symbol_bits`` raises :class:`CodecError` (the kernel's histogram
+    has a row of ``2**(2 * symbol_bits)`` counts and checks no index)."""
     from . import _kernels
 
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
+    if sym.size and int(sym.max()) >> symbol_bits:
+        raise CodecError(f"symbol {int(sym.max())} does not fit in {symbol_bits} bits")
     n_pairs = (sym.size + 1) // 2
     nb = (n_pairs + block_pairs - 1) // block_pairs
     hist = np.zeros((nb, 1 << (2 * symbol_bits)), dtype=np.int64)

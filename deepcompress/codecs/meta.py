@@ -24,6 +24,7 @@ DENSE_KEYS = ("name", "kind", "shape", "dtype", "streams")
 SPLIT_KEYS = DENSE_KEYS + ("exponents", "n_escapes", "zero_bits", "digest")
 GAP_KEYS = ("index_bits", "n_fillers")  # present if and only if the tensor has a gap stream
 NM_KEY = "nm"  # [N, M]: present if and only if the tensor has a pattern stream (N:M positions)
+GROUPS_KEY = "groups"  # G: a quantized tensor keeping every weight has one codebook per G rows (axis 0)
 DENSE_DTYPES = (
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
     "float16", "float32", "float64", "complex64", "complex128", "bfloat16",
@@ -79,6 +80,13 @@ def counts(meta: Mapping[str, Any]) -> Counts:
     kept = meta["n_kept_blocks"]
     return Counts(n, blocks.n_blocks(shape, block), size, kept, kept * size,
                   meta.get("n_fillers", 0), meta.get("index_bits"))
+
+
+def n_codebooks(meta: Mapping[str, Any]) -> int:
+    """Codebooks of a checked quantized meta: one per ``groups`` rows of axis 0 (the last group may be
+    shorter), else one."""
+    g = meta.get(GROUPS_KEY)
+    return 1 if g is None else -(-meta["shape"][0] // g)
 
 
 def expected_streams(meta: Mapping[str, Any]) -> dict[str, tuple[int | None, int, tuple[str, ...]]]:
@@ -163,7 +171,7 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
         what = f"{who} stream {sname!r}"
         if n_sym is None:
             streams.check_codebook_meta(smetas[sname], size, what=what, bits=meta["bits"],
-                                        needed=counts(meta).n_kept_blocks > 0)
+                                        needed=counts(meta).n_kept_blocks > 0, groups=n_codebooks(meta))
         else:
             streams.check_stream_meta(smetas[sname], size, what=what, n_symbols=n_sym, symbol_bits=sbits,
                                       codecs=codecs)
@@ -189,6 +197,8 @@ def _validate_sparse(meta: Mapping, who: str, shape: list[int]) -> None:
     has_gap = [k in meta for k in GAP_KEYS]
     if any(has_gap) and not all(has_gap):
         raise CodecError(f"{who}: index_bits and n_fillers go together")
+    if GROUPS_KEY in meta:
+        _validate_groups(meta, who, shape, any(has_gap))
     if NM_KEY in meta:
         _validate_nm(meta, who, shape, any(has_gap))
         return
@@ -203,6 +213,20 @@ def _validate_sparse(meta: Mapping, who: str, shape: list[int]) -> None:
         raise CodecError(f"{who}: n_fillers must be an int >= 0")
     if n_fillers * relindex.escape(index_bits) > n_blocks - n_kept:
         raise CodecError(f"{who}: {n_fillers} fillers skip more than the {n_blocks - n_kept} pruned blocks")
+
+
+def _validate_groups(meta: Mapping, who: str, shape: list[int], has_gap: bool) -> None:
+    """Per-group codebooks: a quantized tensor of rank >= 1 with at least one row, every weight kept (one-weight
+    blocks, no gap or pattern stream), ``groups`` an int in 1..shape[0]."""
+    g = meta[GROUPS_KEY]
+    if meta["kind"] != "quantized":
+        raise CodecError(f"{who}: groups (per-group codebooks) go with kind 'quantized' only")
+    if not shape or shape[0] < 1 or not _int(g) or not 1 <= g <= shape[0]:
+        raise CodecError(f"{who}: groups must be an int in 1..shape[0] of a tensor with rows; got {g!r} for {shape}")
+    if has_gap or NM_KEY in meta or any(b != 1 for b in meta["block"]) \
+            or meta["n_kept_blocks"] != blocks.n_blocks(shape, meta["block"]):
+        raise CodecError(f"{who}: per-group codebooks need every weight kept (one-weight blocks, no gap or "
+                         f"pattern stream)")
 
 
 def _validate_nm(meta: Mapping, who: str, shape: list[int], has_gap: bool) -> None:

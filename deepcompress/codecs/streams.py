@@ -211,21 +211,26 @@ def decode_items(smeta: Mapping[str, Any], data: bytes | memoryview, n_items: in
     return flat.view(dtype.newbyteorder("<")).astype(dtype, copy=False)
 
 
-def codebook_size(smeta: Mapping[str, Any], data: bytes | memoryview, bits: int, *, what: str) -> int:
-    """Entries of a ``codebook`` stream (float32 items), from its length or its zstd frame header."""
+def codebook_size(smeta: Mapping[str, Any], data: bytes | memoryview, bits: int, *, what: str,
+                  groups: int = 1) -> int:
+    """Entries of a ``codebook`` stream (float32 items), from its length or its zstd frame header:
+    ``groups`` codebooks of the same size, each of at most ``2**bits`` entries."""
     if smeta["codec"] == "raw":
         nbytes = memoryview(data).nbytes
     else:
         nbytes = zstdframe.content_size(data, what=what, error=CodecError)
-    limit = 4 << bits
-    if nbytes < 0 or nbytes % 4 or nbytes > limit:
-        raise CodecError(f"{what}: {nbytes} codebook bytes is not a multiple of 4 in 0..{limit} ({bits} bits)")
+    limit = groups * (4 << bits)
+    if nbytes < 0 or nbytes % (4 * groups) or nbytes > limit:
+        raise CodecError(f"{what}: {nbytes} codebook bytes is not a multiple of {4 * groups} in 0..{limit} "
+                         f"({groups} codebook(s) of {bits} bits)")
     return nbytes // 4
 
 
-def decode_codebook(smeta: Mapping[str, Any], data: bytes | memoryview, bits: int, *, what: str) -> np.ndarray:
-    """The float32 codebook (at most ``2**bits`` finite values) of a ``codebook`` stream."""
-    k = codebook_size(smeta, data, bits, what=what)
+def decode_codebook(smeta: Mapping[str, Any], data: bytes | memoryview, bits: int, *, what: str,
+                    groups: int = 1) -> np.ndarray:
+    """The float32 codebooks (``groups`` of at most ``2**bits`` finite values each, one after another) of a
+    ``codebook`` stream, flat."""
+    k = codebook_size(smeta, data, bits, what=what, groups=groups)
     cb = decode_items(smeta, data, k, np.dtype(np.float32), what=what)
     if not np.all(np.isfinite(cb)):
         raise CodecError(f"{what}: the codebook holds a non-finite value")
@@ -247,11 +252,13 @@ def _codec(smeta: Any, what: str, codecs: tuple[str, ...]) -> str:
     return codec
 
 
-def check_codebook_meta(smeta: Any, nbytes: int, *, what: str, bits: int, needed: bool) -> None:
-    """Check a ``codebook`` stream's meta and size: float32 items, at most ``2**bits``, some if ``needed``."""
+def check_codebook_meta(smeta: Any, nbytes: int, *, what: str, bits: int, needed: bool, groups: int = 1) -> None:
+    """Check a ``codebook`` stream's meta and size: float32 items, ``groups`` codebooks of at most ``2**bits``
+    each, some if ``needed``."""
     codec = _codec(smeta, what, ("raw", "zstd"))
-    if codec == "raw" and (nbytes % 4 or nbytes > 4 << bits):
-        raise CodecError(f"{what}: {nbytes} bytes is not a multiple of 4 in 0..{4 << bits} ({bits} bits)")
+    if codec == "raw" and (nbytes % (4 * groups) or nbytes > groups * (4 << bits)):
+        raise CodecError(f"{what}: {nbytes} bytes is not a multiple of {4 * groups} in 0..{groups * (4 << bits)} "
+                         f"({groups} codebook(s) of {bits} bits)")
     if needed and nbytes == 0:
         raise CodecError(f"{what}: empty codebook for kept weights")
 

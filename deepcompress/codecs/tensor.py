@@ -3,7 +3,8 @@
 Four kinds (see ``docs/codecs.md`` for the byte-level description):
 
 * ``quantized``: pruned and weight-shared. Streams ``index`` (codebook index
-  of every kept weight, ``bits`` bits) and ``gap`` (relative block indices).
+  of every kept weight, ``bits`` bits), ``codebook`` and ``gap`` (relative block indices).
+  With ``groups`` (every weight kept) one codebook per ``groups`` rows.
 * ``float``: pruned, not quantized. Streams ``values`` (float32 of every kept
   weight) and ``gap``.
 * ``dense``: stored exactly in its own dtype (``bfloat16`` as uint16 bit patterns). Stream ``data``.
@@ -32,7 +33,8 @@ from ..granularity import Granularity, parse_nm
 from . import buffers, floatsplit, nmpattern, relindex
 from . import streams as codec
 from .encoded import EncodedTensor
-from .meta import DENSE_DTYPES, Counts, counts, label, storage_dtype, validate_meta
+from .spill import SpillFactory
+from .meta import DENSE_DTYPES, GROUPS_KEY, Counts, counts, label, n_codebooks, storage_dtype, validate_meta
 
 # during the automatic gap-width search, zstd-19 is tried only on streams this short
 ZSTD_SEARCH_SYMBOLS = 1 << 18
@@ -131,7 +133,7 @@ def _nm_positions(mask: np.ndarray, block: tuple[int, ...], granularity: Any) ->
 
 def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, granularity: str,
                      block: tuple[int, ...], bits: int, index_bits: int | None = None,
-                     fast: bool = False) -> EncodedTensor:
+                     fast: bool = False, groups: int | None = None) -> EncodedTensor:
     """Encode a pruned, weight-shared tensor.
 
     ``labels`` has the weight's shape: -1 = pruned, ``0..len(codebook)-1`` =
@@ -141,26 +143,24 @@ def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, gra
     on the index stream only up to ZSTD_SEARCH_SYMBOLS symbols (zstd-19 on a
     stream of 10**8 symbols takes minutes). Raises CodecError naming the tensor
     on any bad input.
+
+    ``groups=G`` (per-group codebooks; every weight kept, one-weight blocks): ``codebook`` is 2-D, one row
+    of at most ``2**bits`` values per ``G`` rows of axis 0 (``ceil(shape[0] / G)`` rows), and a label
+    indexes the codebook of its row's group.
     """
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
         raise CodecError(f"tensor {name!r}: labels must be integers, not {labels.dtype}")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
-        raise CodecError(f"tensor {name!r}: bits {bits!r} is not in 1..8")
-    cb = np.asarray(codebook)
-    if cb.ndim != 1 or not (np.issubdtype(cb.dtype, np.floating) or np.issubdtype(cb.dtype, np.integer)):
-        raise CodecError(f"tensor {name!r}: the codebook must be a 1-D array of numbers")
-    cb = cb.astype(np.float32)
-    if cb.size > 1 << bits:
-        raise CodecError(f"tensor {name!r}: codebook of {cb.size} values does not fit {bits} bits")
-    if not np.all(np.isfinite(cb)):
-        raise CodecError(f"tensor {name!r}: the codebook has non-finite values")
-    if labels.size and (int(labels.min()) < -1 or int(labels.max()) >= cb.size):
-        raise CodecError(f"tensor {name!r}: labels span {int(labels.min())}..{int(labels.max())}, "
-                         f"expected -1..{cb.size - 1}")
-    _check_index_bits(name, index_bits)
     shape = tuple(int(s) for s in labels.shape)
+    cb = _checked_codebook(name, codebook, bits, _n_groups(name, shape, groups))
+    k = cb.shape[-1]
+    if labels.size and (int(labels.min()) < (-1 if groups is None else 0) or int(labels.max()) >= k):
+        raise CodecError(f"tensor {name!r}: labels span {int(labels.min())}..{int(labels.max())}, "
+                         f"expected {-1 if groups is None else 0}..{k - 1}")
+    _check_index_bits(name, index_bits)
     blk = blocks.check_block(shape, block, what=f"tensor {name!r}", error=CodecError)
+    if groups is not None and any(b != 1 for b in blk):
+        raise CodecError(f"tensor {name!r}: per-group codebooks need one-weight blocks, not {list(blk)}")
     if all(b == 1 for b in blk) and (labels.dtype.kind == "u" or not labels.size or int(labels.min()) >= 0):
         # nothing pruned: every element is kept, no gap stream (as _positions gives), without index arrays
         n_kept, gap = int(labels.size), None
@@ -171,9 +171,80 @@ def encode_quantized(name: str, labels: np.ndarray, codebook: np.ndarray, *, gra
         sym = blocks.to_blocks(labels, blk)[kept].astype(np.uint8).ravel()
     meta, data = _sparse_meta(name, "quantized", shape, granularity, blk, n_kept, gap)
     meta["bits"] = int(bits)
+    if groups is not None:
+        meta["groups"] = int(groups)
     meta["streams"]["index"], data["index"] = codec.encode_symbols(
         sym, int(bits), zstd=not fast or sym.size <= ZSTD_SEARCH_SYMBOLS)
-    meta["streams"]["codebook"], data["codebook"] = codec.encode_items(cb.astype("<f4"))
+    meta["streams"]["codebook"], data["codebook"] = codec.encode_items(cb.reshape(-1).astype("<f4"))
+    return EncodedTensor(meta=meta, streams=data)
+
+
+def _n_groups(name: str, shape: tuple[int, ...], groups: int | None) -> int | None:
+    """Codebooks of a tensor of ``shape`` with one per ``groups`` rows (None: one codebook, 1-D)."""
+    if groups is None:
+        return None
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or not shape \
+            or not 1 <= groups <= shape[0]:
+        raise CodecError(f"tensor {name!r}: groups must be an int in 1..shape[0] of a tensor with rows, "
+                         f"not {groups!r} for shape {list(shape)}")
+    return -(-shape[0] // int(groups))
+
+
+def _checked_codebook(name: str, codebook: np.ndarray, bits: int, n_groups: int | None = None) -> np.ndarray:
+    """``codebook`` as float32, after checking ``bits`` (1..8) and that it is finite, fits ``bits`` and is 1-D
+    (or, with ``n_groups``, 2-D with that many rows)."""
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
+        raise CodecError(f"tensor {name!r}: bits {bits!r} is not in 1..8")
+    cb = np.asarray(codebook)
+    if not (np.issubdtype(cb.dtype, np.floating) or np.issubdtype(cb.dtype, np.integer)):
+        raise CodecError(f"tensor {name!r}: the codebook must be an array of numbers")
+    if n_groups is None and cb.ndim != 1:
+        raise CodecError(f"tensor {name!r}: the codebook must be a 1-D array of numbers")
+    if n_groups is not None and (cb.ndim != 2 or cb.shape[0] != n_groups):
+        raise CodecError(f"tensor {name!r}: per-group codebooks must be {n_groups} rows (one per group), "
+                         f"not shape {list(cb.shape)}")
+    cb = cb.astype(np.float32)
+    if cb.shape[-1] > 1 << bits:
+        raise CodecError(f"tensor {name!r}: codebook of {cb.shape[-1]} values does not fit {bits} bits")
+    if not np.all(np.isfinite(cb)):
+        raise CodecError(f"tensor {name!r}: the codebook has non-finite values")
+    return cb
+
+
+def encode_quantized_chunked(name: str, shape: tuple[int, ...], make_labels: Callable[[int, int], np.ndarray],
+                             codebook: np.ndarray, *, bits: int, spill: SpillFactory,
+                             groups: int | None = None) -> EncodedTensor:
+    """:func:`encode_quantized` (``fast=True``) of a tensor with every element kept, at element granularity,
+    whose labels ``make_labels(lo, hi)`` gives a chunk at a time (uint8, elements ``lo..hi`` in C order): the
+    index stream is coded into a spill file (:func:`.chunked.encode_chunked`), never whole in memory. The same
+    bytes as :func:`encode_quantized` for more than ``ZSTD_SEARCH_SYMBOLS`` elements (fewer are coded in memory).
+    ``groups`` as there."""
+    from .chunked import encode_chunked
+
+    shape = tuple(int(s) for s in shape)
+    cb = _checked_codebook(name, codebook, bits, _n_groups(name, shape, groups))
+    n = math.prod(shape)
+    if n <= ZSTD_SEARCH_SYMBOLS:
+        labels = make_labels(0, n) if n else np.zeros(0, dtype=np.uint8)
+        return encode_quantized(name, np.asarray(labels).reshape(shape), cb, granularity="element",
+                                block=(1,) * len(shape), bits=bits, fast=True, groups=groups)
+
+    def make(lo: int, hi: int) -> dict[str, np.ndarray]:
+        labels = np.asarray(make_labels(lo, hi))
+        if labels.dtype != np.uint8:
+            raise CodecError(f"tensor {name!r}: labels must be uint8, not {labels.dtype}")
+        top = int(labels.max()) if labels.size else 0
+        if top >= cb.shape[-1]:
+            raise CodecError(f"tensor {name!r}: label {top} is past the codebook's {cb.shape[-1]} values")
+        return {"index": labels}
+
+    meta, data = _sparse_meta(name, "quantized", shape, "element", (1,) * len(shape), n, None)
+    meta["bits"] = int(bits)
+    if groups is not None:
+        meta["groups"] = int(groups)
+    metas, spilled = encode_chunked(make, n, {"index": int(bits)}, spill)
+    meta["streams"]["index"], data["index"] = metas["index"], spilled["index"]
+    meta["streams"]["codebook"], data["codebook"] = codec.encode_items(cb.reshape(-1).astype("<f4"))
     return EncodedTensor(meta=meta, streams=data)
 
 
@@ -198,10 +269,12 @@ def encode_float(name: str, weights: np.ndarray, mask: np.ndarray, *, granularit
 
 
 def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None,
-                 release: Callable[[np.ndarray], Any] | None = None) -> EncodedTensor:
+                 release: Callable[[np.ndarray], Any] | None = None,
+                 spill: SpillFactory | None = None) -> EncodedTensor:
     """Encode a dense array exactly in its own dtype (raw or zstd, the smaller; a float tensor: or
     ``split_float``, whichever is smallest, the zstd candidate at the fast level above 256 KiB).
-    ``release`` as for :func:`encode_split_float` (a memory-mapped caller drops pages there).
+    ``release`` and ``spill`` as for :func:`encode_split_float` (a memory-mapped caller drops pages there;
+    a huge tensor's streams go to spill files).
 
     ``dtype`` None (or the array's own dtype name) stores the array's dtype.
     ``dtype="bfloat16"``: ``array`` is a uint16 array holding the bfloat16 bit
@@ -227,7 +300,7 @@ def encode_dense(name: str, array: np.ndarray, *, dtype: str | None = None,
         return dense_of(*codec.encode_items(little))
     store = np.dtype(floatsplit.FORMATS[dtype].storage)
     bits = np.ascontiguousarray(arr).view(store.newbyteorder(arr.dtype.byteorder)).astype(store, copy=False)
-    split = encode_split_float(name, bits, dtype=dtype, release=release)
+    split = encode_split_float(name, bits, dtype=dtype, release=release, spill=spill)
     if arr.nbytes > DENSE_SAMPLE_BYTES and not _dense_may_win(split, little):
         return split  # a sample of the dense candidate already loses: it is not made
     if arr.nbytes > codec.ZSTD_LARGE_BYTES and _dense_loses(split, little, dense_of):
@@ -278,13 +351,15 @@ def _stored_cost(et: EncodedTensor) -> int:
 
 
 def encode_split_float(name: str, bits: np.ndarray, *, dtype: str,
-                       release: Callable[[np.ndarray], Any] | None = None) -> EncodedTensor:
+                       release: Callable[[np.ndarray], Any] | None = None,
+                       spill: SpillFactory | None = None) -> EncodedTensor:
     """Encode a float tensor exactly with the ``split_float`` codec (exponent classes, sign and mantissa streams).
 
     ``bits`` holds the bit patterns: uint16 for ``bfloat16`` and ``float16``,
     uint32 for ``float32``. Decoding returns them (checked against the stored digest).
     ``release(part)`` is called on each part of ``bits`` the encoder is done with
-    (:func:`.floatsplit.encode`).
+    (:func:`.floatsplit.encode`). With ``spill``, a long tensor's streams are coded a chunk at a time into
+    spill files (:class:`~.spill.Spilled`), never whole in memory; the bytes are the same.
     """
     if dtype not in floatsplit.FORMATS:
         raise CodecError(f"tensor {name!r}: split_float takes {', '.join(floatsplit.FORMATS)}, not {dtype!r}")
@@ -292,7 +367,7 @@ def encode_split_float(name: str, bits: np.ndarray, *, dtype: str,
     store = np.dtype(floatsplit.FORMATS[dtype].storage)
     if arr.dtype.name != store.name:
         raise CodecError(f"tensor {name!r}: {dtype} bit patterns must be {store}, not {arr.dtype}")
-    smeta, data = floatsplit.encode(name, arr.astype(store, copy=False), dtype, release=release)
+    smeta, data = floatsplit.encode(name, arr.astype(store, copy=False), dtype, release=release, spill=spill)
     meta = {"name": name, "shape": [int(s) for s in arr.shape], **smeta}
     return EncodedTensor(meta=meta, streams=data)
 
@@ -355,8 +430,9 @@ def _scatter(meta: Mapping, c: Counts, kept: np.ndarray | None, values: np.ndarr
 
 
 def _codebook(meta: Mapping, views: Mapping[str, memoryview]) -> np.ndarray:
+    """The codebook, flat (per-group codebooks one after another)."""
     return codec.decode_codebook(meta["streams"]["codebook"], views["codebook"], meta["bits"],
-                                 what=f"{label(meta)} stream 'codebook'")
+                                 what=f"{label(meta)} stream 'codebook'", groups=n_codebooks(meta))
 
 
 def _quantized_symbols(meta: Mapping, views: Mapping[str, memoryview], c: Counts, k: int) -> np.ndarray:
@@ -388,7 +464,8 @@ def _lookup(meta: Mapping, views: Mapping[str, memoryview], c: Counts, table: np
     slice's values go to ``sink`` and None is returned."""
     from . import huffman, huffman_code
 
-    n, k, bits = c.n_nonzero, table.size, int(meta["bits"])
+    n, bits = c.n_nonzero, int(meta["bits"])
+    k, span = table.size // n_codebooks(meta), _group_span(meta)
     smeta, view = meta["streams"]["index"], views["index"]
     what = f"{label(meta)} stream 'index'"
     codec_name = smeta["codec"]
@@ -413,15 +490,35 @@ def _lookup(meta: Mapping, views: Mapping[str, memoryview], c: Counts, table: np
         if int(part.max()) >= k:
             raise CodecError(f"{label(meta)}: shared-weight index {int(part.max())} is outside the codebook of {k}")
         if sink is None:
-            np.take(table, part, out=out[a:a + part.size])
+            _take(table, k, span, a, part, out[a:a + part.size])
         else:  # a Huffman slice is whole block groups, so it can be longer than LOOKUP_SLICE
             if part.size > out.size:
                 out = np.empty(part.size, dtype=table.dtype)
-            np.take(table, part, out=out[:part.size])
+            _take(table, k, span, a, part, out[:part.size])
             sink(memoryview(out[:part.size]).cast("B"))
         if in_place and release is not None:
             release(view[a:a + part.size])
     return out if sink is None else None
+
+
+def _group_span(meta: Mapping) -> int | None:
+    """Elements per codebook group (``groups`` rows) of a tensor with per-group codebooks, else None."""
+    g = meta.get(GROUPS_KEY)
+    return None if g is None else g * (math.prod(meta["shape"]) // meta["shape"][0])
+
+
+def _take(table: np.ndarray, k: int, span: int | None, start: int, part: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = table[part[i]]``, or with per-group codebooks (``span`` elements per group, ``k`` entries per
+    codebook) ``table[group * k + part[i]]`` for element ``start + i``: one lookup per group's run."""
+    if span is None:
+        np.take(table, part, out=out)
+        return
+    pos = 0
+    while pos < part.size:
+        g = (start + pos) // span
+        end = min(part.size, (g + 1) * span - start)
+        np.take(table[g * k:(g + 1) * k], part[pos:end], out=out[pos:end])
+        pos = end
 
 
 def decode_tensor(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
@@ -513,11 +610,19 @@ def decode_mask(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
 
 def decode_labels(meta: Mapping, streams: Mapping[str, bytes | memoryview], *,
                   max_elements: int = 2**31) -> tuple[np.ndarray, np.ndarray]:
-    """(labels int16 with -1 for pruned, codebook float32) of a ``quantized`` tensor."""
+    """(labels int16 with -1 for pruned, codebook float32) of a ``quantized`` tensor. With per-group codebooks
+    (every weight kept) the codebooks come flat, one after another, and each label (int32) indexes that flat
+    array, so ``codebook[labels]`` is the tensor either way."""
     views = _checked(meta, streams, max_elements)
     if meta["kind"] != "quantized":
         raise CodecError(f"{label(meta)}: kind {meta['kind']!r} has no labels")
     c = counts(meta)
     cb = _codebook(meta, views)
+    span = _group_span(meta)
+    if span is not None:  # every weight kept: global labels into the flat codebooks
+        k = cb.size // n_codebooks(meta)
+        sym = _quantized_symbols(meta, views, c, k).astype(np.int32)
+        sym += (np.arange(sym.size, dtype=np.int64) // span * k).astype(np.int32)
+        return sym.reshape(meta["shape"]), cb
     sym = _quantized_symbols(meta, views, c, cb.size).astype(np.int16)
     return _scatter(meta, c, _kept(meta, views, c), sym, -1), cb

@@ -71,8 +71,9 @@ KIND_FEATURES: dict[str, str] = {"split_float": "split_float"}
 """Tensor kinds that a file may use only if it lists the named required feature."""
 
 NM_PATTERN_FEATURE = "nm_pattern"  # a tensor whose positions are N:M pattern ids (meta key "nm")
+GROUPED_CODEBOOK_FEATURE = "grouped_codebook"  # a quantized tensor with one codebook per group of rows ("groups")
 KNOWN_FEATURES: frozenset[str] = (frozenset(CODEC_FEATURES.values()) | frozenset(DTYPE_FEATURES.values())
-                                  | frozenset(KIND_FEATURES.values()) | {NM_PATTERN_FEATURE})
+                                  | frozenset(KIND_FEATURES.values()) | {NM_PATTERN_FEATURE, GROUPED_CODEBOOK_FEATURE})
 """Required features this release understands; a file listing any other
 required feature is refused with UnsupportedVersionError."""
 
@@ -89,6 +90,8 @@ def features_of(metas: Iterable[Any]) -> list[str]:
             found.add(DTYPE_FEATURES[dtype])
         if isinstance(meta, dict) and "nm" in meta:
             found.add(NM_PATTERN_FEATURE)
+        if isinstance(meta, dict) and "groups" in meta:
+            found.add(GROUPED_CODEBOOK_FEATURE)
         streams = meta.get("streams") if isinstance(meta, dict) else None
         for rec in streams.values() if isinstance(streams, dict) else ():
             codec = rec.get("codec") if isinstance(rec, dict) else None

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _version
-from ..atomic import atomic_write
+from ..atomic import atomic_write, copy_file
 from ..crc import crc32
 from ..errors import ContainerError
 from . import format as fmt
@@ -44,8 +44,18 @@ def _optional_object(value: Mapping | None, where: str) -> dict | None:
     return to_json_value(value, where)
 
 
+def _file_backed(data: Any) -> bool:
+    """Whether a stream is bytes held in a file (:class:`~..codecs.spill.Spilled`: ``nbytes``, ``crc32``,
+    ``copy_to(fh)``), copied file to file instead of from memory."""
+    return hasattr(data, "copy_to") and isinstance(getattr(data, "crc32", None), int)
+
+
+def _nbytes(chunk: Any) -> int:
+    return chunk.nbytes if _file_backed(chunk) else memoryview(chunk).nbytes
+
+
 def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
-             ) -> tuple[dict[str, Any], list[bytes | memoryview], int]:
+             ) -> tuple[dict[str, Any], list[Any], int]:
     """(header entry, data chunks, new offset) of one tensor whose sections start at ``offset`` (aligned)."""
     raw_meta = getattr(tensor, "meta", None)
     raw_streams = getattr(tensor, "streams", None)
@@ -67,12 +77,13 @@ def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
                 f"tensor {name!r}: stream name {stream!r} must be 1-64 ASCII letters, digits, '_', '.' or '-'"
             )
     for stream in sorted(raw_streams):
-        view = _stream_view(raw_streams[stream], name, stream)
+        data = raw_streams[stream]
+        view = data if _file_backed(data) else _stream_view(data, name, stream)
         start = fmt.align(offset)
         if start > offset:
             chunks.append(_ZEROS[: start - offset])
         chunks.append(view)
-        crc = known.get(stream) if isinstance(known, Mapping) else None
+        crc = data.crc32 if _file_backed(data) else known.get(stream) if isinstance(known, Mapping) else None
         sections[stream] = {"offset": start, "length": view.nbytes,
                             "crc32": crc if isinstance(crc, int) else fmt.crc32(view)}
         offset = start + view.nbytes
@@ -128,9 +139,9 @@ def build_dcz(
     chunks = [*_head(entries, data_length, arch, recipe, metrics, extra), *data_chunks]
     crc = 0
     for chunk in chunks:
-        crc = crc32(chunk, crc)
+        crc = fmt.crc32_combine(crc, chunk.crc32, chunk.nbytes) if _file_backed(chunk) else crc32(chunk, crc)
     chunks.append(fmt.pack_trailer(crc))
-    total = sum(memoryview(c).nbytes for c in chunks)
+    total = sum(_nbytes(c) for c in chunks)
     return chunks, total
 
 
@@ -188,35 +199,11 @@ def write_dcz_streaming(
                 fh.write(chunk)
                 total += len(chunk)
             fh.flush()
-            _copy_file(spool, fh, data_length)
+            copy_file(spool, fh, data_length)
             total += data_length
             trailer = fmt.pack_trailer(fmt.crc32_combine(crc, data_crc, data_length))
             fh.write(trailer)
     return total + len(trailer)
-
-
-def _copy_file(src: Any, dst: Any, length: int) -> None:
-    """Append the first ``length`` bytes of file ``src`` to ``dst`` (flushed): in the kernel
-    (``os.copy_file_range``) where it can, else through an 8 MiB buffer."""
-    done = 0
-    copy_range = getattr(os, "copy_file_range", None)
-    if copy_range is not None:
-        try:
-            while done < length:
-                n = copy_range(src.fileno(), dst.fileno(), min(length - done, 1 << 30), done)
-                if n <= 0:
-                    break
-                done += n
-        except OSError:  # not supported here (another file system, an old kernel): copy the rest by hand
-            pass
-    src.seek(done)
-    while done < length:
-        block = src.read(min(8 << 20, length - done))
-        if not block:
-            raise ContainerError(f"the spool file ended {length - done} bytes early")
-        dst.write(block)
-        done += len(block)
-    dst.flush()
 
 
 def dumps_dcz(
@@ -229,7 +216,7 @@ def dumps_dcz(
 ) -> bytes:
     """The bytes of a ``.dcz`` file holding ``tensors`` (exactly what :func:`write_dcz` writes)."""
     chunks, _ = build_dcz(tensors, arch=arch, recipe=recipe, metrics=metrics, extra=extra)
-    return b"".join(chunks)
+    return b"".join(c.read() if _file_backed(c) else c for c in chunks)
 
 
 def write_dcz(
@@ -254,6 +241,9 @@ def write_dcz(
     return total
 
 
-def _write_all(fh: Any, chunks: Iterable[bytes | memoryview]) -> None:
+def _write_all(fh: Any, chunks: Iterable[Any]) -> None:
     for chunk in chunks:
-        fh.write(chunk)
+        if _file_backed(chunk):
+            chunk.copy_to(fh)
+        else:
+            fh.write(chunk)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from ..augment import check_shift
 from ..errors import ConfigError
 from ..granularity import NMPattern, parse_block, parse_granularity
 from ..layerspec import bits_value, parse_layer_spec, sparsity_value
@@ -165,6 +166,8 @@ class RetrainConfig(StageConfig):
     # weight of the loss towards the input model's outputs (deepcompress.distill); 0: labels only
     distill: float = 0.0
     distill_temperature: float = 4.0
+    # random translation of each training image by up to this many pixels (deepcompress.augment); 0: none
+    shift: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -172,6 +175,7 @@ class RetrainConfig(StageConfig):
         _check_positive(self.lr, "retrain lr")
         _check_choice(self.optimizer, ("sgd", "adam"), "optimizer")
         _check_distill(self.distill, self.distill_temperature)
+        check_shift(self.shift)
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,7 @@ class FinetuneConfig(StageConfig):
     batch_size: int = 128
     distill: float = 0.0  # as in RetrainConfig
     distill_temperature: float = 4.0
+    shift: int = 0  # as in RetrainConfig
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -230,6 +235,7 @@ class FinetuneConfig(StageConfig):
         _check_positive(self.lr, "finetune lr")
         _check_choice(self.optimizer, ("sgd", "adam"), "optimizer")
         _check_distill(self.distill, self.distill_temperature)
+        check_shift(self.shift)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,37 @@ class EpochCheckpoint:
         write_bytes_atomic(self.path, buf.getvalue())
 
 
+def rng_state() -> dict[str, Any]:
+    """The state of every random generator training draws from (torch's CPU generator: dropout, the shuffling
+    of loaders without their own generator, augmentation; numpy's and Python's global ones), as tensors and
+    plain lists that ``torch.load(weights_only=True)`` reads back."""
+    import random
+
+    import numpy as np
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "python": {"version": int(version), "internal": list(internal), "gauss_next": gauss_next}}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+
+
 def train_config(cfg: Any, epochs: int, seed: int) -> Any:
     """The :class:`~deepcompress.training.TrainConfig` of a stage config that trains."""
     from ..training import TrainConfig
@@ -73,11 +104,13 @@ def epoch_loop(
     restore_extra: Callable[[dict[str, Any]], None] | None = None,
     distill: float = 0.0,
     distill_temperature: float = 4.0,
+    shift: int = 0,
 ) -> None:
     """Train epoch by epoch, checkpointing after each so ``--resume`` continues mid-stage.
 
     With ``distill > 0`` the loss pulls the model towards ``ctx.teacher`` (the
     input model) on the same batches: :func:`deepcompress.distill.distill_loss`.
+    ``shift``: image batches are moved by up to that many pixels first (:mod:`deepcompress.augment`).
     """
     from ..training import train_one_epoch
 
@@ -85,6 +118,11 @@ def epoch_loop(
         from ..errors import ConfigError
 
         raise ConfigError("distillation needs the training data (a data spec or loaders), not your own train_fn")
+    if shift and ctx.train_fn is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError("shift augments the batches of the training data (a data spec or loaders), not your own "
+                          "train_fn")
 
     ckpt = EpochCheckpoint(slot, ctx.resume)
     start = 0
@@ -94,6 +132,8 @@ def epoch_loop(
             restore_extra(saved.get("extra", {}))
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        if "rng" in saved:  # dropout, shuffling and augmentation go on from where the killed run was
+            set_rng_state(saved["rng"])
         start = int(saved["epoch"]) + 1
         ctx.log(f"{desc}: resuming after epoch {start}/{train_cfg.epochs}")
     train_loader = None if ctx.train_fn is not None else dist.shard_loader(ctx.loaders(train_cfg.batch_size)[0], ctx.log)
@@ -114,9 +154,11 @@ def epoch_loop(
             from ..distill import distill_one_epoch
 
             stats = distill_one_epoch(trained, ctx.teacher, train_loader, optimizer, weight=distill,
-                                      temperature=distill_temperature, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
+                                      temperature=distill_temperature, desc=f"{desc} {epoch + 1}", progress=ctx.progress,
+                                      shift=shift)
         else:
-            stats = train_one_epoch(trained, train_loader, optimizer, desc=f"{desc} {epoch + 1}", progress=ctx.progress)
+            stats = train_one_epoch(trained, train_loader, optimizer, desc=f"{desc} {epoch + 1}", progress=ctx.progress,
+                                    shift=shift)
         line = f"{desc} epoch {epoch + 1}/{train_cfg.epochs}: loss {stats.get('loss', float('nan')):.4f}"
         metrics = ctx.evaluate(model) if ctx.has_data else None
         if metrics is not None:
@@ -128,6 +170,7 @@ def epoch_loop(
                 "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
                 "optimizer": optimizer.state_dict(),
                 "extra": extra_state() if extra_state is not None else {},
+                "rng": rng_state(),
             }
         )
     if trained is not model:  # drop DDP's gradient hooks before the next stage trains these parameters

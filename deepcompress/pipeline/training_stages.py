@@ -17,7 +17,7 @@ def run_retrain(cfg: RetrainConfig, state: PipelineState, ctx: RunContext, slot:
     optimizer = make_optimizer(state.model.parameters(), tc)
     handle = state.masks.attach(state.model, optimizer) if state.masks is not None else None
     epoch_loop(ctx, slot, state.model, optimizer, tc, "retrain", distill=cfg.distill,
-               distill_temperature=cfg.distill_temperature)
+               distill_temperature=cfg.distill_temperature, shift=cfg.shift)
     if handle is not None:
         handle.remove()
         state.masks.apply(state.model)
@@ -35,7 +35,7 @@ def run_finetune(cfg: FinetuneConfig, state: PipelineState, ctx: RunContext, slo
     optimizer = make_optimizer(state.model.parameters(), tc)
     try:
         epoch_loop(ctx, slot, state.model, optimizer, tc, "finetune", distill=cfg.distill,
-                   distill_temperature=cfg.distill_temperature)
+                   distill_temperature=cfg.distill_temperature, shift=cfg.shift)
     finally:
         state.codebooks = dict(shared.codebooks())
         shared.detach()

@@ -56,7 +56,7 @@ class SharedTensor:
     """One tensor's weight sharing: the codebook (float32 holding values of the tensor's dtype) and labels."""
 
     centroids: np.ndarray  # float32, ascending, each used
-    labels: np.ndarray  # uint8, the tensor's shape
+    labels: np.ndarray | None  # uint8, the tensor's shape (None when not asked for)
     bits: int
     rel_rms_error: float
 
@@ -222,27 +222,40 @@ def codebook(h: Histogram, bits: int, dtype: str, init: str = "linear") -> tuple
     return c, _error(h, c)
 
 
+def labeler(dtype: str, centroids: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving the uint8 labels (each weight's nearest centroid) of a flat part of a ``dtype`` tensor's
+    bit patterns; ``centroids`` ascending, holding values of ``dtype`` (float32 or float64 alike)."""
+    c = np.asarray(centroids, dtype=np.float64)
+    if dtype == "float32":
+        mids = (c[:-1] + c[1:]) / 2
+
+        def of(part: np.ndarray) -> np.ndarray:
+            return np.searchsorted(mids, part.astype(np.float64), side="right").astype(np.uint8)
+    else:
+        table = _nearest(_key_values(dtype), c).astype(np.uint8)
+
+        def of(part: np.ndarray) -> np.ndarray:
+            return table[part.view(np.uint16)]
+    return of
+
+
 def label(bits_array: np.ndarray, dtype: str, centroids: np.ndarray,
           release: Callable[[np.ndarray], Any] | None = None) -> np.ndarray:
     """uint8 labels (the array's shape): each weight's nearest centroid (``release`` as for :func:`_chunks`)."""
     flat = np.ascontiguousarray(bits_array).reshape(-1)
     out = np.empty(flat.size, dtype=np.uint8)
-    if dtype == "float32":
-        mids = ((centroids[:-1] + centroids[1:]) / 2).astype(np.float64)
-        for start, chunk in zip(range(0, flat.size, CHUNK), _chunks(flat, release)):
-            out[start:start + chunk.size] = np.searchsorted(mids, chunk.astype(np.float64), side="right")
-    else:
-        table = _nearest(_key_values(dtype), centroids).astype(np.uint8)
-        for start, chunk in zip(range(0, flat.size, CHUNK), _chunks(flat, release)):
-            out[start:start + chunk.size] = table[chunk.view(np.uint16)]
+    of = labeler(dtype, centroids)
+    for start, chunk in zip(range(0, flat.size, CHUNK), _chunks(flat, release)):
+        out[start:start + chunk.size] = of(chunk)
     return out.reshape(bits_array.shape)
 
 
 def share(bits_array: np.ndarray, dtype: str, *, bits: int | None = None, max_error: float = 0.03,
           init: str = "linear", min_bits: int = 2, max_bits: int = 8,
-          release: Callable[[np.ndarray], Any] | None = None) -> SharedTensor | None:
+          release: Callable[[np.ndarray], Any] | None = None, labels: bool = True) -> SharedTensor | None:
     """Weight-share one float tensor: at ``bits``, or (``bits=None``) at the fewest bits in
     ``min_bits..max_bits`` whose relative RMS error is at most ``max_error`` (else ``max_bits``).
+    ``labels=False`` leaves the labels out (None; :func:`labeler` makes them a part at a time).
 
     None when the tensor holds a NaN or an infinity (it is then stored exactly). ``release(part)``
     is called on each part of the tensor after each of the two passes over it.
@@ -255,4 +268,73 @@ def share(bits_array: np.ndarray, dtype: str, *, bits: int | None = None, max_er
         c, err = codebook(h, b, dtype, init)
         if err <= max_error or b == choices[-1]:
             break
-    return SharedTensor(c.astype(np.float32), label(bits_array, dtype, c, release), int(b), err)
+    return SharedTensor(c.astype(np.float32), label(bits_array, dtype, c, release) if labels else None, int(b), err)
+
+
+@dataclass(frozen=True)
+class GroupedShare:
+    """Weight sharing with one codebook per group of ``group_rows`` rows (axis 0) of a tensor."""
+
+    centroids: list[np.ndarray]  # per group: float64, ascending, each used, values of the tensor's dtype
+    group_rows: int
+    row_elements: int  # elements per row (the product of the other axes)
+    dtype: str
+    bits: int
+    rel_rms_error: float  # of the whole tensor
+
+    def codebooks(self) -> np.ndarray:
+        """float32 (groups, k): each group's centroids, the shorter ones padded with their last value
+        (never a label's target), k the longest."""
+        k = max(c.size for c in self.centroids)
+        return np.stack([np.concatenate([c, np.full(k - c.size, c[-1])]) for c in self.centroids]).astype(np.float32)
+
+    def labels_of(self, flat: np.ndarray, lo: int, hi: int,
+                  release: Callable[[np.ndarray], Any] | None = None) -> np.ndarray:
+        """uint8 labels of elements ``lo..hi`` of the flat tensor ``flat`` (each in its group's codebook);
+        ``release(part)`` after each group's part is labelled."""
+        out = np.empty(hi - lo, dtype=np.uint8)
+        span = self.group_rows * self.row_elements
+        pos = lo
+        while pos < hi:
+            g = pos // span
+            end = min(hi, (g + 1) * span)
+            part = flat[pos:end]
+            out[pos - lo:end - lo] = labeler(self.dtype, self.centroids[g])(part)
+            if release is not None:
+                release(part)
+            pos = end
+        return out
+
+
+def share_groups(bits_array: np.ndarray, dtype: str, group_rows: int, *, bits: int | None = None,
+                 max_error: float = 0.03, init: str = "linear", min_bits: int = 2, max_bits: int = 8,
+                 release: Callable[[np.ndarray], Any] | None = None) -> GroupedShare | None:
+    """:func:`share` with one codebook per ``group_rows`` rows of axis 0 (coremltools' per-grouped-channel
+    palettization): each group's histogram k-means at ``bits``, or (``bits=None``) at the fewest bits in
+    ``min_bits..max_bits`` whose relative RMS error over the whole tensor is at most ``max_error``. One pass
+    over the tensor per bit width tried, a group at a time (one group's histogram in memory); the labels are
+    made later, a part at a time (:meth:`GroupedShare.labels_of`). None when the tensor holds a NaN or an
+    infinity."""
+    shape = bits_array.shape
+    if len(shape) < 1 or shape[0] < 1 or group_rows < 1:
+        raise ValueError(f"per-group sharing needs rows and group_rows >= 1; got shape {shape}, {group_rows}")
+    flat = np.ascontiguousarray(bits_array).reshape(-1)
+    row_elements = flat.size // shape[0]
+    span = group_rows * row_elements
+    choices = [bits] if bits is not None else list(range(min_bits, max_bits + 1))
+    for b in choices:
+        fits: list[np.ndarray] = []
+        sq_err = power = 0.0
+        for start in range(0, flat.size, span):
+            h = histogram(flat[start:start + span], dtype, release)
+            if h is None:
+                return None
+            c, err = codebook(h, b, dtype, init)
+            p = float(np.sum(h.counts * h.values ** 2))
+            fits.append(c)
+            power += p
+            sq_err += err * err * p if np.isfinite(err) else 0.0
+        rel = float(np.sqrt(sq_err / power)) if power > 0 else 0.0
+        if rel <= max_error:
+            break
+    return GroupedShare(fits, int(group_rows), int(row_elements), dtype, int(b), rel)

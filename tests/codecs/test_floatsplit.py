@@ -456,3 +456,44 @@ def test_sink_of_the_class_path_gets_the_whole_tensor():
     parts: list[bytes] = []
     assert decode_tensor(json.loads(json.dumps(et.meta)), et.streams, sink=lambda p: parts.append(bytes(p))) is None
     assert b"".join(parts) == bits.tobytes()
+
+
+@pytest.mark.parametrize("dtype,escapes", [("bfloat16", False), ("float32", False), ("float16", False),
+                                           ("float32", True), ("bfloat16", True)])
+def test_spilled_streams_are_the_in_memory_bytes(dtype, escapes, monkeypatch):
+    """With ``spill`` a long tensor's streams are coded a chunk at a time into spill files: the same meta and
+    bytes as in memory (escapes, low fields, pair-coded classes and raw mantissas included), every part
+    released, and none of the byte fields ever whole in memory (the chunks are the only buffers)."""
+    import tempfile
+
+    from deepcompress.codecs import chunked
+    from deepcompress.codecs.spill import Spilled
+
+    rng = np.random.default_rng(11)
+    n = 3 * 2 * (1 << 16) + 777  # past ZSTD_SEARCH_SYMBOLS, so no zstd candidate either way
+    x = rng.normal(scale=0.05, size=n)
+    if escapes:
+        x = x * np.exp2(rng.integers(-60, 60, size=n))
+    bits = _bits_of(x, dtype)
+    whole_meta, whole = floatsplit.encode("w", bits, dtype)
+    assert not escapes or whole_meta["n_escapes"] > 0
+    monkeypatch.setattr(chunked, "CHUNK", 2 * (1 << 16))
+    released: list[int] = []
+    meta, streams = floatsplit.encode("w", bits, dtype, release=lambda part: released.append(part.size),
+                                      spill=tempfile.TemporaryFile)
+    assert meta == whole_meta
+    assert {k for k, v in streams.items() if isinstance(v, Spilled)} == set(streams) - {"escape"}
+    assert {k: v.read() if isinstance(v, Spilled) else bytes(v) for k, v in streams.items()} == \
+        {k: bytes(v) for k, v in whole.items()}
+    # pass 1 (counts) in PASS_CHUNK parts; the escapes' pass when there are any; then 2-3 chunked passes
+    assert sum(released) % n == 0 and sum(released) >= (3 if escapes else 2) * n
+    assert max(released) <= max(floatsplit.PASS_CHUNK, chunked.CHUNK)
+
+
+def test_a_short_tensor_is_coded_in_memory_even_with_spill():
+    import tempfile
+
+    rng = np.random.default_rng(12)
+    bits = _bits_of(rng.normal(scale=0.05, size=5000), "bfloat16")
+    _, streams = floatsplit.encode("w", bits, "bfloat16", spill=tempfile.TemporaryFile)
+    assert all(isinstance(v, (bytes, bytearray, memoryview)) for v in streams.values())

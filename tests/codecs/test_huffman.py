@@ -199,6 +199,18 @@ def test_encoder_matches_the_documented_layout(seed, alphabet, n):
 
 # ---- pairs: one code over pairs of b-bit symbols (the huffman_pairs stream codec)
 
+@pytest.mark.parametrize("n", [1, 2, 3, 1001])
+def test_pair_counts_refuse_symbols_wider_than_their_bits(n):
+    """The pair histogram kernel indexes rows of 2**(2b) counts unchecked: a wider symbol anywhere (the
+    odd last one included) is refused before it runs, not written past the row (heap corruption)."""
+    for pos in {0, n - 1}:
+        sym = np.zeros(n, dtype=np.uint8)
+        sym[pos] = 4
+        with pytest.raises(CodecError, match="symbol 4 does not fit in 2 bits"):
+            huffman_counts.pair_block_counts(sym, 2, 64)
+    assert huffman_counts.pair_block_counts(np.full(n, 3, dtype=np.uint8), 2, 64).sum() == (n + 1) // 2
+
+
 def _pair_round_trip(sym: np.ndarray, bits: int, block: int = huffman.BLOCK_SYMBOLS) -> bytes:
     pairs = huffman_counts.pair_symbols(sym, bits).astype(np.int64)
     alphabet = 1 << (2 * bits)

@@ -337,3 +337,79 @@ def test_sink_gets_the_same_bytes_as_the_array(pruned, shared_dtype, monkeypatch
     parts = []
     decode_tensor(dense.meta, dense.streams, sink=lambda p: parts.append(bytes(p)))
     assert parts == [np.arange(10, dtype=np.int64).tobytes()]
+
+
+@pytest.mark.parametrize("bits,n", [(4, 3 * (1 << 17) + 9), (8, 2 * (1 << 17)), (2, 1000)])
+def test_quantized_chunked_is_the_in_memory_tensor(bits, n, monkeypatch):
+    """``encode_quantized_chunked`` (labels made a part at a time, the index stream spilled) gives the meta and
+    bytes of ``encode_quantized(fast=True)``; a short tensor is coded in memory; bad labels are refused."""
+    import tempfile
+
+    from deepcompress.codecs import chunked
+    from deepcompress.codecs.spill import Spilled
+    from deepcompress.codecs.tensor import encode_quantized_chunked
+
+    monkeypatch.setattr(chunked, "CHUNK", 1 << 17)
+    rng = np.random.default_rng(bits)
+    labels = np.minimum(np.abs(rng.normal(0, 3, n)), (1 << bits) - 1).astype(np.uint8).reshape(-1, 1)
+    cb = np.linspace(-1, 1, 1 << bits).astype(np.float32)
+    whole = encode_quantized("q", labels, cb, granularity="element", block=(1, 1), bits=bits, fast=True)
+    flat = labels.reshape(-1)
+    got = encode_quantized_chunked("q", labels.shape, lambda lo, hi: flat[lo:hi], cb, bits=bits,
+                                   spill=tempfile.TemporaryFile)
+    assert got.meta == whole.meta
+    assert isinstance(got.streams["index"], Spilled) == (n > 1 << 18)
+    assert {k: v.read() if isinstance(v, Spilled) else bytes(v) for k, v in got.streams.items()} == \
+        {k: bytes(v) for k, v in whole.streams.items()}
+    with pytest.raises(CodecError, match="past the codebook"):
+        encode_quantized_chunked("q", (1 << 19,), lambda lo, hi: np.full(hi - lo, 200, np.uint8), cb[:4], bits=8,
+                                 spill=tempfile.TemporaryFile)
+    with pytest.raises(CodecError, match="must be uint8"):
+        encode_quantized_chunked("q", (1 << 19,), lambda lo, hi: np.zeros(hi - lo, np.int64), cb, bits=8,
+                                 spill=tempfile.TemporaryFile)
+
+
+@pytest.mark.parametrize("shape,groups", [((10, 7), 3), ((9, 2, 3, 3), 4), ((5, 11), 5), ((6, 4), 1)])
+@pytest.mark.parametrize("shared_dtype", [None, "float16", "bfloat16"])
+def test_per_group_codebooks_decode_each_row_through_its_group(shape, groups, shared_dtype):
+    """``groups=G``: a weight of row r is looked up in codebook r // G (the last group may be shorter), in
+    float32 or straight into a half dtype; ``decode_labels`` gives global labels into the flat codebooks."""
+    from deepcompress.dtypes import bfloat16_bits
+
+    rng = np.random.default_rng(sum(shape) + groups)
+    ng = -(-shape[0] // groups)
+    cb = np.sort(rng.normal(size=(ng, 8)), axis=1).astype(np.float32)
+    labels = rng.integers(0, 8, shape).astype(np.uint8)
+    et = encode_quantized("w", labels, cb, granularity="element", block=(1,) * len(shape), bits=3, groups=groups)
+    rows = (np.arange(shape[0]) // groups).reshape((-1,) + (1,) * (len(shape) - 1))
+    expected = cb[rows, labels]
+    out = decode_tensor(et.meta, et.streams, shared_dtype=shared_dtype)
+    if shared_dtype == "float16":
+        expected = expected.astype(np.float16)
+    elif shared_dtype == "bfloat16":
+        expected = bfloat16_bits(expected)
+    assert out.dtype == expected.dtype and np.array_equal(out, expected)
+    flat_labels, flat_cb = decode_labels(et.meta, et.streams)
+    assert flat_cb.size == ng * 8 and np.array_equal(flat_cb[flat_labels], cb[rows, labels])
+
+
+@pytest.mark.parametrize("index_codec", ["huffman", "raw"])
+def test_per_group_lookup_a_slice_at_a_time(index_codec, monkeypatch):
+    """Slices that cut through groups (and groups through slices) look every weight up in its own codebook,
+    whole or through a sink."""
+    from deepcompress.codecs import tensor as ct
+
+    rng = np.random.default_rng(7)
+    shape, groups = (300, 1000), 7
+    ng = -(-shape[0] // groups)
+    cb = np.sort(rng.normal(size=(ng, 256)), axis=1).astype(np.float32)
+    raw = rng.integers(0, 256, shape) if index_codec == "raw" else np.minimum(np.abs(rng.normal(0, 9, shape)), 255)
+    labels = raw.astype(np.uint8)
+    et = encode_quantized("w", labels, cb, granularity="element", block=(1, 1), bits=8, groups=groups)
+    assert et.meta["streams"]["index"]["codec"] == index_codec
+    expected = cb[(np.arange(shape[0]) // groups)[:, None], labels]
+    monkeypatch.setattr(ct, "LOOKUP_SLICE", 5_000)  # a group is 7,000 weights
+    assert np.array_equal(decode_tensor(et.meta, et.streams), expected)
+    parts: list[bytes] = []
+    assert decode_tensor(et.meta, et.streams, sink=lambda m: parts.append(bytes(m))) is None
+    assert len(parts) > 1 and b"".join(parts) == expected.tobytes()

@@ -50,6 +50,10 @@ def _samples():
         # 2:4 positions as pattern ids (own rng: the other samples keep their values)
         encode_quantized("q.nm", _nm_labels(np.random.default_rng(17)), cb[:4], granularity="2:4",
                          block=(1, 1, 1, 1), bits=2),
+        # per-group codebooks, a Huffman-coded index (own rng: the other samples keep their values)
+        encode_quantized("q.groups", np.minimum(np.abs(np.random.default_rng(18).normal(0, 2, (9, 60))), 7)
+                         .astype(np.uint8), np.sort(np.random.default_rng(19).normal(size=(3, 8)), axis=1),
+                         granularity="element", block=(1, 1), bits=3, groups=4),
         encode_dense("d", rng.normal(size=50).astype(np.float16)),  # last: test_non_buffer_streams uses it
     ]
     return [(json.loads(json.dumps(e.meta)), dict(e.streams)) for e in out]
@@ -233,3 +237,48 @@ def test_a_pattern_id_outside_the_patterns_is_refused():
     streams["pattern"] = bitpack.pack_bits(ids, 3)
     mask = decode_mask(meta, streams)
     assert mask.sum() == meta["n_kept_blocks"]
+
+
+def _groups_sample():
+    meta, streams = next((m, s) for m, s in SAMPLES if m["name"] == "q.groups")
+    assert meta["groups"] == 4 and meta["streams"]["index"]["codec"] == "huffman"
+    return copy.deepcopy(meta), dict(streams)
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda m, s: m.__setitem__("groups", 0), "groups must be an int in 1..shape"),
+    (lambda m, s: m.__setitem__("groups", 10), "groups must be an int in 1..shape"),
+    (lambda m, s: m.__setitem__("groups", True), "groups must be an int"),
+    (lambda m, s: m.__setitem__("groups", 2), "not a multiple of 20"),  # 5 codebooks, the stream holds 3
+    (lambda m, s: m.__setitem__("groups", 9), "not a multiple of 4 in 0..32"),  # 1 codebook of 8: 24 values
+    (lambda m, s: m.update(index_bits=3, n_fillers=0), "need every weight kept"),
+    (lambda m, s: m.update(block=[1, 2], n_kept_blocks=270), "need every weight kept"),
+    (lambda m, s: m.__setitem__("n_kept_blocks", m["n_kept_blocks"] - 1), "n_kept|need every weight kept"),
+    (lambda m, s: m.__setitem__("kind", "float"), "go with kind 'quantized'|streams"),
+])
+def test_hostile_group_metas_are_refused_in_one_line(change, match):
+    meta, streams = _groups_sample()
+    change(meta, streams)
+    with pytest.raises(CodecError, match=match) as err:
+        decode_tensor(meta, streams)
+    assert "\n" not in str(err.value)
+
+
+def test_a_label_past_its_group_codebook_is_refused():
+    meta, streams = _groups_sample()
+    cb = np.frombuffer(streams["codebook"], dtype="<f4").reshape(3, 8)
+    streams["codebook"] = np.ascontiguousarray(cb[:, :4]).tobytes()  # 3 codebooks of 4: labels up to 7 now past
+    with pytest.raises(CodecError, match="outside the codebook of 4"):
+        decode_tensor(meta, streams)
+
+
+def test_per_group_codebooks_are_checked_at_encode():
+    cb = np.zeros((2, 4), dtype=np.float32)
+    with pytest.raises(CodecError, match="must be 3 rows"):
+        encode_quantized("g", np.zeros((5, 2), np.uint8), cb, granularity="element", block=(1, 1), bits=2, groups=2)
+    with pytest.raises(CodecError, match="expected 0..3"):
+        encode_quantized("g", np.full((4, 2), -1), cb, granularity="element", block=(1, 1), bits=2, groups=2)
+    with pytest.raises(CodecError, match="one-weight blocks"):
+        encode_quantized("g", np.zeros((4, 2), np.uint8), cb, granularity="vector", block=(1, 2), bits=2, groups=2)
+    with pytest.raises(CodecError, match="groups must be an int"):
+        encode_quantized("g", np.zeros((4, 2), np.uint8), cb, granularity="element", block=(1, 1), bits=2, groups=5)

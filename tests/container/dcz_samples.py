@@ -317,3 +317,32 @@ def nm_bytes() -> bytes:
     tensors, _ = nm_samples()
     with pinned_tool_version():
         return writer.dumps_dcz(tensors, arch=None)
+
+
+def grouped_samples() -> tuple[list[EncodedTensor], dict[str, Any]]:
+    """A weight-shared fc layer with one codebook per 3 rows (the last group 1 row: 7 rows, 3 codebooks) and a
+    Huffman-coded index stream, and a conv layer with one codebook per 2 filters (the ``grouped_codebook``
+    feature)."""
+    import numpy as np
+
+    from deepcompress.codecs import tensor as ct
+
+    rng = np.random.default_rng(20261209)
+    fc_cb = np.sort(rng.standard_normal((3, 8)), axis=1).astype(np.float32)
+    fc_labels = np.minimum(np.abs(rng.normal(0, 2.0, size=(7, 40))), 7).astype(np.uint8)
+    conv_cb = np.sort(rng.standard_normal((2, 4)), axis=1).astype(np.float32)
+    conv_labels = rng.integers(0, 4, size=(4, 3, 3, 3)).astype(np.uint8)
+    arrays = {"fc.weight": fc_cb[np.arange(7)[:, None] // 3, fc_labels],
+              "conv.weight": conv_cb[(np.arange(4) // 2)[:, None, None, None], conv_labels]}
+    tensors = [
+        ct.encode_quantized("fc.weight", fc_labels, fc_cb, granularity="element", block=(1, 1), bits=3, groups=3),
+        ct.encode_quantized("conv.weight", conv_labels, conv_cb, granularity="element", block=(1, 1, 1, 1), bits=2,
+                            groups=2),
+    ]
+    return tensors, arrays
+
+
+def grouped_bytes() -> bytes:
+    tensors, _ = grouped_samples()
+    with pinned_tool_version():
+        return writer.dumps_dcz(tensors, arch=None)

@@ -13,7 +13,7 @@ from deepcompress.checkpoint_sharing import ShareSettings, compress_shared
 from deepcompress.cli.main import cli
 from deepcompress.container import read_dcz
 from deepcompress.errors import ConfigError
-from deepcompress.lossless import decode_lossless
+from deepcompress.lossless import SHARED_KEY, decode_lossless
 
 torch = pytest.importorskip("torch")
 st_torch = pytest.importorskip("safetensors.torch")
@@ -173,3 +173,72 @@ def test_sliced_decode_of_shared_tensors_writes_the_same_file(tmp_path, monkeypa
     monkeypatch.setattr(T, "LOOKUP_SLICE", 1000)
     decode_lossless(tmp_path / "m.dcz", tmp_path / "sliced.safetensors")
     assert (tmp_path / "sliced.safetensors").read_bytes() == (tmp_path / "whole.safetensors").read_bytes()
+
+
+def _row_scaled(dtype: str, rows: int = 64, cols: int = 48) -> dict[str, tuple[str, np.ndarray]]:
+    """A matrix whose rows differ in scale by 100x (what per-group codebooks are for), and a bias."""
+    rng = np.random.default_rng(5)
+    scale = np.geomspace(0.001, 0.1, rows).astype(np.float32)[:, None]
+    w = rng.standard_normal((rows, cols), dtype=np.float32) * scale
+    return {"fc.weight": (dtype, _float_bits(w, dtype)),
+            "fc.bias": (dtype, _float_bits(rng.standard_normal(rows, dtype=np.float32), dtype))}
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+def test_group_size_gives_each_group_of_rows_its_codebook(tmp_path, dtype):
+    """``group_size=G``: one codebook per G rows (the header says so), every decoded row takes at most 2**bits
+    values of its group's codebook, the error falls well below one codebook's on rows of unequal scale, and the
+    settings are recorded; a matrix of at most G rows keeps one codebook."""
+    src = tmp_path / "m.safetensors"
+    write_st(src, _row_scaled(dtype))
+    one = compress_shared(src, tmp_path / "one.dcz", ShareSettings(bits=3))
+    grouped = compress_shared(src, tmp_path / "g.dcz", ShareSettings(bits=3, group_size=8))
+    dcz = read_dcz(tmp_path / "g.dcz")
+    assert dcz.meta("fc.weight")["groups"] == 8 and "grouped_codebook" in dcz.header["required_features"]
+    assert dcz.extra[SHARED_KEY]["sharing"]["group_size"] == 8
+    assert "groups" not in read_dcz(tmp_path / "one.dcz").meta("fc.weight")
+    orig = st_torch.load_file(src)["fc.weight"].double()
+    errors, small = {}, {}
+    for name, done in (("one", one), ("g", grouped)):
+        decode_lossless(done.output, tmp_path / f"{name}.safetensors")
+        got = st_torch.load_file(tmp_path / f"{name}.safetensors")["fc.weight"].double()
+        errors[name] = float((got - orig).norm() / orig.norm())
+        small[name] = float((got[:8] - orig[:8]).norm() / orig[:8].norm())  # the 8 rows of smallest scale
+        if name == "g":
+            for g in range(8):
+                assert torch.unique(got[8 * g:8 * g + 8]).numel() <= 8
+    assert errors["g"] < 0.85 * errors["one"], errors
+    assert small["g"] < 0.25 < 0.9 < small["one"], small  # one codebook rounds the small rows to nearly nothing
+    wide = compress_shared(src, tmp_path / "w.dcz", ShareSettings(bits=3, group_size=64))
+    assert "groups" not in read_dcz(wide.output).meta("fc.weight")
+
+
+def test_grouped_sharing_spills_with_the_same_bytes(tmp_path, monkeypatch):
+    """A large grouped tensor's labels are made a group part at a time and coded into a spill file: the same
+    file as in memory, with groups cutting across the coder's chunks."""
+    from deepcompress.codecs import buffers, chunked
+
+    src = tmp_path / "m.safetensors"
+    write_st(src, _row_scaled("bfloat16", rows=700, cols=1000))
+    settings = ShareSettings(bits=None, group_size=48)
+    expected = compress_shared(src, tmp_path / "memory.dcz", settings).output.read_bytes()
+    monkeypatch.setattr(buffers, "RELEASE_BYTES", 1 << 20)
+    monkeypatch.setattr(chunked, "CHUNK", 1 << 17)
+    (tmp_path / "out").mkdir()
+    assert compress_shared(src, tmp_path / "out" / "s.dcz", settings).output.read_bytes() == expected
+
+
+def test_cli_group_size(tmp_path, digits_lenet300):
+    src = tmp_path / "m.safetensors"
+    write_st(src, _row_scaled("float32"))
+    r = _run(["compress", str(src), "-o", str(tmp_path / "g.dcz"), "--bits", "4", "--group-size", "16"])
+    assert r.exit_code == 0, r.output
+    assert "one codebook per 16 rows" in r.stdout
+    assert read_dcz(tmp_path / "g.dcz").meta("fc.weight")["groups"] == 16
+    for args, match in ((["--lossless"], "--group-size is weight sharing"),
+                        (["--group-size", "0"], "0 is not in the range")):
+        r = _run(["compress", str(src), "-o", str(tmp_path / "x.dcz"), "--group-size", "16", *args])
+        assert r.exit_code == 2 and match in r.output and "Traceback" not in r.output
+    r = _run(["compress", str(digits_lenet300), "-o", str(tmp_path / "x.dcz"), "--group-size", "16"])
+    assert r.exit_code == 2 and "--group-size goes with a checkpoint naming no architecture" in r.output
+    assert not (tmp_path / "x.dcz").exists()

@@ -21,7 +21,7 @@ def test_pinned_constants():
     assert (fmt.HEADER_PLAIN, fmt.HEADER_ZSTD, fmt.MAX_HEADER_RATIO) == (0, 1, 64)
     assert fmt.END_MARKER == b"DCZ."
     assert MAX_HEADER_BYTES == 64 * 2**20
-    assert KNOWN_FEATURES == frozenset({"huffman_pairs", "bfloat16", "split_float", "nm_pattern"})
+    assert KNOWN_FEATURES == frozenset({"huffman_pairs", "bfloat16", "split_float", "nm_pattern", "grouped_codebook"})
 
 
 def test_layout_matches_the_spec():

@@ -87,6 +87,22 @@ def test_nm_pattern_golden_bytes_and_feature():
         assert decoded[name].tobytes() == expected.tobytes(), name
 
 
+def test_grouped_codebook_golden_bytes_and_feature():
+    """Per-group codebooks: the file lists the feature, and each weight decodes to its row group's codebook."""
+    from dcz_samples import grouped_bytes, grouped_samples
+
+    assert grouped_bytes() == (GOLDEN_DIR / "grouped_codebook.dcz").read_bytes()
+    f = read_dcz(GOLDEN_DIR / "grouped_codebook.dcz")
+    assert f.header["required_features"] == ["grouped_codebook"]
+    assert f.meta("fc.weight")["groups"] == 3 and f.meta("conv.weight")["groups"] == 2
+    _, arrays = grouped_samples()
+    decoded = f.decode_all()
+    for name, expected in arrays.items():
+        assert decoded[name].tobytes() == expected.tobytes(), name
+        labels, codebook = f.decode_labels(name)
+        assert codebook[labels].tobytes() == expected.tobytes(), name
+
+
 def test_synthetic_golden_reads_back():
     f = read_dcz(GOLDEN_DIR / "synthetic.dcz")
     assert f.tool_version == GOLDEN_TOOL_VERSION and f.arch == SYNTHETIC_ARCH

@@ -150,3 +150,43 @@ def test_empty_file_and_empty_streams():
     assert f.tensor_names == [] and f.file_bytes == len(dumps_dcz([]))
     f = read_dcz(dumps_dcz([_t(streams={}), _t("v", streams={"a": b"", "b": b""})]))
     assert f.streams("w") == {} and {k: bytes(v) for k, v in f.streams("v").items()} == {"a": b"", "b": b""}
+
+
+@pytest.mark.parametrize("copy_file_range", [True, False])
+def test_spilled_streams_are_written_as_their_bytes(tmp_path, monkeypatch, copy_file_range):
+    """A stream held in a spill file (:class:`Spilled`) is laid out, checksummed and written exactly as the
+    same bytes in memory, by the streaming writer (file to file, with or without ``os.copy_file_range``)
+    and by the in-memory ones."""
+    import tempfile
+
+    from deepcompress.codecs.spill import Spilled
+    from deepcompress.container import write_dcz_streaming
+
+    if not copy_file_range:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    payload = np.random.default_rng(0).integers(0, 256, 300_001, dtype=np.uint8).tobytes()
+
+    def tensors(spilled: bool):
+        out = []
+        for i, t in enumerate(synthetic_tensors()):
+            streams = dict(t.streams)
+            data = payload[i:]
+            if spilled:
+                s = Spilled(tempfile.TemporaryFile())
+                s.append(data[:1000])
+                s.append(data[1000:])
+                data = s
+            streams["big"] = data
+            out.append(EncodedTensor(t.meta, streams))
+        return out
+
+    expected = dumps_dcz(tensors(False), arch=SYNTHETIC_ARCH)
+    assert dumps_dcz(tensors(True), arch=SYNTHETIC_ARCH) == expected
+    write_dcz(tmp_path / "a.dcz", tensors(True), arch=SYNTHETIC_ARCH)
+    write_dcz_streaming(tmp_path / "b.dcz", iter(tensors(True)), arch=SYNTHETIC_ARCH)
+    ready = [t.with_checksums() for t in tensors(True)]
+    write_dcz_streaming(tmp_path / "c.dcz", iter(ready), arch=SYNTHETIC_ARCH)
+    for name in "abc":
+        assert (tmp_path / f"{name}.dcz").read_bytes() == expected
+    dcz = read_dcz(tmp_path / "b.dcz")
+    assert bytes(dcz.streams(synthetic_tensors()[0].name)["big"]) == payload

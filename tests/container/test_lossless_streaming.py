@@ -478,3 +478,44 @@ def test_decode_of_a_one_tensor_checkpoint_holds_slices_not_the_tensor(tmp_path)
     sliced, whole = peak("big", "sliced") - base, peak("big", "whole") - base
     assert sliced < n_kib // 2 < n_kib < whole, (sliced, whole, n_kib)
     assert st_digests(tmp_path / "big_sliced.safetensors") == st_digests(tmp_path / "big.safetensors")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_large_tensors_spill_their_streams_with_the_same_bytes(tmp_path, monkeypatch, dtype, shared):
+    """A large memory-mapped tensor's streams are coded a part at a time into spill files in the output's
+    folder (never whole in memory): the file is byte for byte the one written from memory, decodes to the
+    source, and no spill file is left behind."""
+    from deepcompress.checkpoint_sharing import compress_shared
+    from deepcompress.codecs import buffers, chunked, spill
+
+    rng = np.random.default_rng(3)
+    src = tmp_path / "m.safetensors"
+    write_st(src, {"embed.weight": (dtype, _float_bits(rng.standard_normal((700, 1000), dtype=np.float32)
+                                                        * np.float32(0.02), dtype)),
+                   "norm.weight": (dtype, _float_bits(np.ones(1000, dtype=np.float32), dtype))})
+
+    def run(out):
+        done = compress_shared(src, out) if shared else compress_lossless(src, out)
+        assert done.n_tensors == 2
+        return out.read_bytes()
+
+    expected = run(tmp_path / "memory.dcz")
+    made: list[int] = []
+    real = spill.Spilled.__init__
+
+    def counting(self, file):
+        made.append(1)
+        real(self, file)
+
+    monkeypatch.setattr(spill.Spilled, "__init__", counting)
+    monkeypatch.setattr(buffers, "RELEASE_BYTES", 1 << 20)
+    monkeypatch.setattr(chunked, "CHUNK", 1 << 17)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert run(out_dir / "spilled.dcz") == expected
+    assert len(made) == (1 if shared else 2 if dtype == "bfloat16" else 4)  # index; exponent, mantissa (, lows)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["spilled.dcz"]
+    decode_lossless(out_dir / "spilled.dcz", tmp_path / "back.safetensors")
+    if not shared:
+        assert st_digests(tmp_path / "back.safetensors") == st_digests(src)

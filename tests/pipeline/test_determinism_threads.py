@@ -88,3 +88,36 @@ def test_kill_mid_retraining_two_threads_then_resume_gives_the_one_thread_bytes(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming after epoch" in resumed.stderr
     assert out.read_bytes() == reference.read_bytes()
+
+
+def test_resume_mid_stage_of_a_model_with_dropout_gives_the_uninterrupted_bytes(tmp_path):
+    """Dropout draws from torch's generator every step: the epoch checkpoint carries the generators' state,
+    so a run stopped after a retraining epoch and resumed draws what the uninterrupted run drew."""
+    import torch
+    from torch import nn
+
+    import deepcompress
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 96), nn.ReLU(), nn.Dropout(0.3), nn.Linear(96, 10))
+
+    flags = dict(data="digits", sparsity=0.5, bits=5, retrain_epochs=4, finetune_epochs=1, seed=2, progress=False)
+    reference = tmp_path / "ref.dcz"
+    deepcompress.compress(model(), reference, log=lambda line: None, **flags)
+
+    class Stop(Exception):
+        pass
+
+    def stop(line: str) -> None:
+        if "retrain epoch 2/4" in line:
+            raise Stop
+
+    out, work = tmp_path / "out.dcz", tmp_path / "work"
+    with pytest.raises(Stop):
+        deepcompress.compress(model(), out, work_dir=work, log=stop, **flags)
+    assert not out.exists()
+    lines: list[str] = []
+    deepcompress.compress(model(), out, work_dir=work, resume=True, log=lines.append, **flags)
+    assert any("retrain: resuming after epoch" in line for line in lines), lines
+    assert out.read_bytes() == reference.read_bytes()

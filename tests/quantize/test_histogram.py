@@ -114,3 +114,31 @@ def test_relocation_uses_every_centroid_and_lowers_the_error_on_outliers(seed):
         a = _error(normal, lloyd(normal, 1 << bits, "linear", relocate=False))
         b = _error(normal, lloyd(normal, 1 << bits, "linear"))
         assert b <= a * 1.001
+
+
+def test_share_groups_fits_each_group_and_labels_across_group_boundaries():
+    """One codebook per group of rows: each group's codebook is :func:`share`'s for that group's rows alone,
+    labels of any element range (cutting through groups) are each group's nearest centroid, and with
+    ``bits=None`` the fewest bits whose whole-tensor error is within ``max_error`` are chosen."""
+    from deepcompress.quantize.histogram import share, share_groups
+
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((10, 6)) * np.geomspace(0.01, 1, 10)[:, None]).astype(np.float32)
+    g = share_groups(w, "float32", 4, bits=2)
+    assert len(g.centroids) == 3 and g.bits == 2 and g.codebooks().shape[0] == 3
+    for i, rows in enumerate((w[0:4], w[4:8], w[8:10])):
+        alone = share(rows, "float32", bits=2)
+        assert np.array_equal(g.centroids[i].astype(np.float32), alone.centroids)
+    flat = w.reshape(-1)
+    labels = np.concatenate([g.labels_of(flat, 0, 17), g.labels_of(flat, 17, 60)])
+    cb = g.codebooks()
+    decoded = cb[np.arange(60) // 24, labels]
+    per_group = np.concatenate([share(rows, "float32", bits=2).labels.reshape(-1) for rows in (w[0:4], w[4:8], w[8:10])])
+    assert np.array_equal(labels, per_group) and np.all(np.isfinite(decoded))
+    auto = share_groups(w, "float32", 4, bits=None, max_error=0.1)
+    assert auto.rel_rms_error <= 0.1
+    fewer = share_groups(w, "float32", 4, bits=auto.bits - 1)
+    assert auto.bits == 2 or fewer.rel_rms_error > 0.1
+    bad = w.copy()
+    bad[9, 0] = np.nan
+    assert share_groups(bad, "float32", 4, bits=2) is None
