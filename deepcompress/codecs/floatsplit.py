@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import CodecError
-from . import bitpack, buffers, parallel
+from . import bitpack, buffers, huffman_code, parallel
 from . import streams as codec
 from .spill import SpillFactory, Spilled
 
@@ -203,7 +203,8 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
 
     def put(sname: str, sym: np.ndarray, sbits: int) -> None:
         smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS, copy_raw=False,
-                                            max_code_length=EXPONENT_CODE_LENGTH if sname == "exponent" else 14)
+                                            max_code_length=EXPONENT_CODE_LENGTH if sname == "exponent"
+                                            else huffman_code.MAX_CODE_LENGTH)
         raw_size = bitpack.packed_size(sym.size, sbits)
         if sname not in ("exponent", "escape") and codec.cost(smeta, sdata) > RAW_MARGIN * raw_size:
             smeta = {"codec": "raw"}
@@ -302,7 +303,8 @@ def _encode_spilled(u: np.ndarray, fmt: Format, cmap: np.ndarray, zero_bits: int
 
     widths_of = {"exponent": CLASS_BITS, "mantissa": 8, **{f"low{i}": w for i, w in enumerate(widths)}}
     margins = {name: RAW_MARGIN for name in widths_of if name != "exponent"}
-    metas, spilled = chunked.encode_chunked(make, n, widths_of, spill, raw_margin=margins, chunk=CHUNK)
+    metas, spilled = chunked.encode_chunked(make, n, widths_of, spill, raw_margin=margins, chunk=CHUNK,
+                                            max_code_length={"exponent": EXPONENT_CODE_LENGTH})
     for name in widths_of:
         meta["streams"][name], data[name] = metas[name], spilled[name]
 

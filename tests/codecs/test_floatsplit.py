@@ -497,3 +497,26 @@ def test_a_short_tensor_is_coded_in_memory_even_with_spill():
     bits = _bits_of(rng.normal(scale=0.05, size=5000), "bfloat16")
     _, streams = floatsplit.encode("w", bits, "bfloat16", spill=tempfile.TemporaryFile)
     assert all(isinstance(v, (bytes, bytearray, memoryview)) for v in streams.values())
+
+
+def test_spilled_exponent_codes_keep_the_12_bit_limit(monkeypatch):
+    """The chunked coder limits the exponent codes as the in-memory one does: heavy tails whose unlimited code
+    is longer than 12 bits come out as the same bytes both ways, with 12-bit codes at most."""
+    import tempfile
+
+    from deepcompress.codecs import chunked, huffman_code
+    from deepcompress.codecs.spill import Spilled
+
+    rng = np.random.default_rng(7)
+    n = 3 * 2 * (1 << 16) + 777
+    bits = _bits_of(rng.standard_t(1.5, size=n) * 0.01, "bfloat16")
+    whole_meta, whole = floatsplit.encode("w", bits, "bfloat16")
+    smeta = whole_meta["streams"]["exponent"]
+    alphabet = 1 << (2 * floatsplit.CLASS_BITS if smeta["codec"] == "huffman_pairs" else floatsplit.CLASS_BITS)
+    assert int(huffman_code.hex_to_lengths(smeta["code_lengths"], alphabet, "x").max()) == \
+        floatsplit.EXPONENT_CODE_LENGTH
+    monkeypatch.setattr(chunked, "CHUNK", 2 * (1 << 16))
+    meta, streams = floatsplit.encode("w", bits, "bfloat16", spill=tempfile.TemporaryFile)
+    assert meta == whole_meta
+    assert {k: v.read() if isinstance(v, Spilled) else bytes(v) for k, v in streams.items()} == \
+        {k: bytes(v) for k, v in whole.items()}
