@@ -199,9 +199,9 @@ def parts(models: dict, dtype: str, repeat: int) -> None:
     from deepcompress.codecs.tensor import decode_tensor, encode_dense
 
     @numba.njit
-    def build(ex, mant, shifts, out):
+    def build(ex, mant, muls, out):
         empty = np.zeros(0, dtype=np.uint8)
-        K._build(ex, mant, empty, empty, shifts, out, 0, out.size)
+        K._build(ex, mant, empty, empty, muls, out, 0, out.size)
 
     def med(fn, clock=time.thread_time) -> float:
         ts = []
@@ -226,19 +226,20 @@ def parts(models: dict, dtype: str, repeat: int) -> None:
         hst = np.zeros(nb, dtype=np.int8)
         fmt = F.FORMATS[meta["dtype"]]
         out = np.empty(n, dtype=np.dtype(fmt.storage))
-        shifts = np.array([fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, 0, 0], dtype=np.uint32)
+        muls = np.array([1 << x for x in (fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, 0, 0)],
+                        dtype=np.uint32)
         mant = np.frombuffer(e.streams["mantissa"], dtype=np.uint8)
         words = out.view(np.uint8)[: out.nbytes // 8 * 8].view(np.uint64)
         z = zipnn_obj(dtype, 1)
         zc = z.compress(a.tobytes())
         decode_tensor(meta, e.streams)
-        build(ex, mant, shifts, out)
+        build(ex, mant, muls, out)
         rows = {
             "decode_tensor": med(lambda: decode_tensor(meta, e.streams)),
             "Huffman decode of the classes": med(lambda: HK.decode_blocks(
                 padded, starts, multi, int(mmask).bit_length(), single, int(smask).bit_length(), int(shift), n_out,
                 block, ex, hst, 0, 0, (nb + 3) // 4)),
-            "building the elements": med(lambda: build(ex, mant, shifts, out)),
+            "building the elements": med(lambda: build(ex, mant, muls, out)),
             "digest": med(lambda: K.digest_words(words, 0, words.size)),
             "ZipNN decompress (wall)": med(lambda: z.decompress(zc), time.perf_counter),
         }

@@ -151,19 +151,31 @@ def _load64(data, p):
     )
 
 
+@njit(cache=True, inline="always")
+def _load64_end(data, p):
+    """:func:`_load64` near the end of ``data``: bytes past it read as zero."""
+    if p + 8 <= data.size:
+        return _load64(data, p)
+    v = np.uint64(0)
+    for k in range(max(0, data.size - p)):
+        v |= np.uint64(data[p + k]) << np.uint64(8 * k)
+    return v
+
+
 # Decoding. Two tables:
 #  multi[p] (uint64), p = the next MULTI_BITS stream bits: up to 4 output symbols whose codes
 #    fit entirely in those bits (one to four codewords; a pair codeword gives two symbols):
-#    s0 | s1 << 8 | s2 << 16 | s3 << 24 | count << 32 | total_length << 40;
+#    s0 | s1 << 8 | s2 << 16 | s3 << 24 | count << 32 | total_length << 40 | count << 56;
 #    count 0 = the first code is longer than MULTI_BITS (or invalid): use the single table.
 #  single[p] (uint16, or uint32 for pairs of 8-bit symbols), p = the next single_bits (= longest
 #    code) bits: coded symbol << 4 | length, length 0 = no codeword. A coded symbol is one output
 #    symbol, or a pair of them (huffman_pairs).
-# A round is one refill (>= 56 valid bits) and 4 lookups of at most 14 bits each, so it
-# emits at most 16 symbols (and writes at most 16 bytes past its start). Four blocks are
-# decoded interleaved to overlap the latency of their lookup chains.
+# A round is one 64-bit load at the block's bit position (>= 57 valid bits) and 4 lookups of at
+# most 14 bits each, so it emits at most 16 symbols (and writes at most 16 bytes past its start).
+# Four blocks are decoded interleaved to overlap the latency of their lookup chains.
 
 ROUND = 16
+MULTI_MASK = np.uint64((1 << 12) - 1)  # huffman.MULTI_BITS
 
 
 @njit(cache=True, inline="always")
@@ -179,106 +191,158 @@ def _emit(out, i, v, shift, low):
 
 
 @njit(cache=True, inline="always")
-def _round(data, out, multi, mmask, single, smask, shift, low, buf, cnt, pos, i):
-    buf |= _load64(data, np.uint64(pos)) << np.uint64(cnt)
-    pos += (63 - cnt) >> 3
-    cnt |= 56
+def _round(x, out, multi, mmask, single, smask, shift, low, bp, i):
+    """One round of a block from its bit position ``bp``: 4 lookups in ``x``, the 64 bits loaded at byte
+    ``bp >> 3`` (:func:`_load64`, or :func:`_load64_end` where they may reach past the stream's end);
+    (new bit position, new output index, whether a bit string was no codeword)."""
+    x >>= np.uint64(bp & 7)  # at least 57 valid bits
     bad = False
     for _ in range(4):
-        e = multi[buf & mmask]
+        e = multi[x & mmask]
         c = np.int64((e >> np.uint64(32)) & np.uint64(7))
         if c == 0:
-            e2 = single[buf & smask]
+            e2 = single[x & smask]
             ln = np.int64(e2 & 15)
             i = _emit(out, i, np.int64(e2 >> 4), shift, low)
             bad |= ln == 0
         else:
-            ln = np.int64(e >> np.uint64(40))
+            ln = np.int64((e >> np.uint64(40)) & np.uint64(15))
             u = np.uint64(i)
             out[u] = e & np.uint64(255)
             out[u + np.uint64(1)] = (e >> np.uint64(8)) & np.uint64(255)
             out[u + np.uint64(2)] = (e >> np.uint64(16)) & np.uint64(255)
             out[u + np.uint64(3)] = (e >> np.uint64(24)) & np.uint64(255)
             i += c
-        buf >>= np.uint64(ln)
-        cnt -= ln
-    return buf, cnt, pos, i, bad
+        x >>= np.uint64(ln)
+        bp += ln
+    return bp, i, bad
+
+
+ROUND_BITS = 64  # a round reads at most 4 codewords of at most 14 bits, from the 8 bytes it loads
+
+
+@njit(cache=True, inline="always")
+def _multi_round(data, out, multi, s, i):
+    """As :func:`_round` with the multi table alone, for codes of at most MULTI_BITS bits: no branch.
+
+    The block's state is ``s = bp + (i << 16)`` and ``i``: an entry's ``e >> 40`` is ``length | count << 16``,
+    so one add moves the bit position and the ``s`` part of the output index (4 fewer instructions per
+    round than adding each). An entry with no codeword (count 0, length 0) emits garbage and consumes
+    nothing: the block is stuck on that bit string, which the caller finds after the batch (:func:`_stuck`)."""
+    bp = s - (i << 16)
+    x = _load64(data, bp >> 3) >> np.uint64(bp & 7)
+    for _ in range(4):
+        e = multi[x & MULTI_MASK]
+        t = e >> np.uint64(40)
+        u = np.uint64(i)
+        out[u] = e & np.uint64(255)
+        out[u + np.uint64(1)] = (e >> np.uint64(8)) & np.uint64(255)
+        out[u + np.uint64(2)] = (e >> np.uint64(16)) & np.uint64(255)
+        out[u + np.uint64(3)] = (e >> np.uint64(24)) & np.uint64(255)
+        i += np.int64(e >> np.uint64(56))
+        x >>= t & np.uint64(63)
+        s += np.int64(t)
+    return s, i
+
+
+@njit(cache=True, inline="always")
+def _stuck(data, multi, bp):
+    """Whether the multi-table entry at bit ``bp`` has no codeword (count 0)."""
+    e = multi[(_load64_end(data, bp >> 3) >> np.uint64(bp & 7)) & MULTI_MASK]
+    return (e >> np.uint64(56)) == 0
+
+
+@njit(cache=True, inline="always")
+def _batch(p, i, e, lim):
+    """How many unchecked rounds a block at bit ``p`` and output index ``i`` has room for."""
+    return min((e - i) // ROUND, (lim - p) // ROUND_BITS)
 
 
 @njit(cache=True, nogil=True)
 def _decode_group(data, byte_starts, multi, mmask, single, smask, shift, low, n, block, out, status, g, base=0):
-    """Decode blocks ``4g .. 4g+3`` (interleaved while all four have room for a round); output symbol ``i``
-    goes to ``out[i - base]``."""
+    """Decode blocks ``4g .. 4g+3``; output symbol ``i`` goes to ``out[i - base]``.
+
+    The four blocks are decoded interleaved, in batches of as many rounds as all four have room for
+    (output symbols and stream bits), so the rounds of a batch need no checks and each block's state is
+    only its bit position and output index; with codes of at most MULTI_BITS bits the rounds have no
+    branch either (:func:`_multi_round`). The rest of each block is decoded alone, with checks.
+    """
     nblocks = byte_starts.size - 1
     k0 = g * 4
     kn = min(4, nblocks - k0)
-    bufs = np.zeros(4, np.uint64)
-    cnts = np.zeros(4, np.int64)
-    poss = np.zeros(4, np.int64)
+    bps = np.zeros(4, np.int64)
     idx = np.zeros(4, np.int64)
     ends = np.zeros(4, np.int64)
-    sts = np.zeros(4, np.int64)
     for j in range(kn):
-        poss[j] = byte_starts[k0 + j]
+        bps[j] = byte_starts[k0 + j] * 8
         idx[j] = (k0 + j) * block - base
         ends[j] = min(n, (k0 + j + 1) * block) - base
     if kn == 4:
-        b0, c0, p0, i0, e0 = np.uint64(0), 0, poss[0], idx[0], ends[0]
-        b1, c1, p1, i1, e1 = np.uint64(0), 0, poss[1], idx[1], ends[1]
-        b2, c2, p2, i2, e2 = np.uint64(0), 0, poss[2], idx[2], ends[2]
-        b3, c3, p3, i3, e3 = np.uint64(0), 0, poss[3], idx[3], ends[3]
-        lim0 = byte_starts[k0 + 1] * 8
-        lim1 = byte_starts[k0 + 2] * 8
-        lim2 = byte_starts[k0 + 3] * 8
-        lim3 = byte_starts[k0 + 4] * 8
-        while i0 + ROUND <= e0 and i1 + ROUND <= e1 and i2 + ROUND <= e2 and i3 + ROUND <= e3:
-            if p0 * 8 - c0 > lim0 or p1 * 8 - c1 > lim1 or p2 * 8 - c2 > lim2 or p3 * 8 - c3 > lim3:
+        p0, i0, e0, l0 = bps[0], idx[0], ends[0], byte_starts[k0 + 1] * 8
+        p1, i1, e1, l1 = bps[1], idx[1], ends[1], byte_starts[k0 + 2] * 8
+        p2, i2, e2, l2 = bps[2], idx[2], ends[2], byte_starts[k0 + 3] * 8
+        p3, i3, e3, l3 = bps[3], idx[3], ends[3], byte_starts[k0 + 4] * 8
+        short = mmask == MULTI_MASK and smask <= MULTI_MASK  # every codeword fits a multi-table lookup
+        while True:
+            r = min(min(_batch(p0, i0, e0, l0), _batch(p1, i1, e1, l1)),
+                    min(_batch(p2, i2, e2, l2), _batch(p3, i3, e3, l3)))
+            if r <= 0:
                 break
-            b0, c0, p0, i0, x0 = _round(data, out, multi, mmask, single, smask, shift, low, b0, c0, p0, i0)
-            b1, c1, p1, i1, x1 = _round(data, out, multi, mmask, single, smask, shift, low, b1, c1, p1, i1)
-            b2, c2, p2, i2, x2 = _round(data, out, multi, mmask, single, smask, shift, low, b2, c2, p2, i2)
-            b3, c3, p3, i3, x3 = _round(data, out, multi, mmask, single, smask, shift, low, b3, c3, p3, i3)
-            if x0 or x1 or x2 or x3:
-                sts[0] = BAD_CODE if x0 else OK
-                sts[1] = BAD_CODE if x1 else OK
-                sts[2] = BAD_CODE if x2 else OK
-                sts[3] = BAD_CODE if x3 else OK
+            if short:
+                s0, s1, s2, s3 = p0 + (i0 << 16), p1 + (i1 << 16), p2 + (i2 << 16), p3 + (i3 << 16)
+                for _ in range(r):
+                    s0, i0 = _multi_round(data, out, multi, s0, i0)
+                    s1, i1 = _multi_round(data, out, multi, s1, i1)
+                    s2, i2 = _multi_round(data, out, multi, s2, i2)
+                    s3, i3 = _multi_round(data, out, multi, s3, i3)
+                p0, p1, p2, p3 = s0 - (i0 << 16), s1 - (i1 << 16), s2 - (i2 << 16), s3 - (i3 << 16)
+                # a block that met a bit string with no codeword is stuck on it (count 0, length 0)
+                bad = (_stuck(data, multi, p0) or _stuck(data, multi, p1) or _stuck(data, multi, p2)
+                       or _stuck(data, multi, p3))
+            else:
+                bad = False
+                for _ in range(r):
+                    p0, i0, x0 = _round(_load64(data, p0 >> 3), out, multi, mmask, single, smask, shift, low,
+                                         p0, i0)
+                    p1, i1, x1 = _round(_load64(data, p1 >> 3), out, multi, mmask, single, smask, shift, low,
+                                         p1, i1)
+                    p2, i2, x2 = _round(_load64(data, p2 >> 3), out, multi, mmask, single, smask, shift, low,
+                                         p2, i2)
+                    p3, i3, x3 = _round(_load64(data, p3 >> 3), out, multi, mmask, single, smask, shift, low,
+                                         p3, i3)
+                    bad |= x0 | x1 | x2 | x3
+            if bad:  # a block is stuck on a bit string that is no codeword: its own loop below finds it
                 break
-        bufs[0], cnts[0], poss[0], idx[0] = b0, c0, p0, i0
-        bufs[1], cnts[1], poss[1], idx[1] = b1, c1, p1, i1
-        bufs[2], cnts[2], poss[2], idx[2] = b2, c2, p2, i2
-        bufs[3], cnts[3], poss[3], idx[3] = b3, c3, p3, i3
+        bps[0], idx[0] = p0, i0
+        bps[1], idx[1] = p1, i1
+        bps[2], idx[2] = p2, i2
+        bps[3], idx[3] = p3, i3
     for j in range(kn):
         k = k0 + j
-        st = sts[j]
-        buf, cnt, pos, i, s1 = bufs[j], cnts[j], poss[j], idx[j], ends[j]
+        st = OK
+        bp, i, s1 = bps[j], idx[j], ends[j]
         end_bits = byte_starts[k + 1] * 8
         while st == OK and i + ROUND <= s1:
-            if pos * 8 - cnt > end_bits:
+            if bp > end_bits:
                 st = OVERRUN
                 break
-            buf, cnt, pos, i, bad = _round(data, out, multi, mmask, single, smask, shift, low, buf, cnt, pos, i)
+            bp, i, bad = _round(_load64_end(data, bp >> 3), out, multi, mmask, single, smask, shift, low, bp, i)
             if bad:
                 st = BAD_CODE
         while st == OK and i < s1:
-            if pos * 8 - cnt > end_bits:
+            if bp > end_bits:
                 st = OVERRUN
                 break
-            buf |= _load64(data, pos) << np.uint64(cnt)
-            pos += (63 - cnt) >> 3
-            cnt |= 56
-            e = single[buf & smask]
+            e = single[(_load64_end(data, bp >> 3) >> np.uint64(bp & 7)) & smask]
             ln = np.int64(e & 15)
             i = _emit(out, i, np.int64(e >> 4), shift, low)
-            buf >>= np.uint64(ln)
-            cnt -= ln
+            bp += ln
             if ln == 0:
                 st = BAD_CODE
         if st == OK:
-            consumed = pos * 8 - cnt
-            if consumed > end_bits:
+            if bp > end_bits:
                 st = OVERRUN
-            elif (consumed + 7) // 8 != byte_starts[k + 1]:
+            elif (bp + 7) // 8 != byte_starts[k + 1]:
                 st = BAD_END
         status[k] = st
 
@@ -288,7 +352,7 @@ def decode_blocks(data, byte_starts, multi, multi_bits, single, single_bits, shi
                   g0, g1):
     """Decode the groups of 4 blocks ``g0 .. g1-1`` of a stream of ``n`` output symbols into ``out``.
 
-    ``data`` is the bit data padded with at least 16 zero bytes; block ``k``
+    ``data`` is the bit data (bits past its end read as zero); block ``k``
     occupies bytes ``byte_starts[k] .. byte_starts[k+1]`` and decodes to
     ``out[k * block - base : (k + 1) * block - base]`` (``base`` 0: the whole
     stream's buffer; else a slice's own). ``status[k]`` receives OK, BAD_CODE,
@@ -363,13 +427,14 @@ def scatter_gap_chunks(gap, escape, chunk, cursor0, j0, idx, cb, out, c0, c1):
 
 
 @njit(cache=True, nogil=True)
-def fill_decode_table(syms, lens, table_bits, rev8, out):
-    """``out[reverse(k)] = syms[s] << 4 | lens[s]`` for the ``2**(table_bits - lens[s])`` MSB-first entries
-    ``k`` of each symbol ``s`` (symbols sorted by (length, value)); entries past the code stay 0."""
+def fill_decode_table(vals, lens, table_bits, rev8, out):
+    """``out[reverse(k)] = vals[s] << 4 | lens[s]`` for the ``2**(table_bits - lens[s])`` MSB-first entries
+    ``k`` of the ``s``-th symbol (symbols sorted by (length, value); ``vals[s]`` is what an entry holds
+    for it: the symbol, or a value it stands for); entries past the code stay 0."""
     pos = 0
-    for s in range(syms.size):
+    for s in range(vals.size):
         ln = lens[s]
-        e = (syms[s] << 4) | ln
+        e = (vals[s] << 4) | ln
         for k in range(pos, pos + (1 << (table_bits - ln))):
             out[((rev8[k & 255] << 8) | rev8[k >> 8]) >> (16 - table_bits)] = e
         pos += 1 << (table_bits - ln)
@@ -401,7 +466,8 @@ def fill_multi_table(single, smask, mbits, shift, low, out):
             total += ln
             q >>= ln
             rem -= ln
-        out[q0] = entry | (np.uint64(count) << np.uint64(32)) | (np.uint64(total) << np.uint64(40))
+        out[q0] = (entry | (np.uint64(count) << np.uint64(32)) | (np.uint64(total) << np.uint64(40))
+                   | (np.uint64(count) << np.uint64(56)))
 
 
 @njit(cache=True, nogil=True)

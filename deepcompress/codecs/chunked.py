@@ -43,8 +43,8 @@ def _pairs_apply(bits: int, n: int) -> bool:
 class _Stream:
     """One stream's sizing and coding state."""
 
-    def __init__(self, name: str, bits: int, n: int) -> None:
-        self.name, self.bits, self.n = name, bits, n
+    def __init__(self, name: str, bits: int, n: int, max_code_length: int) -> None:
+        self.name, self.bits, self.n, self.max_code_length = name, bits, n, max_code_length
         self.block_counts: list[np.ndarray] = []
         self.pair_counts = np.zeros(1 << (2 * bits), dtype=np.int64) if _pairs_apply(bits, n) else None
         self.pair_bits: list[np.ndarray] = []
@@ -71,7 +71,7 @@ class _Stream:
             raise CodecError(f"symbol {int(top[-1])} does not fit in {self.bits} bits")
         if not self.n:
             return False
-        self.lengths = huffman_code.code_lengths(counts[: 1 << self.bits])
+        self.lengths = huffman_code.code_lengths(counts[: 1 << self.bits], self.max_code_length)
         hexlen = huffman_code.lengths_to_hex(self.lengths)
         lower = (int((counts[: self.lengths.size] * self.lengths).sum()) + 7) // 8
         if lower + len(hexlen) < self.candidates[0][0]:
@@ -79,7 +79,7 @@ class _Stream:
             self.candidates.append((size + len(hexlen), {"codec": "huffman", "code_lengths": hexlen}))
         if self.pair_counts is None:
             return False
-        self.pair_lengths = huffman_code.code_lengths(self.pair_counts)
+        self.pair_lengths = huffman_code.code_lengths(self.pair_counts, self.max_code_length)
         self.hex_pairs = huffman_code.lengths_to_hex(self.pair_lengths)
         lower = (int((self.pair_counts[: self.pair_lengths.size] * self.pair_lengths).sum()) + 7) // 8
         # a pair code wins only when strictly smaller than the best so far (equal costs keep the first)
@@ -131,18 +131,20 @@ class _Stream:
 
 
 def encode_chunked(make: Make, n: int, bits: Mapping[str, int], spill: SpillFactory, *,
-                   raw_margin: Mapping[str, float] | None = None, chunk: int | None = None
-                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Spilled]]:
+                   raw_margin: Mapping[str, float] | None = None, chunk: int | None = None,
+                   max_code_length: Mapping[str, int] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Spilled]]:
     """(stream metas, spilled streams) of the ``n``-symbol streams named in ``bits`` (name -> symbol bits),
     whose symbols ``make(lo, hi)`` returns (uint8, ``hi - lo`` of each). A stream named in ``raw_margin``
     stays raw unless the chosen codec costs at most that fraction of raw. Same bytes as
     ``encode_symbols(symbols, bits, zstd=False)`` of each whole stream. ``chunk``: elements per call of
-    ``make`` (default :data:`CHUNK`)."""
+    ``make`` (default :data:`CHUNK`). A stream named in ``max_code_length`` gets Huffman codes of at most
+    that many bits (``encode_symbols``' argument of the same name)."""
     chunk = CHUNK if chunk is None else chunk
     if chunk <= 0 or chunk % (2 * BLOCK_SYMBOLS):
         raise CodecError(f"chunked coding: a chunk of {chunk} symbols is not whole pair blocks")
     margins = dict(raw_margin or {})
-    streams = {name: _Stream(name, b, n) for name, b in bits.items()}
+    limits = dict(max_code_length or {})
+    streams = {name: _Stream(name, b, n, limits.get(name, huffman_code.MAX_CODE_LENGTH)) for name, b in bits.items()}
 
     def chunks():
         for lo in range(0, n, chunk):

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import CodecError
-from . import bitpack, buffers, parallel
+from . import bitpack, buffers, huffman_code, parallel
 from . import streams as codec
 from .spill import SpillFactory, Spilled
 
@@ -48,6 +48,7 @@ RAW_MARGIN = 0.97
 (one symbol per lookup). On CREPE full, 1% would code one mantissa stream, for 0.03% of the file."""
 MIN_ELEMENTS = 64
 """The dense path tries this codec only on tensors of at least this many elements."""
+EXPONENT_CODE_LENGTH = 12
 DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 _SPREAD = (np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
            .reshape(-1).view("<u8").astype(np.uint64))
@@ -201,7 +202,9 @@ def encode(name: str, bits: np.ndarray, dtype: str, *, release: Callable[[np.nda
     owners: dict[str, bytearray] = {}
 
     def put(sname: str, sym: np.ndarray, sbits: int) -> None:
-        smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS, copy_raw=False)
+        smeta, sdata = codec.encode_symbols(sym, sbits, zstd=sym.size <= ZSTD_SEARCH_SYMBOLS, copy_raw=False,
+                                            max_code_length=EXPONENT_CODE_LENGTH if sname == "exponent"
+                                            else huffman_code.MAX_CODE_LENGTH)
         raw_size = bitpack.packed_size(sym.size, sbits)
         if sname not in ("exponent", "escape") and codec.cost(smeta, sdata) > RAW_MARGIN * raw_size:
             smeta = {"codec": "raw"}
@@ -300,7 +303,8 @@ def _encode_spilled(u: np.ndarray, fmt: Format, cmap: np.ndarray, zero_bits: int
 
     widths_of = {"exponent": CLASS_BITS, "mantissa": 8, **{f"low{i}": w for i, w in enumerate(widths)}}
     margins = {name: RAW_MARGIN for name in widths_of if name != "exponent"}
-    metas, spilled = chunked.encode_chunked(make, n, widths_of, spill, raw_margin=margins, chunk=CHUNK)
+    metas, spilled = chunked.encode_chunked(make, n, widths_of, spill, raw_margin=margins, chunk=CHUNK,
+                                            max_code_length={"exponent": EXPONENT_CODE_LENGTH})
     for name in widths_of:
         meta["streams"][name], data[name] = metas[name], spilled[name]
 
@@ -357,24 +361,20 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
     block = huffman.BLOCK_SYMBOLS
     starts = huffman.block_starts(raw, n_coded, lengths, block, what)
     nb = len(starts) - 1
-    single, single_bits = huffman.decode_table(lengths)
     coded = np.flatnonzero(lengths)
     k = exps.size
     direct = bool(np.all(np.concatenate([coded >> CLASS_BITS, coded & ESCAPE]) < k if pairs else coded < k))
     shift = CLASS_BITS if pairs else 0
-    if direct:
+    values = None
+    if direct:  # the table entries hold the exponents a class (or pair of classes) stands for
         ex = np.zeros(ESCAPE + 1, dtype=np.int64)
         ex[:k] = exps
-        sym, ln = single.astype(np.int64) >> 4, single.astype(np.int64) & 15
-        if pairs:
-            sym, shift = ex[sym >> CLASS_BITS] << 8 | ex[sym & ESCAPE], 8
-        else:
-            sym = ex[sym & ESCAPE]
-        single = np.where(ln > 0, sym << 4 | ln, 0).astype(np.uint32 if pairs else np.uint16)
+        p = np.arange(lengths.size)
+        values, shift = (ex[p >> CLASS_BITS] << 8 | ex[p & ESCAPE], 8) if pairs else (ex[p & ESCAPE], 0)
+    single, single_bits = huffman.decode_table(lengths, values)
     multi, multi_bits = huffman.multi_table(single, single_bits, shift)
-    padded = np.zeros(raw.size + 16, dtype=np.uint8)
-    padded[: raw.size] = raw
-    return (padded, starts, multi, np.uint64((1 << multi_bits) - 1), single, np.uint64((1 << single_bits) - 1),
+    # the stream is read where it is (the kernels read no byte past its end), not copied
+    return (raw, starts, multi, np.uint64((1 << multi_bits) - 1), single, np.uint64((1 << single_bits) - 1),
             np.int64(shift), np.int64((1 << shift) - 1), per * block), nb, per * n_coded, direct
 
 
@@ -388,8 +388,9 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
            sink: Callable[[memoryview], Any] | None = None) -> np.ndarray | None:
     """The bit patterns (uint16/uint32, flat) of a checked ``split_float`` tensor of ``n`` elements.
 
-    ``release`` (:func:`.tensor.decode_tensor`) gets the exponent stream once it is copied into the
-    decoder's padded buffer and, slice by slice, the parts of the raw byte streams already read.
+    ``release`` (:func:`.tensor.decode_tensor`) gets, slice by slice, the parts of the exponent stream
+    and of the raw byte streams already read (the decoder reads the streams where they are), and the
+    exponent stream whole once it is decoded.
     With ``sink`` the tensor's bytes go to ``sink`` in order and None is returned: a slice of
     ``DECODE_SLICE`` elements at a time on the exponent-emitting path (each slice's pages freed once
     passed on, so the tensor is never resident as a whole), else the whole tensor once decoded. The
@@ -398,12 +399,21 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
 
     fmt = FORMATS[meta["dtype"]]
     shapes = stream_shapes(meta, n)
+    emeta = meta["streams"]["exponent"]
+    fast = bool(n) and not meta["n_escapes"] and emeta["codec"] in ("huffman", "huffman_pairs")
+    # on the fused path a raw low stream of under 8 bits stays packed: the kernel unpacks it a piece at a time
+    packed = {s: np.frombuffer(views[s], dtype=np.uint8) for s in ("low0", "low1")
+              if fast and s in shapes and meta["streams"][s]["codec"] == "raw" and shapes[s][1] < 8}
+    for s, arr in packed.items():
+        if arr.size != bitpack.packed_size(n, shapes[s][1]):
+            raise CodecError(f"{who} stream {s!r}: raw stream has {arr.size} bytes, "
+                             f"expected {bitpack.packed_size(n, shapes[s][1])}")
     sym = {s: _symbols(meta["streams"][s], views[s], k, b, f"{who} stream {s!r}")
-           for s, (k, b) in shapes.items() if s != "exponent"}
+           for s, (k, b) in shapes.items() if s != "exponent" and s not in packed}
     ct, mt, exps = _tables(meta)
     widths = low_widths(fmt, meta["zero_bits"])
     empty = np.zeros(0, dtype=np.uint8)
-    low0, low1 = sym.get("low0", empty), sym.get("low1", empty)
+    low0, low1 = sym.get("low0", packed.get("low0", empty)), sym.get("low1", packed.get("low1", empty))
     shift1 = meta["zero_bits"]
     shift0 = shift1 + (widths[1] if len(widths) > 1 else 0)
     store = np.dtype(fmt.storage)
@@ -412,22 +422,22 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
     buf[nbytes:] = 0  # the last digest word's padding
     out = buf[:nbytes].view(store)
     words = buf.view(np.uint64)
-    emeta, ewhat = meta["streams"]["exponent"], f"{who} stream 'exponent'"
+    ewhat = f"{who} stream 'exponent'"
     par = n >= parallel.PARALLEL_SYMBOLS
     streamed = False  # whether the sink has had the bytes, slice by slice
-    if n and not meta["n_escapes"] and emeta["codec"] in ("huffman", "huffman_pairs"):
+    if fast:
         hargs, nb, n_out, direct = _huffman_setup(emeta, views["exponent"], n, ewhat, exps)
         n_groups = (nb + 3) // 4
         hstatus = np.zeros(nb, dtype=np.int8)
         partial = np.zeros(n_groups, dtype=np.uint64)
         status = np.zeros(n_groups, dtype=np.int8)
-        if release is not None:
-            release(views["exponent"])  # copied into the padded buffer
         if direct:
-            shifts = np.array([fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, shift0, shift1],
-                              dtype=np.uint32)
+            muls = np.array([1 << x for x in (fmt.exp_bits + fmt.mant_bits, fmt.mant_bits, fmt.mant_bits - 7, shift0,
+                                              shift1)], dtype=np.uint32)
             pad = np.zeros(1, dtype=np.uint8)
-            args = (*hargs, hstatus, n_out, n, shifts, sym["mantissa"], low0, low1, out, words, partial, status, pad)
+            bits0, bits1 = (shapes[s][1] if s in packed else 0 for s in ("low0", "low1"))
+            args = (*hargs, hstatus, n_out, n, muls, sym["mantissa"], low0, low1, bits0, bits1, _SPREAD, out, words,
+                    partial, status, pad)
             gsize = 4 * int(hargs[-1])
             step = n_groups if release is None and sink is None else max(1, DECODE_SLICE // gsize)
             # the raw 8-bit streams are views of the caller's buffer: their read parts can be released
@@ -440,6 +450,8 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
                 if release is not None:
                     for view in mapped:
                         release(view[g0 * gsize:min(n, g1 * gsize)])
+                    if g1 < n_groups:
+                        release(views["exponent"][int(hargs[1][4 * g0]):int(hargs[1][4 * g1])])
                 if sink is not None:  # this slice's digest terms are summed: its bytes can go
                     done = out[g0 * gsize:min(n, g1 * gsize)]
                     sink(memoryview(done).cast("B"))
@@ -447,10 +459,15 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
             pad_class = int(np.flatnonzero(exps == pad[0])[0]) if n_out > n else 0
             streamed = sink is not None
         else:
+            for s, arr in packed.items():  # the class path takes them unpacked
+                unpacked = _symbols(meta["streams"][s], views[s], n, shapes[s][1], f"{who} stream {s!r}")
+                low0, low1 = (unpacked, low1) if s == "low0" else (low0, unpacked)
             cls = np.empty(n_out, dtype=np.uint8)
             parallel.run_ranges(K.fused, n_groups, par, *hargs, hstatus, cls, n, ct, mt, sym["mantissa"], low0,
                                 low1, shift0, shift1, out, words, partial, status)
             pad_class = int(cls[n]) if n_out > n else 0
+        if release is not None:
+            release(views["exponent"])  # read by now
         from . import huffman
 
         huffman.check_block_status(hstatus, ewhat)

@@ -140,12 +140,14 @@ def _reverse_bits(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 _REV8 = np.array([int(f"{v:08b}"[::-1], 2) for v in range(256)], dtype=np.int64)
 
 
-def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
+def decode_table(lengths: np.ndarray, values: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The lookup table (uint16 ``symbol << 4 | length``) indexed by the next ``table_bits`` bits.
 
     In MSB-first order the canonical code of the k-th symbol (by length, then
     value) covers ``2**(table_bits - length)`` consecutive entries, so the table
-    is a repeat of the sorted symbols read through a bit-reversed index.
+    is a repeat of the sorted symbols read through a bit-reversed index. With
+    ``values`` an entry holds ``values[symbol]`` instead of the symbol (a uint32
+    table: :mod:`.floatsplit` puts the exponents a class or pair stands for there).
     """
     from . import _kernels
 
@@ -155,8 +157,10 @@ def decode_table(lengths: np.ndarray) -> tuple[np.ndarray, int]:
     syms = syms[np.lexsort((syms, lengths[syms]))]
     if table_bits > 16 or int((np.int64(1) << (table_bits - lengths[syms])).sum()) > 1 << table_bits:
         raise CodecError("huffman: code lengths over-subscribe the code space")  # callers check first; the kernel trusts
-    out = np.zeros(1 << table_bits, dtype=np.uint16)  # an incomplete code (one symbol) leaves zeros = no codeword
-    _kernels.fill_decode_table(syms, lengths[syms], table_bits, _REV8, out)
+    # an incomplete code (one symbol) leaves zeros = no codeword
+    out = np.zeros(1 << table_bits, dtype=np.uint16 if values is None else np.uint32)
+    vals = syms if values is None else np.asarray(values, dtype=np.int64)[syms]
+    _kernels.fill_decode_table(vals, lengths[syms], table_bits, _REV8, out)
     return out, table_bits
 
 
@@ -251,9 +255,8 @@ def _setup(data: bytes | memoryview, n_coded: int, lengths: np.ndarray, block_sy
     starts = block_starts(raw, n_coded, lengths, block_symbols, what)
     single, single_bits = decode_table(lengths)
     multi, multi_bits = multi_table(single, single_bits, shift)
-    padded = np.zeros(raw.size + _PAD, dtype=np.uint8)
-    padded[: raw.size] = raw
-    return (padded, starts, multi, multi_bits, single, single_bits, shift, per * n_coded,
+    # read where it is: the kernels read no byte past the stream's end
+    return (raw, starts, multi, multi_bits, single, single_bits, shift, per * n_coded,
             per * block_symbols), len(starts) - 1
 
 

@@ -19,6 +19,7 @@ How a code's symbols are laid out in a stream is :mod:`.huffman`'s business.
 from __future__ import annotations
 
 import heapq
+import threading
 
 import numpy as np
 
@@ -146,9 +147,30 @@ def lengths_to_hex(lengths: np.ndarray) -> str:
 
 
 def hex_to_lengths(text: str, alphabet: int, what: str) -> np.ndarray:
-    """Parse :func:`lengths_to_hex` output into ``alphabet`` lengths; CodecError if malformed."""
+    """Parse :func:`lengths_to_hex` output into ``alphabet`` lengths (a read-only array); CodecError if
+    malformed. The last 4 results are kept: a decoder parses each stream's string twice (when it
+    checks the meta, then when it decodes), 4096 digits for a pair code."""
     if not isinstance(text, str) or len(text) > alphabet:
         raise CodecError(f"{what}: code_lengths must be a string of at most {alphabet} hex digits")
+    key = (text, alphabet)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key)
+    if hit is not None:
+        return hit
+    out = _parse_hex(text, alphabet, what)
+    out.flags.writeable = False
+    with _PARSED_LOCK:
+        if len(_PARSED) >= 4:
+            del _PARSED[next(iter(_PARSED))]
+        _PARSED[key] = out
+    return out
+
+
+_PARSED: dict[tuple[str, int], np.ndarray] = {}
+_PARSED_LOCK = threading.Lock()
+
+
+def _parse_hex(text: str, alphabet: int, what: str) -> np.ndarray:
     out = np.zeros(alphabet, dtype=np.uint8)
     try:
         raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)

@@ -67,15 +67,16 @@ def cost(smeta: Mapping[str, Any], data: bytes) -> int:
     return len(data) + len(smeta.get("code_lengths", ""))
 
 
-def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True, copy_raw: bool = True
-                   ) -> tuple[dict[str, Any], bytes | memoryview]:
+def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True, copy_raw: bool = True,
+                   max_code_length: int = huffman_code.MAX_CODE_LENGTH) -> tuple[dict[str, Any], bytes | memoryview]:
     """Encode uint8 symbols (< 2**symbol_bits) with the smallest codec; return (stream meta, bytes).
 
     Raw and Huffman sizes are computed exactly before encoding, so only the
     winner is materialised. ``zstd=False`` leaves zstd out (keeps searches cheap).
     The stream meta holds only the codec and its parameters (``code_lengths``).
     ``copy_raw=False``: a raw stream of 8-bit symbols is a view of ``symbols`` (the caller
-    hands over an array it owns), not a copy.
+    hands over an array it owns), not a copy. ``max_code_length`` limits the Huffman codes
+    (single and pair) below the format's 14 bits.
     """
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
     n = int(sym.size)
@@ -89,13 +90,13 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True, 
     ]
     lengths = None
     if n:
-        lengths = huffman_code.code_lengths(counts[: 1 << symbol_bits])
+        lengths = huffman_code.code_lengths(counts[: 1 << symbol_bits], max_code_length)
         hexlen = huffman_code.lengths_to_hex(lengths)
         lower = (int((counts[: lengths.size] * lengths).sum()) + 7) // 8
         if lower + len(hexlen) < candidates[0][0]:  # otherwise raw wins anyway
             size = huffman.encoded_size(lengths, block_counts)
             candidates.append((size + len(hexlen), {"codec": "huffman", "code_lengths": hexlen}, None))
-        pairs = _pair_code(sym, symbol_bits)
+        pairs = _pair_code(sym, symbol_bits, max_code_length)
         if pairs is not None:
             pair_counts, pair_lengths, hexpairs = pairs
             size = huffman.encoded_size(pair_lengths, pair_counts) + len(hexpairs)
@@ -113,12 +114,13 @@ def encode_symbols(symbols: np.ndarray, symbol_bits: int, *, zstd: bool = True, 
     return dict(params), data
 
 
-def _pair_code(sym: np.ndarray, symbol_bits: int) -> tuple[np.ndarray, np.ndarray, str] | None:
+def _pair_code(sym: np.ndarray, symbol_bits: int, max_code_length: int = huffman_code.MAX_CODE_LENGTH
+               ) -> tuple[np.ndarray, np.ndarray, str] | None:
     """(per-block pair counts, code lengths, their hex string) for Huffman-coded pairs; None where pairs don't apply."""
     if symbol_bits > huffman.PAIR_MAX_BITS or sym.size < PAIR_MIN_SYMBOLS:
         return None
     counts = huffman_counts.pair_block_counts(sym, symbol_bits, huffman.BLOCK_SYMBOLS)
-    lengths = huffman_code.code_lengths(counts.sum(axis=0))
+    lengths = huffman_code.code_lengths(counts.sum(axis=0), max_code_length)
     return counts, lengths, huffman_code.lengths_to_hex(lengths)
 
 

@@ -104,6 +104,85 @@ def test_large_tensor_parallel_fused_path(dtype, threads, monkeypatch):
     assert (out if dtype == "bfloat16" else out.view(STORE[dtype])).tobytes() == bits.tobytes()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("limit", [floatsplit.EXPONENT_CODE_LENGTH, 14])
+def test_exponent_codes_of_up_to_14_bits_decode(limit, threads, monkeypatch):
+    """The encoder limits the exponent codes to the 12-bit multi table (the decoder's branch-free rounds);
+    codes of 13-14 bits, which the format allows and earlier releases wrote, take the other rounds.
+    Both decode exactly, on 1 and 2 threads."""
+    from deepcompress.codecs import huffman_code
+
+    monkeypatch.setattr(parallel, "threads", lambda: threads)
+    monkeypatch.setattr(floatsplit, "EXPONENT_CODE_LENGTH", limit)
+    rng = np.random.default_rng(7)
+    n = parallel.PARALLEL_SYMBOLS + 4321
+    # heavy tails: many rare exponents, so the unlimited pair code has codes longer than 12 bits
+    bits = _bits_of(rng.standard_t(1.5, size=n) * 0.01, "bfloat16")
+    et = encode_split_float("w", bits, dtype="bfloat16")
+    smeta = et.meta["streams"]["exponent"]
+    alphabet = 1 << (2 * floatsplit.CLASS_BITS if smeta["codec"] == "huffman_pairs" else floatsplit.CLASS_BITS)
+    longest = int(huffman_code.hex_to_lengths(smeta["code_lengths"], alphabet, "x").max())
+    assert longest == 12 if limit == 12 else longest > 12
+    assert _round_trip(et).tobytes() == bits.tobytes()
+
+
+def test_fused_decoder_reads_nothing_past_the_exponent_stream():
+    """The fused decoder reads the exponent stream where it is: with the stream's last byte right before an
+    unreadable page, clean and corrupt streams decode or raise CodecError without reading past it."""
+    import ctypes
+    import mmap
+
+    from deepcompress.codecs import huffman
+
+    def guarded(data: bytes) -> memoryview:
+        page = mmap.PAGESIZE
+        pages = -(-len(data) // page) + 1
+        m = mmap.mmap(-1, pages * page)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        if ctypes.CDLL(None).mprotect(ctypes.c_void_p(addr + (pages - 1) * page), page, 0) != 0:
+            pytest.skip("mprotect unavailable")
+        start = (pages - 1) * page - len(data)
+        m[start:start + len(data)] = data
+        return memoryview(m)[start:start + len(data)]
+
+    rng = np.random.default_rng(9)
+    n = 2 * (8 * huffman.BLOCK_SYMBOLS - 1001)  # 8 blocks of pairs: the last group is full
+    bits = _bits_of(rng.normal(scale=0.02, size=n), "bfloat16")
+    et = encode_split_float("w", bits, dtype="bfloat16")
+    assert et.meta["streams"]["exponent"]["codec"] == "huffman_pairs" and not et.meta["n_escapes"]
+    clean = bytes(et.streams["exponent"])
+    variants = [clean, clean[:-1], clean[:-5]]
+    for pos in rng.integers(len(clean) - 64, len(clean), 8):
+        broken = bytearray(clean)
+        broken[pos] ^= 0xFF
+        variants.append(bytes(broken))
+    for data in variants:
+        meta = copy.deepcopy(et.meta)
+        try:
+            out = decode_tensor(meta, {**et.streams, "exponent": guarded(data)})
+        except CodecError:
+            continue
+        assert out.tobytes() == bits.tobytes()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype,zero_bits", [("float32", z) for z in range(17)] + [("float16", z) for z in range(4)])
+def test_packed_low_streams_unpacked_a_piece_at_a_time(dtype, zero_bits, threads, monkeypatch):
+    """On the fused path a raw low stream of 1-7 bits is read packed and unpacked a piece at a time: every
+    width of low0 and low1, a length that is no multiple of 8 or of a piece, 1 and 2 threads."""
+    monkeypatch.setattr(parallel, "threads", lambda: threads)
+    rng = np.random.default_rng(zero_bits)
+    n = parallel.PARALLEL_SYMBOLS + 8195
+    bits = _bits_of(rng.normal(scale=0.05, size=n), dtype)
+    bits &= ~STORE[dtype]((1 << zero_bits) - 1)
+    et = encode_split_float("w", bits, dtype=dtype)
+    assert et.meta["zero_bits"] == zero_bits and not et.meta["n_escapes"]
+    widths = floatsplit.low_widths(floatsplit.FORMATS[dtype], zero_bits)
+    assert [s for s in et.streams if s.startswith("low")] == [f"low{i}" for i in range(len(widths))]
+    out = _round_trip(et)
+    assert (out if dtype == "bfloat16" else out.view(STORE[dtype])).tobytes() == bits.tobytes()
+
+
 def test_pair_and_single_huffman_exponents_decode(monkeypatch):
     """The fused decoder handles both Huffman codecs of the class stream, odd lengths included."""
     rng = np.random.default_rng(4)
@@ -418,3 +497,26 @@ def test_a_short_tensor_is_coded_in_memory_even_with_spill():
     bits = _bits_of(rng.normal(scale=0.05, size=5000), "bfloat16")
     _, streams = floatsplit.encode("w", bits, "bfloat16", spill=tempfile.TemporaryFile)
     assert all(isinstance(v, (bytes, bytearray, memoryview)) for v in streams.values())
+
+
+def test_spilled_exponent_codes_keep_the_12_bit_limit(monkeypatch):
+    """The chunked coder limits the exponent codes as the in-memory one does: heavy tails whose unlimited code
+    is longer than 12 bits come out as the same bytes both ways, with 12-bit codes at most."""
+    import tempfile
+
+    from deepcompress.codecs import chunked, huffman_code
+    from deepcompress.codecs.spill import Spilled
+
+    rng = np.random.default_rng(7)
+    n = 3 * 2 * (1 << 16) + 777
+    bits = _bits_of(rng.standard_t(1.5, size=n) * 0.01, "bfloat16")
+    whole_meta, whole = floatsplit.encode("w", bits, "bfloat16")
+    smeta = whole_meta["streams"]["exponent"]
+    alphabet = 1 << (2 * floatsplit.CLASS_BITS if smeta["codec"] == "huffman_pairs" else floatsplit.CLASS_BITS)
+    assert int(huffman_code.hex_to_lengths(smeta["code_lengths"], alphabet, "x").max()) == \
+        floatsplit.EXPONENT_CODE_LENGTH
+    monkeypatch.setattr(chunked, "CHUNK", 2 * (1 << 16))
+    meta, streams = floatsplit.encode("w", bits, "bfloat16", spill=tempfile.TemporaryFile)
+    assert meta == whole_meta
+    assert {k: v.read() if isinstance(v, Spilled) else bytes(v) for k, v in streams.items()} == \
+        {k: bytes(v) for k, v in whole.items()}

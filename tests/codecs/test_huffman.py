@@ -350,3 +350,130 @@ def test_decode_slices_refuse_a_corrupt_block():
             sliced = None
         assert (whole is None) == (sliced is None)
         assert whole is None or np.array_equal(whole, sliced)
+
+
+# ---- the decode kernels against a decoder written out from docs/codecs.md 5.2, one bit at a time
+
+def _reference_decode(data: bytes, n_coded: int, lengths: np.ndarray, block: int) -> list[int] | None:
+    """The coded symbols, or None where a decoder must refuse the stream (a bit string that is no
+    codeword, a block whose symbols need more bits than it has or end before its last byte)."""
+    codes = huffman_code.canonical_codes(lengths)
+    table = {(int(n), int(c)): s for s, (n, c) in enumerate(zip(lengths, codes)) if n}
+    nb = huffman.n_blocks(n_coded, block)
+    head = 4 * (nb - 1)
+    if len(data) < head:
+        return None
+    starts = [head]
+    for k in range(nb - 1):
+        starts.append(starts[-1] + int.from_bytes(data[4 * k:4 * k + 4], "little"))
+    starts.append(len(data))
+    if any(b < a for a, b in zip(starts, starts[1:])):
+        return None
+    out = []
+    for k in range(nb):
+        pos, end = 8 * starts[k], 8 * starts[k + 1]
+        for _ in range(min(block, n_coded - k * block)):
+            code = 0
+            for n in range(1, huffman_code.MAX_CODE_LENGTH + 1):
+                byte = data[pos >> 3] if pos >> 3 < len(data) else 0
+                code = code << 1 | (byte >> (pos & 7)) & 1
+                pos += 1
+                if (n, code) in table:
+                    out.append(table[n, code])
+                    break
+            else:
+                return None
+        if pos > end or (pos + 7) // 8 != starts[k + 1]:
+            return None
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.02, 0.1, 0.5, 3.0]), st.booleans(), st.data())
+def test_decoders_agree_with_the_reference_on_clean_and_corrupt_streams(seed, alpha, pairs, data):
+    """The interleaved block decoder (batches of unchecked rounds, with and without codes longer than the
+    12-bit multi table) gives the reference's symbols, and refuses exactly the streams the reference refuses."""
+    rng = np.random.default_rng(seed)
+    bits = 3 if pairs else 6
+    block = int(data.draw(st.sampled_from([64, 256, 1000])))
+    n = int(rng.integers(1, 10 * block))
+    sym = rng.choice(1 << bits, size=n, p=rng.dirichlet(np.full(1 << bits, alpha))).astype(np.uint8)
+    if pairs:
+        counts = huffman_counts.pair_block_counts(sym, bits, block)
+        coded = huffman_counts.pair_symbols(sym, bits)
+    else:
+        counts = huffman_counts.block_counts(sym, block)
+        coded = sym
+    limit = data.draw(st.sampled_from([12, huffman_code.MAX_CODE_LENGTH]))
+    lengths = huffman_code.code_lengths(counts.sum(axis=0), limit)
+    stream = bytearray(huffman.encode(sym, lengths, block, counts=counts, pairs_of=bits if pairs else None))
+    how = data.draw(st.sampled_from(["clean", "flip", "flip", "truncate", "extend"]))
+    if how == "flip":
+        for _ in range(data.draw(st.integers(1, 3))):
+            stream[data.draw(st.integers(0, len(stream) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    elif how == "truncate":
+        del stream[data.draw(st.integers(0, len(stream) - 1)):]
+    elif how == "extend":
+        stream += bytes(data.draw(st.binary(min_size=1, max_size=9)))
+    ref = _reference_decode(bytes(stream), coded.size, lengths, block)
+    if pairs and ref is not None and n % 2 and ref[-1] & ((1 << bits) - 1):
+        ref = None  # the padding symbol of the last pair is not 0
+    try:
+        out = (huffman.decode_pairs(bytes(stream), n, lengths, bits, block) if pairs
+               else huffman.decode(bytes(stream), n, lengths, block))
+    except CodecError:
+        assert ref is None
+        return
+    assert ref is not None
+    assert np.array_equal(huffman_counts.pair_symbols(out, bits) if pairs else out, ref)
+    if how == "clean":
+        assert np.array_equal(out, sym)
+
+
+def _guarded(data: bytes) -> memoryview:
+    """``data`` at the very end of a readable page, the next page unreadable: a read past its end faults."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    pages = -(-len(data) // page) + 1
+    m = mmap.mmap(-1, pages * page)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    if ctypes.CDLL(None).mprotect(ctypes.c_void_p(addr + (pages - 1) * page), page, 0) != 0:
+        pytest.skip("mprotect unavailable")
+    start = (pages - 1) * page - len(data)
+    m[start:start + len(data)] = data
+    return memoryview(m)[start:start + len(data)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="Linux only")
+@pytest.mark.parametrize("pairs", [False, True])
+def test_decoders_read_nothing_past_the_stream(pairs):
+    """The kernels read the stream where it is (no padded copy): clean, truncated and corrupt streams that
+    end right before an unreadable page decode or raise CodecError, and never read past their end."""
+    rng = np.random.default_rng(21)
+    # 8 blocks of 256 coded symbols, so the last block is in a full group of 4 (decoded interleaved, in
+    # unchecked batches), and about 6 bits per output symbol, so the batches end on the stream's bits
+    bits = 3 if pairs else 6
+    n = 2 * (7 * 256 + 77) if pairs else 7 * 256 + 77
+    sym = rng.choice(1 << bits, size=n, p=rng.dirichlet(np.full(1 << bits, 5.0))).astype(np.uint8)
+    if pairs:
+        lengths = huffman_code.code_lengths(huffman_counts.pair_block_counts(sym, bits, 256).sum(axis=0))
+    else:
+        lengths = huffman_code.code_lengths(huffman_counts.histogram(sym))
+    clean = bytes(huffman.encode(sym, lengths, 256, pairs_of=bits if pairs else None))
+    variants = [clean, clean[:-1], clean[:-3], clean[:-1] + b"\xff"]
+    for pos in rng.integers(0, len(clean), 30):
+        broken = bytearray(clean)
+        broken[pos] ^= 0xFF
+        variants.append(bytes(broken))
+    for data in variants:
+        view = _guarded(data)
+        try:
+            out = (huffman.decode_pairs(view, n, lengths, bits, 256) if pairs
+                   else huffman.decode(view, n, lengths, 256))
+        except CodecError:
+            continue
+        assert out.shape == (n,)
+    assert np.array_equal(huffman.decode(_guarded(clean), n, lengths, 256) if not pairs
+                          else huffman.decode_pairs(_guarded(clean), n, lengths, bits, 256), sym)
