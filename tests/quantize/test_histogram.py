@@ -142,3 +142,23 @@ def test_share_groups_fits_each_group_and_labels_across_group_boundaries():
     bad = w.copy()
     bad[9, 0] = np.nan
     assert share_groups(bad, "float32", 4, bits=2) is None
+
+
+@settings(max_examples=40)
+@given(k=st.integers(1, 256), seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1e-30, 1e-3, 0.02, 1.0, 1e30]))
+def test_float32_labeler_is_numpys_searchsorted_of_the_midpoints(k, seed, scale):
+    """The float32 labeler (a table of the top 16 bits, exact comparisons only in bins that straddle a
+    midpoint) gives np.searchsorted(midpoints, x, side="right") for every value: weights at and next to the
+    midpoints, signed zeros, subnormals, infinities, NaNs and arbitrary bit patterns."""
+    rng = np.random.default_rng(seed)
+    centroids = np.unique(np.sort(rng.normal(scale=scale, size=k).astype(np.float32))).astype(np.float64)
+    mids = (centroids[:-1] + centroids[1:]) / 2
+    near = mids.astype(np.float32)
+    x = np.concatenate([
+        rng.normal(scale=scale, size=3000).astype(np.float32), near, np.nextafter(near, np.float32(np.inf)),
+        np.nextafter(near, np.float32(-np.inf)), rng.integers(0, 2**32, size=3000, dtype=np.uint32).view(np.float32),
+        np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3.4e38, -3.4e38], dtype=np.float32)])
+    got = H.labeler("float32", centroids)(x)
+    with np.errstate(invalid="ignore"):
+        want = np.searchsorted(mids, x.astype(np.float64), side="right")
+    assert got.dtype == np.uint8 and np.array_equal(got, want)
