@@ -59,7 +59,7 @@ class _Stream:
         if top.size and int(top[-1]) >> self.bits:  # before the pair kernel indexes its rows with it
             raise CodecError(f"symbol {int(top[-1])} does not fit in {self.bits} bits")
         if self.pair_counts is not None:
-            self.pair_counts += huffman_counts.pair_block_counts(sym, self.bits, BLOCK_SYMBOLS).sum(axis=0)
+            self.pair_counts += huffman_counts.pair_block_counts(sym, self.bits, BLOCK_SYMBOLS, checked=True).sum(axis=0)
 
     def size_singles(self) -> bool:
         """Add the Huffman candidate (exact); True when a pair code must be sized in a second pass."""
@@ -85,7 +85,7 @@ class _Stream:
         # a pair code wins only when strictly smaller than the best so far (equal costs keep the first)
         return lower + len(self.hex_pairs) < min(c for c, _ in self.candidates)
 
-    def size_pairs(self, sym: np.ndarray) -> None:
+    def size_pairs(self, sym: np.ndarray) -> None:  # a later pass's symbols: checked again
         counts = huffman_counts.pair_block_counts(sym, self.bits, BLOCK_SYMBOLS)
         lens = np.zeros(counts.shape[1], dtype=np.int64)
         lens[: self.pair_lengths.size] = self.pair_lengths

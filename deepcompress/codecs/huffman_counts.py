@@ -30,15 +30,17 @@ def block_counts(symbols: np.ndarray, block_symbols: int = BLOCK_SYMBOLS) -> np.
     return hist
 
 
-def pair_block_counts(symbols: np.ndarray, symbol_bits: int, block_pairs: int = BLOCK_SYMBOLS) -> np.ndarray:
+def pair_block_counts(symbols: np.ndarray, symbol_bits: int, block_pairs: int = BLOCK_SYMBOLS, *,
+                      checked: bool = False) -> np.ndarray:
     """:func:`block_counts` of ``pair_symbols(symbols, symbol_bits)``, counted without forming the pairs.
 
     A symbol wider than ``symbol_bits`` raises :class:`CodecError` (the kernel's histogram
-    has a row of ``2**(2 * symbol_bits)`` counts and checks no index)."""
+    has a row of ``2**(2 * symbol_bits)`` counts and checks no index); ``checked=True`` skips
+    that pass when the caller has already checked the widths (from the symbols' counts)."""
     from . import _kernels
 
     sym = np.ascontiguousarray(symbols, dtype=np.uint8).ravel()
-    if sym.size and int(sym.max()) >> symbol_bits:
+    if not checked and sym.size and int(sym.max()) >> symbol_bits:
         raise CodecError(f"symbol {int(sym.max())} does not fit in {symbol_bits} bits")
     n_pairs = (sym.size + 1) // 2
     nb = (n_pairs + block_pairs - 1) // block_pairs

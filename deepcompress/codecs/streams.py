@@ -119,7 +119,7 @@ def _pair_code(sym: np.ndarray, symbol_bits: int, max_code_length: int = huffman
     """(per-block pair counts, code lengths, their hex string) for Huffman-coded pairs; None where pairs don't apply."""
     if symbol_bits > huffman.PAIR_MAX_BITS or sym.size < PAIR_MIN_SYMBOLS:
         return None
-    counts = huffman_counts.pair_block_counts(sym, symbol_bits, huffman.BLOCK_SYMBOLS)
+    counts = huffman_counts.pair_block_counts(sym, symbol_bits, huffman.BLOCK_SYMBOLS, checked=True)
     lengths = huffman_code.code_lengths(counts.sum(axis=0), max_code_length)
     return counts, lengths, huffman_code.lengths_to_hex(lengths)
 
