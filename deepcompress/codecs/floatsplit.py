@@ -272,12 +272,12 @@ def _split_chunk(c: np.ndarray, fmt: Format, cmap: np.ndarray, zero_bits: int, w
 
     E, M = fmt.exp_bits, fmt.mant_bits
     found = K.class_and_mantissa(c, M, (1 << E) - 1, E + M, M - 7, (1 << M) - 1, cmap, cls, mant, esc)
-    rest = c & ((1 << (M - 7)) - 1)
-    w1 = widths[1] if len(widths) > 1 else 0
-    if lows:
+    if lows:  # (bfloat16 has none)
+        rest = c & ((1 << (M - 7)) - 1)
+        w1 = widths[1] if len(widths) > 1 else 0
         np.right_shift(rest, zero_bits + w1, out=lows[0], casting="unsafe")
-    if len(lows) > 1:
-        np.bitwise_and(rest >> zero_bits, (1 << w1) - 1, out=lows[1], casting="unsafe")
+        if len(lows) > 1:
+            np.bitwise_and(rest >> zero_bits, (1 << w1) - 1, out=lows[1], casting="unsafe")
     return int(found)
 
 
