@@ -18,6 +18,7 @@ Each failure raises the caller's error class, prefixed with the caller's
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 __all__ = ["compress", "content_size", "read_frame"]
@@ -40,6 +41,18 @@ def content_size(frame: Any, *, what: str, error: type[Exception]) -> int:
         raise error(f"{what}: not a zstd frame") from None
 
 
+_LOCAL = threading.local()  # one decompressor per thread (making one costs more than a small frame's decoding)
+
+
+def _decompressor() -> Any:
+    d = getattr(_LOCAL, "decompressor", None)
+    if d is None:
+        import zstandard
+
+        d = _LOCAL.decompressor = zstandard.ZstdDecompressor()
+    return d
+
+
 def read_frame(frame: Any, size: int, *, what: str, error: type[Exception]) -> bytes:
     """The ``size`` bytes held by exactly one zstd frame that declares them (module doc: steps 1-4)."""
     import zstandard
@@ -48,7 +61,7 @@ def read_frame(frame: Any, size: int, *, what: str, error: type[Exception]) -> b
     if declared != size:
         raise error(f"{what}: zstd frame declares {declared} bytes, expected {size}")
     try:
-        out = zstandard.ZstdDecompressor().decompress(frame, max_output_size=size, allow_extra_data=False)
+        out = _decompressor().decompress(frame, max_output_size=size, allow_extra_data=False)
     except zstandard.ZstdError as exc:
         raise error(f"{what}: corrupt zstd frame ({str(exc).splitlines()[0][:80]})") from None
     if len(out) != size:

@@ -33,3 +33,29 @@ def test_every_departure_from_one_sized_frame_is_refused_with_the_callers_error(
     for stored, size, message in cases:
         with pytest.raises(error, match=message):
             zstdframe.read_frame(stored, size, what="w", error=error)
+
+
+def test_the_per_thread_decompressor_recovers_after_bad_frames_and_threads_do_not_share_it():
+    """read_frame keeps one decompressor per thread: a corrupt, truncated or trailed frame leaves it able to
+    read the next good frame, and frames read on several threads at once all come out right."""
+    import threading
+
+    good = zstdframe.compress(bytes(range(256)) * 40, 3)
+    garbage = good[: len(good) // 2] + bytes(0xFF for _ in good[len(good) // 2:])
+    for frame in (garbage, good[:-5], good + b"x"):
+        with pytest.raises(ValueError, match="corrupt zstd frame"):
+            zstdframe.read_frame(frame, 10240, what="t", error=ValueError)
+        assert zstdframe.read_frame(good, 10240, what="t", error=ValueError) == bytes(range(256)) * 40
+    frames = [zstdframe.compress(bytes([i]) * (1000 + i), 1 + i % 5) for i in range(8)]
+    out: dict[int, bytes] = {}
+
+    def work(i: int) -> None:
+        for _ in range(200):
+            out[i] = zstdframe.read_frame(frames[i], 1000 + i, what="t", error=ValueError)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == {i: bytes([i]) * (1000 + i) for i in range(8)}
