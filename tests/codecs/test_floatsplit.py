@@ -126,24 +126,10 @@ def test_exponent_codes_of_up_to_14_bits_decode(limit, threads, monkeypatch):
     assert _round_trip(et).tobytes() == bits.tobytes()
 
 
-def test_fused_decoder_reads_nothing_past_the_exponent_stream():
+def test_fused_decoder_reads_nothing_past_the_exponent_stream(guarded):
     """The fused decoder reads the exponent stream where it is: with the stream's last byte right before an
     unreadable page, clean and corrupt streams decode or raise CodecError without reading past it."""
-    import ctypes
-    import mmap
-
     from deepcompress.codecs import huffman
-
-    def guarded(data: bytes) -> memoryview:
-        page = mmap.PAGESIZE
-        pages = -(-len(data) // page) + 1
-        m = mmap.mmap(-1, pages * page)
-        addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
-        if ctypes.CDLL(None).mprotect(ctypes.c_void_p(addr + (pages - 1) * page), page, 0) != 0:
-            pytest.skip("mprotect unavailable")
-        start = (pages - 1) * page - len(data)
-        m[start:start + len(data)] = data
-        return memoryview(m)[start:start + len(data)]
 
     rng = np.random.default_rng(9)
     n = 2 * (8 * huffman.BLOCK_SYMBOLS - 1001)  # 8 blocks of pairs: the last group is full

@@ -430,25 +430,9 @@ def test_decoders_agree_with_the_reference_on_clean_and_corrupt_streams(seed, al
         assert np.array_equal(out, sym)
 
 
-def _guarded(data: bytes) -> memoryview:
-    """``data`` at the very end of a readable page, the next page unreadable: a read past its end faults."""
-    import ctypes
-    import mmap
-
-    page = mmap.PAGESIZE
-    pages = -(-len(data) // page) + 1
-    m = mmap.mmap(-1, pages * page)
-    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
-    if ctypes.CDLL(None).mprotect(ctypes.c_void_p(addr + (pages - 1) * page), page, 0) != 0:
-        pytest.skip("mprotect unavailable")
-    start = (pages - 1) * page - len(data)
-    m[start:start + len(data)] = data
-    return memoryview(m)[start:start + len(data)]
-
-
 @pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="Linux only")
 @pytest.mark.parametrize("pairs", [False, True])
-def test_decoders_read_nothing_past_the_stream(pairs):
+def test_decoders_read_nothing_past_the_stream(pairs, guarded):
     """The kernels read the stream where it is (no padded copy): clean, truncated and corrupt streams that
     end right before an unreadable page decode or raise CodecError, and never read past their end."""
     rng = np.random.default_rng(21)
@@ -468,12 +452,12 @@ def test_decoders_read_nothing_past_the_stream(pairs):
         broken[pos] ^= 0xFF
         variants.append(bytes(broken))
     for data in variants:
-        view = _guarded(data)
+        view = guarded(data)
         try:
             out = (huffman.decode_pairs(view, n, lengths, bits, 256) if pairs
                    else huffman.decode(view, n, lengths, 256))
         except CodecError:
             continue
         assert out.shape == (n,)
-    assert np.array_equal(huffman.decode(_guarded(clean), n, lengths, 256) if not pairs
-                          else huffman.decode_pairs(_guarded(clean), n, lengths, bits, 256), sym)
+    assert np.array_equal(huffman.decode(guarded(clean), n, lengths, 256) if not pairs
+                          else huffman.decode_pairs(guarded(clean), n, lengths, bits, 256), sym)
