@@ -54,7 +54,7 @@ ROW_KEYS = ("model", "tool", "settings", "bytes", "metric", "metric_name", "base
 HIGHER_IS_BETTER = {"top1": True, "agreement": True, "val_loss": False}
 PEER_EPOCHS = 20  # retraining budget of the peers' runs with retraining (LeNet-300-100)
 LENET_SPARSITY = {"layers.0": 0.94, "layers.1": 0.93, "classifier": 0.8}  # recipes/lenet300_best.toml
-#: recipes/resnet20_cifar.toml's pruning (conv=0.65, conv1=0.3, fc=0.5), by module name of resnet20_cifar
+#: recipes/resnet20_cifar.toml's pruning (conv=0.65, conv1=0.3, fc=0.5: "65/30/50%" in labels), by module name
 RESNET_SPARSITY = {"conv1": 0.3, "linear": 0.5,
                    **{f"layer{a}.{b}.conv{c}": 0.65 for a in (1, 2, 3) for b in (0, 1, 2) for c in (1, 2)}}
 RESNET_EPOCHS = 3  # the peers' retraining budget on ResNet-20: the recipe's 2 retraining + 1 fine-tuning epochs
@@ -646,11 +646,11 @@ def runs_for(model: str) -> list[tuple[str, str, dict]]:
             ("coremltools", "k-means 5 bits per tensor (ours)", {"bits": 5}),
             ("torch.nn.utils.prune+zstd", "global L1 50%, data-free", {"sparsity": 0.5}),
             ("torch-pruning", "magnitude, 20% of channels, data-free", {"ratio": 0.2}),
-            ("coremltools", f"magnitude 65% (conv1 30%, fc 50%) retrain {RESNET_EPOCHS} ep + k-means 4 bits "
-                            "(joint, ours)", {"prune": RESNET_SPARSITY, "bits": 4, "epochs": RESNET_EPOCHS}),
-            ("torch.nn.utils.prune+zstd", f"L1 65% (conv1 30%, fc 50%) + retrain {RESNET_EPOCHS} ep (ours)",
+            ("coremltools", f"magnitude 65/30/50% retrain {RESNET_EPOCHS} ep + k-means 4 bits (joint, ours)",
+             {"prune": RESNET_SPARSITY, "bits": 4, "epochs": RESNET_EPOCHS}),
+            ("torch.nn.utils.prune+zstd", f"L1 65/30/50% + retrain {RESNET_EPOCHS} ep (ours)",
              {"sparsity": RESNET_SPARSITY, "epochs": RESNET_EPOCHS, "share": "l1_ours_retrain"}),
-            ("torch.nn.utils.prune+zstd", f"L1 65% (conv1 30%, fc 50%) + retrain {RESNET_EPOCHS} ep, float16",
+            ("torch.nn.utils.prune+zstd", f"L1 65/30/50% + retrain {RESNET_EPOCHS} ep, float16",
              {"sparsity": RESNET_SPARSITY, "epochs": RESNET_EPOCHS, "dtype": "float16", "share": "l1_ours_retrain"}),
         ]
     elif model == "gpt_char":
