@@ -31,7 +31,7 @@ of the sharing is computed from the histogram (exact for 16-bit dtypes; for
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -225,6 +225,10 @@ def codebook(h: Histogram, bits: int, dtype: str, init: str = "linear") -> tuple
 
 _LABEL_F32 = None
 
+TABLE_MIN_ELEMENTS = 1 << 16
+"""A float32 part of fewer weights is labelled by numpy's searchsorted: building the 65,536-bin table (about
+1.3 ms) would cost more than it saves (small groups of per-group sharing)."""
+
 
 def _label_f32_kernel() -> Callable[..., None]:
     """A numba kernel ``(x, bits, table, mids, out)`` labelling float32 weights ``x`` (``bits``: the same memory as
@@ -262,20 +266,23 @@ def labeler(dtype: str, centroids: np.ndarray) -> Callable[[np.ndarray], np.ndar
     c = np.asarray(centroids, dtype=np.float64)
     if dtype == "float32":
         mids = (c[:-1] + c[1:]) / 2
-        # per top-16-bit bin: the label of its lowest and of its highest bit pattern; equal -> the whole bin's
-        keys = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
-        with np.errstate(invalid="ignore"):  # the NaN patterns
-            ends = [np.searchsorted(mids, k.view(np.float32).astype(np.float64), side="right")
-                    for k in (keys, keys | np.uint32(0xFFFF))]
-        table = np.where(ends[0] == ends[1], ends[0], -1).astype(np.int16)
-        kernel = _label_f32_kernel()
+        made: list[np.ndarray] = []  # the bin table, built on the first part long enough to pay for it
+
+        def table() -> np.ndarray:
+            if not made:  # per top-16-bit bin: the labels of its lowest and highest pattern; equal -> the bin's
+                keys = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+                with np.errstate(invalid="ignore"):  # the NaN patterns
+                    ends = [np.searchsorted(mids, k.view(np.float32).astype(np.float64), side="right")
+                            for k in (keys, keys | np.uint32(0xFFFF))]
+                made.append(np.where(ends[0] == ends[1], ends[0], -1).astype(np.int16))
+            return made[0]
 
         def of(part: np.ndarray) -> np.ndarray:
             flat = np.ascontiguousarray(part).reshape(-1)
-            if flat.dtype != np.float32:
+            if flat.dtype != np.float32 or flat.size < TABLE_MIN_ELEMENTS:
                 return np.searchsorted(mids, flat.astype(np.float64), side="right").astype(np.uint8)
             out = np.empty(flat.size, dtype=np.uint8)
-            kernel(flat, flat.view(np.uint32), table, mids, out)
+            _label_f32_kernel()(flat, flat.view(np.uint32), table(), mids, out)
             return out
     else:
         table = _nearest(_key_values(dtype), c).astype(np.uint8)
@@ -327,6 +334,7 @@ class GroupedShare:
     dtype: str
     bits: int
     rel_rms_error: float  # of the whole tensor
+    _labelers: dict[int, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     def codebooks(self) -> np.ndarray:
         """float32 (groups, k): each group's centroids, the shorter ones padded with their last value
@@ -345,7 +353,10 @@ class GroupedShare:
             g = pos // span
             end = min(hi, (g + 1) * span)
             part = flat[pos:end]
-            out[pos - lo:end - lo] = labeler(self.dtype, self.centroids[g])(part)
+            if g not in self._labelers:  # a group split over calls keeps its labeler; only the last one is kept
+                self._labelers.clear()
+                self._labelers[g] = labeler(self.dtype, self.centroids[g])
+            out[pos - lo:end - lo] = self._labelers[g](part)
             if release is not None:
                 release(part)
             pos = end

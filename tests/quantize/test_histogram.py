@@ -158,7 +158,11 @@ def test_float32_labeler_is_numpys_searchsorted_of_the_midpoints(k, seed, scale)
         rng.normal(scale=scale, size=3000).astype(np.float32), near, np.nextafter(near, np.float32(np.inf)),
         np.nextafter(near, np.float32(-np.inf)), rng.integers(0, 2**32, size=3000, dtype=np.uint32).view(np.float32),
         np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3.4e38, -3.4e38], dtype=np.float32)])
-    got = H.labeler("float32", centroids)(x)
+    x = np.tile(x, -(-H.TABLE_MIN_ELEMENTS // x.size))  # long enough for the table path
+    of = H.labeler("float32", centroids)
     with np.errstate(invalid="ignore"):
         want = np.searchsorted(mids, x.astype(np.float64), side="right")
-    assert got.dtype == np.uint8 and np.array_equal(got, want)
+    got = of(x)
+    assert x.size >= H.TABLE_MIN_ELEMENTS and got.dtype == np.uint8 and np.array_equal(got, want)
+    short = of(x[:1000])  # a short part takes numpy's searchsorted: the same labels
+    assert short.dtype == np.uint8 and np.array_equal(short, want[:1000])
