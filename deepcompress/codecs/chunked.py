@@ -65,10 +65,7 @@ class _Stream:
         """Add the Huffman candidate (exact); True when a pair code must be sized in a second pass."""
         blocks = np.concatenate(self.block_counts) if self.block_counts else np.zeros((0, 256), dtype=np.int64)
         self.block_counts = [blocks]
-        counts = blocks.sum(axis=0)
-        top = np.flatnonzero(counts)
-        if top.size and int(top[-1]) >> self.bits:
-            raise CodecError(f"symbol {int(top[-1])} does not fit in {self.bits} bits")
+        counts = blocks.sum(axis=0)  # every symbol fits self.bits: count() checked each chunk
         if not self.n:
             return False
         self.lengths = huffman_code.code_lengths(counts[: 1 << self.bits], self.max_code_length)

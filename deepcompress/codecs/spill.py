@@ -16,6 +16,7 @@ from ..crc import crc32
 #: makes an empty, anonymous, read-write binary file (``tempfile.TemporaryFile`` in the output's folder)
 SpillFactory = Callable[[], IO[bytes]]
 
+
 class Spilled:
     """The bytes of one stream, in a temporary file of their own (deleted when this object goes)."""
 
@@ -63,4 +64,3 @@ class Spilled:
 
     def __repr__(self) -> str:
         return f"Spilled({self.nbytes} bytes)"
-
