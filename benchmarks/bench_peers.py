@@ -214,11 +214,15 @@ def retie(net) -> None:
     net.lm_head.weight = net.tok_emb.weight
 
 
-def fine_tune(model: str, net, epochs: int, after_step=None, lr: float = 0.01) -> None:
+def fine_tune(model: str, net, epochs: int, after_step=None, lr: float = 0.01, shift: int = 0) -> None:
     """The peers' retraining runs on the model's training set: SGD (lr 0.01, momentum 0.9) for the image models;
-    for gpt_char, Adam at lr 0.001 without weight decay, batches of 64 (the retrain stage of recipes/gpt_char.toml)."""
+    for gpt_char, Adam at lr 0.001 without weight decay, batches of 64 (the retrain stage of recipes/gpt_char.toml).
+    ``shift``: each image batch is first moved by up to that many pixels, as a recipe's ``shift`` does
+    (deepcompress.augment.random_shift), so a peer can retrain on the same augmentation as ours."""
     import torch
     import torch.nn.functional as F
+
+    from deepcompress.augment import random_shift
 
     train, _ = loaders(model)
     if model == "gpt_char":
@@ -231,7 +235,7 @@ def fine_tune(model: str, net, epochs: int, after_step=None, lr: float = 0.01) -
         net.train()
         for x, y in train:
             opt.zero_grad(set_to_none=True)
-            out = net(x)
+            out = net(random_shift(x, shift) if shift else x)
             F.cross_entropy(out.flatten(0, 1) if out.dim() == 3 else out, y.flatten() if out.dim() == 3 else y).backward()
             opt.step()
             if after_step is not None:
@@ -410,7 +414,7 @@ def run_coremltools(model: str, s: dict, stem: Path):
             tie_while_pruned(net)
         pruner.step()
         if s.get("epochs"):
-            fine_tune(model, net, s["epochs"], after_step=pruner.step)
+            fine_tune(model, net, s["epochs"], after_step=pruner.step, shift=s.get("shift", 0))
         net = pruner.finalize(inplace=True)
         if model == "gpt_char":  # the pruner re-created tok_emb.weight; the output layer is tied to it again
             retie(net)
@@ -472,7 +476,8 @@ def run_torch_prune(model: str, s: dict, stem: Path):
         if model == "gpt_char":
             tie_while_pruned(net)
         if s.get("epochs"):
-            fine_tune(model, net, s["epochs"])  # the masks are forward pre-hooks: pruned weights stay zero
+            # the masks are forward pre-hooks: pruned weights stay zero
+            fine_tune(model, net, s["epochs"], shift=s.get("shift", 0))
         for m in net.modules():
             if prune.is_pruned(m) and hasattr(m, "weight_orig"):
                 prune.remove(m, "weight")
@@ -608,6 +613,8 @@ def runs_for(model: str) -> list[tuple[str, str, dict]]:
             ("deepcompress data-free", "sparsity 0.7, 5 bits (the data-free default)", {"sparsity": "0.7", "bits": "5"}),
             ("deepcompress", "recipe lenet300_gentle (prune 70/70/40%, 6 bits, half-distilled retrain)",
              {"recipe": "lenet300_gentle.toml"}),
+            ("deepcompress", "recipe lenet300_shift (prune 92.5/91.5/76%, 5/5/6 bits, retrain on images shifted "
+             "by up to 2 px)", {"recipe": "lenet300_shift.toml"}),
             ("deepcompress data-free", "no pruning, 5 bits", {"sparsity": "0", "bits": "5"}),
             ("deepcompress data-free", "no pruning, 6 bits", {"sparsity": "0", "bits": "6"}),
             ("deepcompress data-free", "no pruning, 8 bits", {"sparsity": "0", "bits": "8"}),
@@ -623,11 +630,20 @@ def runs_for(model: str) -> list[tuple[str, str, dict]]:
             ("coremltools", f"magnitude 94/93/80% retrain {PEER_EPOCHS} ep + k-means 4 bits (joint, ours)",
              {"prune": LENET_SPARSITY, "bits": 4, "epochs": PEER_EPOCHS,
               "update_steps": list(range(0, 469 * 10, 469))}),  # over the first 10 epochs (469 steps each)
+            ("coremltools", f"magnitude 94/93/80% retrain {PEER_EPOCHS} ep on images shifted by up to 2 px + k-means 4 "
+             "bits (joint, ours)", {"prune": LENET_SPARSITY, "bits": 4, "epochs": PEER_EPOCHS, "shift": 2,
+                                   "update_steps": list(range(0, 469 * 10, 469))}),
+            # ours with shifts trains 16 + 60 + 3 epochs (recipes/lenet300_shift.toml): the same budget for the peer
+            ("coremltools", "magnitude 94/93/80% retrain 80 ep on images shifted by up to 2 px + k-means 4 bits (joint, "
+             "ours)", {"prune": LENET_SPARSITY, "bits": 4, "epochs": 80, "shift": 2,
+                       "update_steps": list(range(0, 469 * 10, 469))}),
             ("torch.nn.utils.prune+zstd", "global L1 70%, data-free", {"sparsity": 0.7}),
             ("torch.nn.utils.prune+zstd", f"L1 94/93/80% + retrain {PEER_EPOCHS} ep (ours)",
              {"sparsity": LENET_SPARSITY, "epochs": PEER_EPOCHS, "share": "l1_ours_retrain"}),
             ("torch.nn.utils.prune+zstd", f"L1 94/93/80% + retrain {PEER_EPOCHS} ep, float16",
              {"sparsity": LENET_SPARSITY, "epochs": PEER_EPOCHS, "dtype": "float16", "share": "l1_ours_retrain"}),
+            ("torch.nn.utils.prune+zstd", f"L1 94/93/80% + retrain {PEER_EPOCHS} ep on images shifted by up to 2 px, "
+             "float16", {"sparsity": LENET_SPARSITY, "epochs": PEER_EPOCHS, "dtype": "float16", "shift": 2}),
             ("torch-pruning", "magnitude, 50% of units, data-free", {"ratio": 0.5}),
             ("torch-pruning", f"magnitude, 75% of units + retrain {PEER_EPOCHS} ep", {"ratio": 0.75, "epochs": PEER_EPOCHS}),
             ("torch-pruning", f"magnitude, 90% of units + retrain {PEER_EPOCHS} ep", {"ratio": 0.9, "epochs": PEER_EPOCHS}),

@@ -96,7 +96,7 @@ def run_prune(cfg: PruneConfig, state: PipelineState, ctx: RunContext, slot: Sta
     epoch_loop(
         ctx, slot, model, optimizer, train_cfg, f"prune ({cfg.schedule})", before_epoch,
         extra_state=lambda: {"masks": holder["masks"].state_dict() if holder["masks"] is not None else None},
-        restore_extra=restore,
+        restore_extra=restore, shift=cfg.shift,
     )
     if holder["handle"] is not None:
         holder["handle"].remove()

@@ -96,8 +96,10 @@ class PruneConfig(StageConfig):
     # `decode --thin` can remove them physically with outputs unchanged
     thin: bool = False
     max_accuracy_drop: float = 0.1
+    shift: int = 0  # as in RetrainConfig: the retraining between pruning steps sees shifted images
 
     def __post_init__(self) -> None:
+        check_shift(self.shift)
         if not (math.isfinite(self.max_accuracy_drop) and 0.0 <= self.max_accuracy_drop < 100.0):
             raise ConfigError(f"max_accuracy_drop must be in [0, 100) percentage points; got {self.max_accuracy_drop}")
         if self.thin and not ({self.granularity, self.fc_granularity} & {"filter", "channel"}):
