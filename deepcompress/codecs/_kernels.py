@@ -441,6 +441,75 @@ def fill_decode_table(vals, lens, table_bits, rev8, out):
 
 
 @njit(cache=True, nogil=True)
+def prepare_tables(lengths, vals, max_length, raw, n_coded, block, rev8, single, multi, mbits, shift, low, starts):
+    """Check a Huffman stream's code and block table and build its decode tables, in one call (the checks
+    and tables of :func:`.huffman.block_starts`, :func:`.huffman_code.check_lengths`,
+    :func:`.huffman.decode_table` and :func:`.huffman.multi_table`). ``vals``: what a table entry holds for
+    each symbol (the symbol itself, or a value it stands for). ``single`` (``2**table_bits`` entries, zeroed,
+    ``table_bits`` = the longest length), ``multi`` (``2**mbits``) and ``starts`` (``nb + 1``) are filled.
+    Returns 0, or 1 when anything is wrong (the caller then runs the checks one by one for the message)."""
+    size = lengths.size
+    longest = 0
+    n_used = 0
+    lo = 99
+    for i in range(size):
+        ln = lengths[i]
+        if ln < 0 or ln > max_length:
+            return 1
+        if ln > 0:
+            n_used += 1
+            longest = max(longest, ln)
+            lo = min(lo, ln)
+    if n_used == 0 or n_coded <= 0:
+        return 1
+    if n_used == 1:
+        if longest != 1:
+            return 1
+    else:
+        kraft = 0
+        for i in range(size):
+            if lengths[i] > 0:
+                kraft += 1 << (max_length - lengths[i])
+        if kraft != 1 << max_length:
+            return 1
+    table_bits = max(1, longest)
+    if single.size != 1 << table_bits:
+        return 1
+    # the block table: the sizes of all blocks but the last, each fitting its symbol count
+    nb = (n_coded + block - 1) // block
+    head = 4 * (nb - 1)
+    if raw.size < head or starts.size != nb + 1:
+        return 1
+    starts[0] = head
+    for b in range(nb - 1):
+        p = 4 * b
+        size_b = (np.int64(raw[p]) | (np.int64(raw[p + 1]) << 8) | (np.int64(raw[p + 2]) << 16)
+                  | (np.int64(raw[p + 3]) << 24))
+        starts[b + 1] = starts[b] + size_b
+    starts[nb] = raw.size
+    for b in range(nb):
+        count = block if b < nb - 1 else n_coded - block * (nb - 1)
+        got = starts[b + 1] - starts[b]
+        if got < (count * lo + 7) // 8 or got > (count * longest + 7) // 8:
+            return 1
+    # canonical order: by length, then by symbol
+    syms = np.empty(n_used, dtype=np.int64)
+    lens = np.empty(n_used, dtype=np.int64)
+    vs = np.empty(n_used, dtype=np.int64)
+    j = 0
+    for ln in range(1, longest + 1):
+        for i in range(size):
+            if lengths[i] == ln:
+                syms[j] = i
+                lens[j] = ln
+                vs[j] = vals[i]
+                j += 1
+    fill_decode_table(vs, lens, table_bits, rev8, single)
+    fill_multi_table(single, (1 << table_bits) - 1, mbits, shift, low, multi)
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def fill_multi_table(single, smask, mbits, shift, low, out):
     """Up to 4 output symbols per ``mbits``-bit lookup (entry layout above): whole codewords, one
     symbol each, or (``shift`` > 0) two each, ``v >> shift`` and ``v & low``."""

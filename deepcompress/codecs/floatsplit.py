@@ -22,6 +22,8 @@ computes it while it assembles the elements and refuses a mismatch.
 
 from __future__ import annotations
 
+import functools
+
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -337,13 +339,19 @@ def _symbols(smeta: Mapping[str, Any], data: memoryview, n: int, bits: int, what
 def _tables(meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(class table, mantissa table, shifted escape-free table inputs) of a checked meta."""
     fmt = FORMATS[meta["dtype"]]
-    E, M = fmt.exp_bits, fmt.mant_bits
     ct = np.full(ESCAPE + 1, -1, dtype=np.int64)
     exps = np.asarray(meta["exponents"], dtype=np.int64)
-    ct[: exps.size] = exps << M
+    ct[: exps.size] = exps << fmt.mant_bits
+    return ct, _mantissa_table(fmt.exp_bits, fmt.mant_bits), exps
+
+
+@functools.lru_cache(maxsize=None)
+def _mantissa_table(E: int, M: int) -> np.ndarray:
+    """Byte (sign and top 7 mantissa bits) -> its bits in place; one read-only table per format."""
     m = np.arange(256, dtype=np.int64)
     mt = ((m >> 7) << (E + M)) | ((m & 127) << (M - 7))
-    return ct, mt, exps
+    mt.flags.writeable = False
+    return mt
 
 
 def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str, exps: np.ndarray):
@@ -354,16 +362,16 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
 
     pairs = smeta["codec"] == "huffman_pairs"
     per = 2 if pairs else 1
-    lengths = huffman_code.hex_to_lengths(smeta["code_lengths"], 1 << (per * CLASS_BITS), what)
+    lengths = huffman_code.hex_to_lengths(smeta["code_lengths"], 1 << (per * CLASS_BITS), what).astype(np.int64)
     n_coded = (n + 1) // 2 if pairs else n
-    huffman_code.check_lengths(lengths, n_coded, what)
     raw = np.frombuffer(data, dtype=np.uint8)
     block = huffman.BLOCK_SYMBOLS
-    starts = huffman.block_starts(raw, n_coded, lengths, block, what)
-    nb = len(starts) - 1
-    coded = np.flatnonzero(lengths)
     k = exps.size
-    direct = bool(np.all(np.concatenate([coded >> CLASS_BITS, coded & ESCAPE]) < k if pairs else coded < k))
+    if pairs:  # every coded pair's two classes below k
+        grid = lengths.reshape(1 << CLASS_BITS, 1 << CLASS_BITS)
+        direct = not (grid[k:].any() or grid[:, k:].any())
+    else:
+        direct = not lengths[k:].any()
     shift = CLASS_BITS if pairs else 0
     values = None
     if direct:  # the table entries hold the exponents a class (or pair of classes) stands for
@@ -371,11 +379,36 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
         ex[:k] = exps
         p = np.arange(lengths.size)
         values, shift = (ex[p >> CLASS_BITS] << 8 | ex[p & ESCAPE], 8) if pairs else (ex[p & ESCAPE], 0)
-    single, single_bits = huffman.decode_table(lengths, values)
-    multi, multi_bits = huffman.multi_table(single, single_bits, shift)
+    tables = _prepare(lengths, values, raw, n_coded, block, shift)
+    if tables is None:  # something is wrong: the checks one by one, for the message
+        huffman_code.check_lengths(lengths, n_coded, what)
+        starts = huffman.block_starts(raw, n_coded, lengths, block, what)
+        single, single_bits = huffman.decode_table(lengths, values)
+        multi, multi_bits = huffman.multi_table(single, single_bits, shift)
+        tables = starts, single, single_bits, multi, multi_bits
+    starts, single, single_bits, multi, multi_bits = tables
+    nb = len(starts) - 1
     # the stream is read where it is (the kernels read no byte past its end), not copied
     return (raw, starts, multi, np.uint64((1 << multi_bits) - 1), single, np.uint64((1 << single_bits) - 1),
             np.int64(shift), np.int64((1 << shift) - 1), per * block), nb, per * n_coded, direct
+
+
+def _prepare(lengths: np.ndarray, values: np.ndarray | None, raw: np.ndarray, n_coded: int, block: int, shift: int):
+    """(block starts, single table, its bits, multi table, its bits) of a Huffman stream from one kernel call,
+    or None when the code or the block table is not valid (the caller then finds out why)."""
+    from . import _kernels, huffman, huffman_code
+
+    longest = int(lengths.max(initial=0))
+    if n_coded <= 0 or not 1 <= longest <= huffman_code.MAX_CODE_LENGTH:
+        return None
+    single = np.zeros(1 << longest, dtype=np.uint16 if values is None else np.uint32)
+    multi = np.empty(1 << huffman.MULTI_BITS, dtype=np.uint64)
+    starts = np.empty(huffman.n_blocks(n_coded, block) + 1, dtype=np.int64)
+    vals = np.arange(lengths.size, dtype=np.int64) if values is None else values
+    if _kernels.prepare_tables(lengths, vals, huffman_code.MAX_CODE_LENGTH, raw, n_coded, block, huffman.REV8, single,
+                               multi, huffman.MULTI_BITS, shift, (1 << shift) - 1, starts):
+        return None
+    return starts, single, longest, multi, huffman.MULTI_BITS
 
 
 DECODE_SLICE = 1 << 22

@@ -137,7 +137,7 @@ def _reverse_bits(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.where(lengths > 0, out, 0).astype(np.uint32)
 
 
-_REV8 = np.array([int(f"{v:08b}"[::-1], 2) for v in range(256)], dtype=np.int64)
+REV8 = np.array([int(f"{v:08b}"[::-1], 2) for v in range(256)], dtype=np.int64)
 
 
 def decode_table(lengths: np.ndarray, values: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -160,7 +160,7 @@ def decode_table(lengths: np.ndarray, values: np.ndarray | None = None) -> tuple
     # an incomplete code (one symbol) leaves zeros = no codeword
     out = np.zeros(1 << table_bits, dtype=np.uint16 if values is None else np.uint32)
     vals = syms if values is None else np.asarray(values, dtype=np.int64)[syms]
-    _kernels.fill_decode_table(vals, lengths[syms], table_bits, _REV8, out)
+    _kernels.fill_decode_table(vals, lengths[syms], table_bits, REV8, out)
     return out, table_bits
 
 

@@ -506,3 +506,44 @@ def test_spilled_exponent_codes_keep_the_12_bit_limit(monkeypatch):
     assert meta == whole_meta
     assert {k: v.read() if isinstance(v, Spilled) else bytes(v) for k, v in streams.items()} == \
         {k: bytes(v) for k, v in whole.items()}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 1000), min_size=64, max_size=64), st.integers(1, 300_000), st.booleans(),
+       st.sampled_from(["valid", "random lengths", "bad block table"]), st.binary(min_size=0, max_size=64))
+def test_one_call_table_setup_matches_the_checks_one_by_one(freqs, n_coded, with_values, case, junk):
+    """floatsplit._prepare (one kernel call) builds the tables the step-by-step path builds, and refuses
+    (None) exactly what one of those steps refuses: valid codes and block tables, random code lengths
+    (mostly not a prefix code), and valid codes with a random block table."""
+    from deepcompress.codecs import huffman, huffman_code
+
+    if case == "random lengths":
+        lengths = np.asarray(freqs, dtype=np.int64) % 15
+    else:
+        lengths = huffman_code.code_lengths(np.asarray(freqs, dtype=np.int64) + (np.arange(64) == 0), 12)
+        lengths = lengths.astype(np.int64)
+    values = np.arange(64, dtype=np.int64) * 7 + 3 if with_values else None
+    block = huffman.BLOCK_SYMBOLS
+    nb = huffman.n_blocks(n_coded, block)
+    used = lengths[lengths > 0]
+    lo = int(used.min()) if used.size else 1
+    counts = [block] * (nb - 1) + [n_coded - block * (nb - 1)]
+    sizes = [(c * lo + 7) // 8 for c in counts]  # each block at its shortest: a valid table
+    head = np.asarray(sizes[:-1], dtype="<u4").tobytes()
+    if case == "bad block table":
+        head = (junk + bytes(len(head)))[: len(head)]
+    raw = np.frombuffer(head + bytes(sum(sizes)), dtype=np.uint8)
+    fast = floatsplit._prepare(lengths, values, raw, n_coded, block, 0)
+    assert case != "valid" or fast is not None
+    try:
+        huffman_code.check_lengths(lengths, n_coded, "x")
+        starts = huffman.block_starts(raw, n_coded, lengths, block, "x")
+        single, bits = huffman.decode_table(lengths, values)
+        multi, mbits = huffman.multi_table(single, bits, 0)
+    except CodecError:
+        assert fast is None
+        return
+    assert fast is not None
+    f_starts, f_single, f_bits, f_multi, f_mbits = fast
+    assert np.array_equal(f_starts, starts) and f_bits == bits and f_mbits == mbits
+    assert f_single.dtype == single.dtype and np.array_equal(f_single, single) and np.array_equal(f_multi, multi)
