@@ -43,6 +43,7 @@ PARTS = [("", "element,vector,kernel,2:4,4:8", "0.3,0.5"), ("_filter", "filter",
          ("_coarse50", "filter,channel", "0.5"), ("_70", "element,vector,kernel", "0.7"),
          ("_40", "element,vector,kernel", "0.4")]
 SETS = ("cifar10", "cifar10-jpegtest")
+DOC = REPO / "docs" / "benchmarks" / "granularity.md"
 
 
 def sweep_args(model: str, seed: int, out: Path, part: tuple[str, str, str], epochs: int) -> list[str]:
@@ -180,7 +181,7 @@ def main() -> None:
                         help="no loss = mean paired change on the exact images >= -TOLERANCE points")
     parser.add_argument("--collect", action="store_true", help="do not run; tabulate the finished sweeps only")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "granularity"))
-    parser.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "granularity.md"))
+    parser.add_argument("--doc", default=str(DOC))
     parser.add_argument("--note", action="append", default=[], help="a paragraph to add to the doc")
     parser.add_argument("--reencode-nm", action="store_true",
                         help="only print the position bits of the finished N:M sweep files, as written and as "
@@ -331,8 +332,13 @@ def main() -> None:
         lines.append(f"| {claim} | {measured} | {verdict} |")
     lines += ["", "Memory references: conv layers, SCNN's array (8 x 8 PEs, F = I = 4, 1,024 accumulator entries per PE;"
               " weights and index read by every PE holding an output tile; dense activations; docs/memory_model.md)."]
-    plot = plot_study(grans, table, REPO / "docs" / "img" / f"granularity_{args.model}.png", args.tolerance)
-    lines += ["", f"![paired change against sparsity](../img/{plot.name})"]
+    # the figure goes with its page: docs/img/ for the docs page, beside any other --doc (which must not
+    # overwrite the docs page's figure)
+    doc = Path(args.doc)
+    in_docs = doc.resolve() == DOC.resolve()
+    plot = plot_study(grans, table, REPO / "docs" / "img" / f"granularity_{args.model}.png" if in_docs
+                      else doc.with_name(f"{doc.stem}_{args.model}.png"), args.tolerance)
+    lines += ["", f"![paired change against sparsity]({'../img/' if in_docs else ''}{plot.name})"]
     for note in args.note:
         lines += ["", note]
     text = "\n".join(lines) + "\n"
