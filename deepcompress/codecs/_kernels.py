@@ -492,15 +492,13 @@ def prepare_tables(lengths, vals, max_length, raw, n_coded, block, rev8, single,
         got = starts[b + 1] - starts[b]
         if got < (count * lo + 7) // 8 or got > (count * longest + 7) // 8:
             return 1
-    # canonical order: by length, then by symbol
-    syms = np.empty(n_used, dtype=np.int64)
+    # the entries of the used symbols in canonical order: by length, then by symbol
     lens = np.empty(n_used, dtype=np.int64)
     vs = np.empty(n_used, dtype=np.int64)
     j = 0
     for ln in range(1, longest + 1):
         for i in range(size):
             if lengths[i] == ln:
-                syms[j] = i
                 lens[j] = ln
                 vs[j] = vals[i]
                 j += 1

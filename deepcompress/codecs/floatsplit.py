@@ -23,7 +23,6 @@ computes it while it assembles the elements and refuses a mismatch.
 from __future__ import annotations
 
 import functools
-
 import re
 import sys
 from collections.abc import Callable, Mapping
