@@ -247,7 +247,7 @@ def parts(models: dict, dtype: str, repeat: int) -> None:
             print(f"{model} {dtype} {name}: {e.meta['kind']} with low streams or not split_float; parts not timed")
             continue
         n, meta = a.size, e.meta
-        ct, mt, exps = F._tables(meta)
+        exps = np.array(meta["exponents"], dtype=np.int64)
         hargs, nb, n_out, direct = F._huffman_setup(meta["streams"]["exponent"], memoryview(e.streams["exponent"]),
                                                      n, "x", exps)
         padded, starts, multi, mmask, single, smask, shift, low, block = hargs

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import CodecError
-from . import bitpack, buffers, huffman_code, parallel
+from . import bitpack, buffers, huffman, huffman_code, parallel
 from . import streams as codec
 from .spill import SpillFactory, Spilled
 
@@ -54,6 +54,22 @@ DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 _SPREAD = (np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
            .reshape(-1).view("<u8").astype(np.uint64))
 """``_SPREAD[b]``: the 8 bits of byte ``b``, LSB first, one per byte of a little-endian uint64."""
+
+
+@functools.cache
+def _fk() -> Any:
+    """The float codec's numba kernels, imported on first use (``import deepcompress`` loads no numba)."""
+    from . import _float_kernels
+
+    return _float_kernels
+
+
+@functools.cache
+def _hk() -> Any:
+    """The Huffman numba kernels, imported on first use."""
+    from . import _kernels
+
+    return _kernels
 
 
 class Format(NamedTuple):
@@ -98,7 +114,7 @@ def check_fields(meta: Mapping[str, Any], who: str, n: int) -> None:
     exps = meta["exponents"]
     top = (1 << fmt.exp_bits) - 1
     if (not isinstance(exps, list) or len(exps) > MAX_CLASSES
-            or not all(isinstance(e, int) and not isinstance(e, bool) and 0 <= e <= top for e in exps)
+            or not set(map(type, exps)) <= {int} or (exps and not 0 <= min(exps) <= max(exps) <= top)
             or len(set(exps)) != len(exps)):
         raise CodecError(f"{who}: exponents must be a list of at most {MAX_CLASSES} distinct ints in 0..{top}")
     n_esc = meta["n_escapes"]
@@ -321,7 +337,7 @@ def _symbols(smeta: Mapping[str, Any], data: memoryview, n: int, bits: int, what
         raise CodecError(f"{what}: raw stream has {raw.size} bytes, expected {bitpack.packed_size(n, bits)}")
     if bits == 8:
         return raw
-    from . import _float_kernels as K
+    K = _fk()
 
     groups = -(-n // 8)  # of 8 symbols: ``bits`` bytes in, 8 out
     padded = np.zeros(groups * bits, dtype=np.uint8)
@@ -335,13 +351,12 @@ def _symbols(smeta: Mapping[str, Any], data: memoryview, n: int, bits: int, what
     return out[:n]
 
 
-def _tables(meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(class table, mantissa table, shifted escape-free table inputs) of a checked meta."""
+def _tables(meta: Mapping[str, Any], exps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(class table, mantissa table) of a checked meta whose ``exponents`` are ``exps``."""
     fmt = FORMATS[meta["dtype"]]
     ct = np.full(ESCAPE + 1, -1, dtype=np.int64)
-    exps = np.asarray(meta["exponents"], dtype=np.int64)
     ct[: exps.size] = exps << fmt.mant_bits
-    return ct, _mantissa_table(fmt.exp_bits, fmt.mant_bits), exps
+    return ct, _mantissa_table(fmt.exp_bits, fmt.mant_bits)
 
 
 @functools.lru_cache(maxsize=None)
@@ -357,11 +372,11 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
     """What the fused kernels need to decode a ``huffman``/``huffman_pairs`` class stream, checked; and
     whether its tables emit exponents (every class with a codeword is below ``len(exps)``: then each
     table symbol is replaced by the exponent(s) it stands for, and a pair is split at bit 8)."""
-    from . import huffman, huffman_code
-
     pairs = smeta["codec"] == "huffman_pairs"
     per = 2 if pairs else 1
-    lengths = huffman_code.hex_to_lengths(smeta["code_lengths"], 1 << (per * CLASS_BITS), what).astype(np.int64)
+    text = smeta["code_lengths"]
+    parsed, code = huffman_code.parse_code(text, 1 << (per * CLASS_BITS), what)
+    lengths = parsed.astype(np.int64)
     n_coded = (n + 1) // 2 if pairs else n
     raw = np.frombuffer(data, dtype=np.uint8)
     block = huffman.BLOCK_SYMBOLS
@@ -370,15 +385,18 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
         grid = lengths.reshape(1 << CLASS_BITS, 1 << CLASS_BITS)
         direct = not (grid[k:].any() or grid[:, k:].any())
     else:
-        direct = not lengths[k:].any()
+        direct = len(text) <= k  # the string drops trailing zero lengths
     shift = CLASS_BITS if pairs else 0
     values = None
     if direct:  # the table entries hold the exponents a class (or pair of classes) stands for
         ex = np.zeros(ESCAPE + 1, dtype=np.int64)
         ex[:k] = exps
-        p = np.arange(lengths.size)
-        values, shift = (ex[p >> CLASS_BITS] << 8 | ex[p & ESCAPE], 8) if pairs else (ex[p & ESCAPE], 0)
-    tables = _prepare(lengths, values, raw, n_coded, block, shift)
+        if pairs:
+            p = np.arange(lengths.size)
+            values, shift = ex[p >> CLASS_BITS] << 8 | ex[p & ESCAPE], 8
+        else:
+            values, shift = ex, 0
+    tables = _prepare(lengths, values, raw, n_coded, block, shift, code.longest)
     if tables is None:  # something is wrong: the checks one by one, for the message
         huffman_code.check_lengths(lengths, n_coded, what)
         starts = huffman.block_starts(raw, n_coded, lengths, block, what)
@@ -392,19 +410,20 @@ def _huffman_setup(smeta: Mapping[str, Any], data: memoryview, n: int, what: str
             np.int64(shift), np.int64((1 << shift) - 1), per * block), nb, per * n_coded, direct
 
 
-def _prepare(lengths: np.ndarray, values: np.ndarray | None, raw: np.ndarray, n_coded: int, block: int, shift: int):
+def _prepare(lengths: np.ndarray, values: np.ndarray | None, raw: np.ndarray, n_coded: int, block: int, shift: int,
+             longest: int | None = None):
     """(block starts, single table, its bits, multi table, its bits) of a Huffman stream from one kernel call,
-    or None when the code or the block table is not valid (the caller then finds out why)."""
-    from . import _kernels, huffman, huffman_code
-
-    longest = int(lengths.max(initial=0))
+    or None when the code or the block table is not valid (the caller then finds out why). ``longest``: the
+    longest of ``lengths``, if known."""
+    if longest is None:
+        longest = int(lengths.max(initial=0))
     if n_coded <= 0 or not 1 <= longest <= huffman_code.MAX_CODE_LENGTH:
         return None
     single = np.zeros(1 << longest, dtype=np.uint16 if values is None else np.uint32)
     multi = np.empty(1 << huffman.MULTI_BITS, dtype=np.uint64)
     starts = np.empty(huffman.n_blocks(n_coded, block) + 1, dtype=np.int64)
     vals = np.arange(lengths.size, dtype=np.int64) if values is None else values
-    if _kernels.prepare_tables(lengths, vals, huffman_code.MAX_CODE_LENGTH, raw, n_coded, block, huffman.REV8, single,
+    if _hk().prepare_tables(lengths, vals, huffman_code.MAX_CODE_LENGTH, raw, n_coded, block, huffman.REV8, single,
                                multi, huffman.MULTI_BITS, shift, (1 << shift) - 1, starts):
         return None
     return starts, single, longest, multi, huffman.MULTI_BITS
@@ -427,8 +446,7 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
     ``DECODE_SLICE`` elements at a time on the exponent-emitting path (each slice's pages freed once
     passed on, so the tensor is never resident as a whole), else the whole tensor once decoded. The
     bytes reach the sink before the digest is checked: on an error the caller discards them."""
-    from . import _float_kernels as K
-
+    K = _fk()
     fmt = FORMATS[meta["dtype"]]
     shapes = stream_shapes(meta, n)
     emeta = meta["streams"]["exponent"]
@@ -442,7 +460,7 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
                              f"expected {bitpack.packed_size(n, shapes[s][1])}")
     sym = {s: _symbols(meta["streams"][s], views[s], k, b, f"{who} stream {s!r}")
            for s, (k, b) in shapes.items() if s != "exponent" and s not in packed}
-    ct, mt, exps = _tables(meta)
+    exps = np.array(meta["exponents"], dtype=np.int64)
     widths = low_widths(fmt, meta["zero_bits"])
     empty = np.zeros(0, dtype=np.uint8)
     low0, low1 = sym.get("low0", packed.get("low0", empty)), sym.get("low1", packed.get("low1", empty))
@@ -494,15 +512,15 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
             for s, arr in packed.items():  # the class path takes them unpacked
                 unpacked = _symbols(meta["streams"][s], views[s], n, shapes[s][1], f"{who} stream {s!r}")
                 low0, low1 = (unpacked, low1) if s == "low0" else (low0, unpacked)
+            ct, mt = _tables(meta, exps)
             cls = np.empty(n_out, dtype=np.uint8)
             parallel.run_ranges(K.fused, n_groups, par, *hargs, hstatus, cls, n, ct, mt, sym["mantissa"], low0,
                                 low1, shift0, shift1, out, words, partial, status)
             pad_class = int(cls[n]) if n_out > n else 0
         if release is not None:
             release(views["exponent"])  # read by now
-        from . import huffman
-
-        huffman.check_block_status(hstatus, ewhat)
+        if hstatus.any():
+            huffman.check_block_status(hstatus, ewhat)
         if pad_class:
             raise CodecError(f"{ewhat}: the padding symbol of the last pair is {pad_class}, not 0")
     else:
@@ -515,20 +533,21 @@ def decode(meta: Mapping[str, Any], views: Mapping[str, memoryview], n: int, who
             if found != meta["n_escapes"]:
                 raise CodecError(f"{who}: {found} escaped exponents, the meta says {meta['n_escapes']}")
             np.cumsum(np.add.reduceat(is_esc, np.arange(0, n, CHUNK)), out=esc_starts[1:])
+        ct, mt = _tables(meta, exps)
         esc = sym["escape"].astype(np.int64) << fmt.mant_bits
         partial = np.zeros(n_chunks, dtype=np.uint64)
         status = np.zeros(n_chunks, dtype=np.int8)
         if n:
             parallel.run_ranges(K.assemble, n_chunks, par, cls, ct, mt, esc, esc_starts, sym["mantissa"], low0, low1,
                                 shift0, shift1, out, words, CHUNK, partial, status)
-    bad = np.flatnonzero(status)
-    if bad.size:
+    bad = np.flatnonzero(status) if status.any() else ()
+    if len(bad):
         why = {K.BAD_CLASS: "an exponent class outside the table (or an escape beyond n_escapes)",
                K.BAD_ESCAPES: "escapes out of step with n_escapes"}
         raise CodecError(f"{who}: part {int(bad[0])} of {status.size} has {why.get(int(status[bad[0]]), 'an error')}")
     if sink is not None and not streamed:
         sink(memoryview(out).cast("B"))
-    got = f"{int(partial.sum(dtype=np.uint64)):016x}"
+    got = f"{sum(partial.tolist()) & 0xFFFF_FFFF_FFFF_FFFF:016x}"  # the uint64 sum, wrapping
     if got != meta["digest"]:
         raise CodecError(f"{who}: digest {got} of the decoded tensor != stored {meta['digest']}")
     return None if sink is not None else out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -117,27 +118,63 @@ def canonical_codes(lengths: np.ndarray) -> np.ndarray:
     return codes
 
 
+class CodeSummary(NamedTuple):
+    """What the checks need of a code's lengths: how many symbols have a code, the shortest and longest
+    code (0 if none), and the Kraft sum ``sum(2**(MAX_CODE_LENGTH - l))`` over lengths 1..MAX_CODE_LENGTH."""
+
+    n_used: int
+    shortest: int
+    longest: int
+    kraft: int
+
+
+def summarize(lengths: np.ndarray) -> CodeSummary:
+    """The :class:`CodeSummary` of code lengths in 0..15 (any integer dtype; a length outside 0..15 is
+    reported as a longest code of 15, which no check accepts)."""
+    ls = np.asarray(lengths).ravel()
+    if ls.size and (int(ls.min()) < 0 or int(ls.max()) > 15):
+        return CodeSummary(int(np.count_nonzero(ls)), 1, 15, 0)
+    return _summary(np.bincount(ls.astype(np.intp, copy=False), minlength=16))
+
+
+def _summary(hist: np.ndarray) -> CodeSummary:
+    """The summary of lengths with histogram ``hist`` (16 counts, lengths 0..15)."""
+    h = hist.tolist()
+    n_used = shortest = longest = kraft = 0
+    for ln in range(1, 16):
+        c = h[ln]
+        if c:
+            n_used += c
+            shortest = shortest or ln
+            longest = ln
+            if ln <= MAX_CODE_LENGTH:
+                kraft += c << (MAX_CODE_LENGTH - ln)
+    return CodeSummary(n_used, shortest, longest, kraft)
+
+
+def check_summary(code: CodeSummary, n_symbols: int, what: str) -> None:
+    """:func:`check_lengths` on a code's :class:`CodeSummary`."""
+    if code.longest > MAX_CODE_LENGTH:
+        raise CodecError(f"{what}: Huffman code length outside 0..{MAX_CODE_LENGTH}")
+    if not code.n_used:
+        if n_symbols:
+            raise CodecError(f"{what}: no Huffman codes for {n_symbols} symbols")
+        return
+    if code.n_used == 1:
+        if code.longest != 1:
+            raise CodecError(f"{what}: a single Huffman code must have length 1, not {code.longest}")
+        return
+    if code.kraft != 1 << MAX_CODE_LENGTH:
+        raise CodecError(f"{what}: Huffman code lengths are not a complete prefix code")
+
+
 def check_lengths(lengths: np.ndarray, n_symbols: int, what: str) -> None:
     """Raise CodecError unless ``lengths`` form a valid code for ``n_symbols`` symbols.
 
     Valid: no code (only if ``n_symbols == 0``), one symbol of length 1, or a
     complete prefix code (Kraft sum exactly 1) with lengths in 1..MAX_CODE_LENGTH.
     """
-    ls = np.asarray(lengths).astype(np.int64, copy=False).ravel()
-    if ls.size and (int(ls.min()) < 0 or int(ls.max()) > MAX_CODE_LENGTH):
-        raise CodecError(f"{what}: Huffman code length outside 0..{MAX_CODE_LENGTH}")
-    used = ls[ls > 0]
-    if not used.size:
-        if n_symbols:
-            raise CodecError(f"{what}: no Huffman codes for {n_symbols} symbols")
-        return
-    if used.size == 1:
-        if int(used[0]) != 1:
-            raise CodecError(f"{what}: a single Huffman code must have length 1, not {int(used[0])}")
-        return
-    kraft = int((np.int64(1) << (MAX_CODE_LENGTH - used)).sum())
-    if kraft != 1 << MAX_CODE_LENGTH:
-        raise CodecError(f"{what}: Huffman code lengths are not a complete prefix code")
+    check_summary(summarize(lengths), n_symbols, what)
 
 
 def lengths_to_hex(lengths: np.ndarray) -> str:
@@ -148,8 +185,14 @@ def lengths_to_hex(lengths: np.ndarray) -> str:
 
 def hex_to_lengths(text: str, alphabet: int, what: str) -> np.ndarray:
     """Parse :func:`lengths_to_hex` output into ``alphabet`` lengths (a read-only array); CodecError if
-    malformed. The last 4 results are kept: a decoder parses each stream's string twice (when it
-    checks the meta, then when it decodes), 4096 digits for a pair code."""
+    malformed."""
+    return parse_code(text, alphabet, what)[0]
+
+
+def parse_code(text: str, alphabet: int, what: str) -> tuple[np.ndarray, CodeSummary]:
+    """:func:`hex_to_lengths` and the lengths' :class:`CodeSummary`. The last 4 results are kept: a
+    decoder parses each stream's string twice (when it checks the meta, then when it decodes), 4096
+    digits for a pair code."""
     if not isinstance(text, str) or len(text) > alphabet:
         raise CodecError(f"{what}: code_lengths must be a string of at most {alphabet} hex digits")
     key = (text, alphabet)
@@ -159,29 +202,29 @@ def hex_to_lengths(text: str, alphabet: int, what: str) -> np.ndarray:
         return hit
     out = _parse_hex(text, alphabet, what)
     out.flags.writeable = False
+    hist = np.bincount(out[: len(text)], minlength=16)
+    result = (out, _summary(hist))
     with _PARSED_LOCK:
         if len(_PARSED) >= 4:
             del _PARSED[next(iter(_PARSED))]
-        _PARSED[key] = out
-    return out
+        _PARSED[key] = result
+    return result
 
 
-_PARSED: dict[tuple[str, int], np.ndarray] = {}
+_PARSED: dict[tuple[str, int], tuple[np.ndarray, CodeSummary]] = {}
 _PARSED_LOCK = threading.Lock()
+_HEX_VALUES = bytes.maketrans(b"0123456789abcdef", bytes(range(16)))
 
 
 def _parse_hex(text: str, alphabet: int, what: str) -> np.ndarray:
-    out = np.zeros(alphabet, dtype=np.uint8)
     try:
-        raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        raw = text.encode("ascii")
     except UnicodeEncodeError:
         raise CodecError(f"{what}: code_lengths is not a hex string") from None
-    digit = (raw >= 48) & (raw <= 57)
-    lower = (raw >= 97) & (raw <= 102)
-    if not np.all(digit | lower):
-        upper = (raw >= 65) & (raw <= 70)
-        if np.all(digit | lower | upper):
+    if raw.translate(None, b"0123456789abcdef"):  # characters other than lower-case hex digits
+        if not raw.translate(None, b"0123456789abcdefABCDEF"):
             raise CodecError(f"{what}: code_lengths must use lower-case hex digits")
         raise CodecError(f"{what}: code_lengths is not a hex string")
-    out[: raw.size] = np.where(digit, raw - 48, raw - 87)
+    out = np.zeros(alphabet, dtype=np.uint8)
+    out[: len(raw)] = np.frombuffer(raw.translate(_HEX_VALUES), dtype=np.uint8)
     return out

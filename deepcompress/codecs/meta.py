@@ -115,9 +115,18 @@ def expected_streams(meta: Mapping[str, Any]) -> dict[str, tuple[int | None, int
 
 
 def _check_keys(meta: Mapping, who: str, required: tuple[str, ...]) -> None:
+    if meta.keys() >= _KEY_SETS.setdefault(required, frozenset(required)):
+        return
     for key in required:
         if key not in meta:
             raise CodecError(f"{who}: meta lacks {key!r}")
+
+
+_KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _is_map(v: Any) -> bool:
+    return type(v) is dict or isinstance(v, Mapping)  # JSON gives dicts: skip the ABC check for them
 
 
 def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_elements: int = 2**31) -> None:
@@ -126,7 +135,7 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
     Runs before anything is allocated: afterwards every array a decoder builds is
     bounded by the declared shape and the stream sizes.
     """
-    if not isinstance(meta, Mapping):
+    if not _is_map(meta):
         raise CodecError("tensor meta must be an object")
     who = label(meta)
     _check_keys(meta, who, ("name", "kind"))
@@ -140,8 +149,8 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
     _check_keys(meta, who, required)
 
     shape = meta["shape"]
-    if (not isinstance(shape, list) or len(shape) > MAX_RANK
-            or not all(_int(d) and 0 <= d <= max_elements for d in shape)):
+    if (not isinstance(shape, list) or len(shape) > MAX_RANK or not set(map(type, shape)) <= {int}
+            or (shape and not 0 <= min(shape) <= max(shape) <= max_elements)):
         raise CodecError(f"{who}: shape must be a list of at most {MAX_RANK} ints in 0..{max_elements}")
     n_weights = math.prod(shape)
     if n_weights > max_elements:
@@ -156,17 +165,17 @@ def validate_meta(meta: Mapping, stream_sizes: Mapping[str, int], *, max_element
         _validate_sparse(meta, who, shape)
 
     smetas = meta["streams"]
-    if not isinstance(smetas, Mapping):
+    if not _is_map(smetas):
         raise CodecError(f"{who}: streams must be an object")
     expected = expected_streams(meta)
     if set(smetas) != set(expected):
         raise CodecError(f"{who}: streams {sorted(smetas)} should be {sorted(expected)}")
-    if not isinstance(stream_sizes, Mapping) or set(stream_sizes) != set(expected):
+    if not _is_map(stream_sizes) or set(stream_sizes) != set(expected):
         got = sorted(stream_sizes) if isinstance(stream_sizes, Mapping) else stream_sizes
         raise CodecError(f"{who}: stream data {got} should be {sorted(expected)}")
     for sname, (n_sym, sbits, codecs) in expected.items():
         size = stream_sizes[sname]
-        if not _int(size) or size < 0:
+        if type(size) is not int or size < 0:
             raise CodecError(f"{who}: size of stream {sname!r} is not an int >= 0")
         what = f"{who} stream {sname!r}"
         if n_sym is None:

@@ -244,7 +244,7 @@ def _int(v: Any) -> bool:
 
 
 def _codec(smeta: Any, what: str, codecs: tuple[str, ...]) -> str:
-    if not isinstance(smeta, Mapping):
+    if type(smeta) is not dict and not isinstance(smeta, Mapping):
         raise CodecError(f"{what}: stream meta must be an object")
     codec = smeta.get("codec")
     if codec not in codecs:
@@ -281,13 +281,12 @@ def check_stream_meta(smeta: Any, nbytes: int, *, what: str, n_symbols: int, sym
                              f"not {symbol_bits}")
         n_coded = (n_symbols + 1) // 2 if pairs else n_symbols
         alphabet = 1 << (2 * symbol_bits if pairs else symbol_bits)
-        lengths = huffman_code.hex_to_lengths(smeta.get("code_lengths"), alphabet, what)
-        huffman_code.check_lengths(lengths, n_coded, what)
+        code = huffman_code.parse_code(smeta.get("code_lengths"), alphabet, what)[1]
+        huffman_code.check_summary(code, n_coded, what)
         if n_coded:
-            used = lengths[lengths > 0]
             nb = huffman.n_blocks(n_coded, huffman.BLOCK_SYMBOLS)
-            lo = 4 * (nb - 1) + (n_coded * int(used.min()) + 7) // 8
-            hi = 4 * (nb - 1) + (n_coded * int(used.max()) + 7) // 8 + nb
+            lo = 4 * (nb - 1) + (n_coded * code.shortest + 7) // 8
+            hi = 4 * (nb - 1) + (n_coded * code.longest + 7) // 8 + nb
             if not lo <= nbytes <= hi:
                 raise CodecError(f"{what}: {nbytes} bytes cannot hold {n_coded} Huffman symbols "
                                  f"(expected {lo}..{hi})")

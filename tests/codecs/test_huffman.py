@@ -461,3 +461,82 @@ def test_decoders_read_nothing_past_the_stream(pairs, guarded):
         assert out.shape == (n,)
     assert np.array_equal(huffman.decode(guarded(clean), n, lengths, 256) if not pairs
                           else huffman.decode_pairs(guarded(clean), n, lengths, bits, 256), sym)
+
+
+def _reference_check(lengths: np.ndarray, n_symbols: int) -> str | None:
+    """The code check written out plainly: None if valid, else the reason."""
+    ls = [int(v) for v in lengths]
+    if any(v < 0 or v > huffman_code.MAX_CODE_LENGTH for v in ls):
+        return "outside"
+    used = [v for v in ls if v > 0]
+    if not used:
+        return "no codes" if n_symbols else None
+    if len(used) == 1:
+        return None if used[0] == 1 else "single"
+    return None if sum(2.0 ** -v for v in used) == 1.0 else "prefix"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 15), max_size=80), st.integers(0, 3))
+def test_code_summary_checks_like_the_plain_rule(lengths, n_symbols):
+    arr = np.array(lengths, dtype=np.uint8)
+    expected = _reference_check(arr, n_symbols)
+    try:
+        huffman_code.check_lengths(arr, n_symbols, "s")
+        got = None
+    except CodecError as e:
+        got = str(e)
+    assert (got is None) == (expected is None), (lengths, got, expected)
+    text = "".join("0123456789abcdef"[v] for v in lengths).rstrip("0")
+    parsed, code = huffman_code.parse_code(text, max(1, len(lengths)), "s")
+    assert code == huffman_code.summarize(arr)
+    assert parsed[: len(lengths)].tolist() == lengths
+    used = [v for v in lengths if v]
+    assert (code.n_used, code.shortest, code.longest) == (len(used), min(used, default=0), max(used, default=0))
+
+
+def test_hex_parse_rejects_non_hex_and_upper_case():
+    with pytest.raises(CodecError, match="lower-case"):
+        huffman_code.parse_code("1A", 4, "s")
+    for bad in ("1 2", "1\u00e92", "-1"):
+        with pytest.raises(CodecError, match="not a hex string"):
+            huffman_code.parse_code(bad, 8, "s")
+
+
+def _plain_multi_table(single: np.ndarray, smask: int, mbits: int, shift: int) -> list[int]:
+    """The multi-symbol table decoded entry by entry, codeword by codeword (the layout in _kernels)."""
+    per, low, out = (2 if shift else 1), (1 << shift) - 1, []
+    for q0 in range(1 << mbits):
+        q, rem, entry, count, total = q0, mbits, 0, 0, 0
+        while count + per <= 4:
+            e = int(single[q & smask])
+            ln, v = e & 15, e >> 4
+            if ln == 0 or ln > rem:
+                break
+            syms = [v >> shift, v & low] if shift else [v]
+            for k, sym in enumerate(syms):
+                entry |= sym << (8 * (count + k))
+            count, total, q, rem = count + per, total + ln, q >> ln, rem - ln
+        out.append(entry | count << 32 | total << 40 | count << 56)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 2000), min_size=1, max_size=40), st.integers(0, 12), st.booleans(),
+       st.sampled_from([12, 8, 3]))
+def test_multi_table_matches_codeword_by_codeword(freqs, max_len, pairs, mbits):
+    """fill_multi_table's one-pass build equals decoding each entry codeword by codeword, for codes longer
+    and shorter than the lookup, single codes, and pair codes."""
+    from deepcompress.codecs import _kernels
+
+    bits = 3
+    n_sym = (1 << (2 * bits)) if pairs else (1 << 6)
+    f = np.zeros(n_sym, dtype=np.int64)
+    f[: min(len(freqs), n_sym)] = freqs[:n_sym]
+    limit = max(len(bin(int((f > 0).sum()))) - 2, max_len) if max_len else huffman_code.MAX_CODE_LENGTH
+    lengths = huffman_code.code_lengths(f, min(limit, huffman_code.MAX_CODE_LENGTH))
+    single, sbits = huffman.decode_table(lengths)
+    shift = bits if pairs else 0
+    out = np.empty(1 << mbits, dtype=np.uint64)
+    _kernels.fill_multi_table(single, (1 << sbits) - 1, mbits, shift, (1 << shift) - 1, out)
+    assert out.tolist() == _plain_multi_table(single, (1 << sbits) - 1, mbits, shift)
