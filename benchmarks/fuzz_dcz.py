@@ -23,7 +23,7 @@ header JSON edits (huge, negative, wrong-typed values, extra and missing keys,
 duplicated, swapped and removed tensors), raw header-text edits (duplicate keys,
 NaN, overflowing numbers, deep nesting, bad UTF-8), preamble field edits
 (header length, decoded length, encoding, versions, padding) and stream-byte
-edits with the section CRCs recomputed (so the codecs' decoders see them).
+edits with the tensor (or section) CRCs recomputed (so the codecs' decoders see them).
 
 Input ``i`` depends only on ``(--seed, i)``: ``--replay I`` re-runs one input.
 
@@ -159,7 +159,7 @@ def seal(
 
     ``encoding`` ZSTD stores the header as one zstd frame; ``stored`` replaces the
     stored header bytes; the other keywords override preamble fields, still with
-    matching checksums. Section CRCs live in the header: see :func:`reseal_sections`.
+    matching checksums. Tensor (and older files' section) CRCs live in the header: see :func:`reseal_sections`.
     """
     raw = stored if stored is not None else zstd_frame(header_text) if encoding == ZSTD else header_text
     ident = MAGIC + struct.pack("<HH", major & 0xFFFF, minor & 0xFFFF)
@@ -186,17 +186,43 @@ def reseal(parts: Parts, header: Any = None, data: bytes | None = None, **overri
                 minor=parts.minor, **overrides)
 
 
-def reseal_sections(header: Any, data: bytes) -> None:
-    """Set each well-formed section record's crc32 to the CRC of the bytes it points at (in place)."""
+def section_spans(header: Any) -> list[tuple[dict, str, int, int]]:
+    """(tensor record, stream, offset in the data area, length) of each well-formed section record: a length
+    (``compact_sections``: each section at the next multiple of 8 after the previous one) or, in the older
+    layout, an object with its offset and length."""
+    out = []
+    cursor = 0
     tensors = header.get("tensors") if isinstance(header, dict) else None
     for record in tensors if isinstance(tensors, list) else []:
         sections = record.get("sections") if isinstance(record, dict) else None
-        for sec in sections.values() if isinstance(sections, dict) else []:
-            if not isinstance(sec, dict):
-                continue
-            off, length = sec.get("offset"), sec.get("length")
-            if type(off) is int and type(length) is int and 0 <= off <= off + length <= len(data):
-                sec["crc32"] = crc32(data[off : off + length])
+        for name in sorted(sections) if isinstance(sections, dict) else []:
+            sec = sections[name]
+            if type(sec) is int and sec >= 0:
+                out.append((record, name, align8(cursor), sec))
+                cursor = align8(cursor) + sec
+            elif isinstance(sec, dict) and type(sec.get("offset")) is int and type(sec.get("length")) is int:
+                out.append((record, name, sec["offset"], sec["length"]))
+                cursor = sec["offset"] + sec["length"]
+    return out
+
+
+def reseal_sections(header: Any, data: bytes) -> None:
+    """Set each well-formed checksum in the header to the CRC of the bytes it covers (in place): a tensor's
+    ``crc32`` (its first section's start to its last one's end), or an older-layout section's own."""
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for record, name, off, length in section_spans(header):
+        if not 0 <= off <= off + length <= len(data):
+            continue
+        sec = record["sections"][name]
+        if isinstance(sec, dict):
+            sec["crc32"] = crc32(data[off : off + length])
+        else:
+            spans.setdefault(id(record), []).append((off, off + length))
+    tensors = header.get("tensors") if isinstance(header, dict) else None
+    for record in tensors if isinstance(tensors, list) else []:
+        if isinstance(record, dict) and id(record) in spans and "crc32" in record:
+            ranges = spans[id(record)]
+            record["crc32"] = crc32(data[ranges[0][0] : ranges[-1][1]])
 
 
 # --------------------------------------------------------------------------- seeds
@@ -302,6 +328,7 @@ INTERESTING_VALUES: list[Any] = INTERESTING_INTS + [
     "bfloat16", "split_float", "float16", "float32", [], {}, [1], [0], [2**40], ["huffman_pairs"], ["bfloat16"],
     ["split_float"], [0, 1, 2], "0123456789abcdef",
     [1, 1], [2**31, 2**31], [-1, 4], {"codec": "raw"}, {"codec": "zstd"}, {"offset": 0, "length": 0, "crc32": 0},
+    ["compact_sections"],
     "11111111", "0" * 40, "9" * 64,
 ]
 EXTRA_KEYS = ["extra_key", "offset", "length", "crc32", "codec", "n_fillers", "index_bits", "gap", "name",
@@ -400,7 +427,7 @@ def mutate_header(rng: random.Random, parts: Parts) -> bytes:
 RAW_TEXT_EDITS: list[Callable[[random.Random, bytes], bytes]] = [
     lambda rng, t: t.replace(b'{"', b'{"dup":1,"dup":2,"', 1),
     lambda rng, t: t.replace(b'"data_length":', b'"data_length":0,"data_length":', 1),
-    lambda rng, t: t.replace(b'"offset":', b'"offset":0,"offset":', 1),
+    lambda rng, t: t.replace(b'"crc32":', b'"crc32":0,"crc32":', 1),
     lambda rng, t: t.replace(b'"length":', b'"length":NaN,"x":', 1),
     lambda rng, t: t.replace(b'"shape":[', b'"shape":[1e999,', 1),
     lambda rng, t: t.replace(b'"shape":[', b'"shape":[Infinity,', 1),
@@ -482,18 +509,12 @@ def mutate_streams(rng: random.Random, parts: Parts) -> bytes:
     """Damage bytes inside one section and recompute its CRC, so the codecs' decoders see the damage."""
     header = parts.header
 
-    def in_data(s: Any) -> bool:  # (the atheris engine also hands this already-mutated headers)
-        off, length = s.get("offset"), s.get("length")
-        return type(off) is int and type(length) is int and 0 <= off and 0 < length <= len(parts.data) - off
-
-    secs = [(r, name, s) for r in header.get("tensors", []) if isinstance(r, dict)
-            and isinstance(r.get("sections"), dict) for name, s in r["sections"].items()
-            if isinstance(s, dict) and in_data(s)]
+    # (the atheris engine also hands this already-mutated headers)
+    secs = [(off, length) for _, _, off, length in section_spans(header) if 0 <= off and 0 < length <= len(parts.data) - off]
     if not secs:
         return mutate_header(rng, parts)
-    _, _, sec = rng.choice(secs)
+    off, length = rng.choice(secs)
     data = bytearray(parts.data)
-    off, length = sec["offset"], sec["length"]
     op = rng.randrange(5)
     if op == 0:
         for _ in range(rng.choice((1, 1, 2, 4))):
@@ -506,8 +527,8 @@ def mutate_streams(rng: random.Random, parts: Parts) -> bytes:
     elif op == 3:
         data[off : off + length] = bytes([rng.choice((0, 0xFF))]) * length
     else:  # another section's bytes, cut or zero-padded to this length
-        _, _, other = rng.choice(secs)
-        src = parts.data[other["offset"] : other["offset"] + other["length"]]
+        o_off, o_len = rng.choice(secs)
+        src = parts.data[o_off : o_off + o_len]
         data[off : off + length] = (src + bytes(length))[:length]
     return reseal(parts, header, bytes(data))
 

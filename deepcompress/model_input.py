@@ -97,7 +97,7 @@ def check_input_file(path: str | os.PathLike[str], what: str = "model") -> Path:
 
 def read_dcz_file(path: str | os.PathLike[str], *, verify: bool = True):
     """The :class:`~deepcompress.container.DczFile` at ``path``: every checksum verified now, or
-    (``verify=False``) each tensor's section checksums when it is first decoded (the layout, the
+    (``verify=False``) each tensor's checksum when it is first decoded (the layout, the
     header's checksum and the zero padding are always checked first)."""
     from .container import read_dcz
 

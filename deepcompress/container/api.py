@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ContainerError, InputFileError
-from .reader import Layout, Section, TensorEntry, parse_container, verify_sections
+from .reader import Layout, Section, TensorEntry, parse_container, verify_checksums
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +99,7 @@ class DczFile:
             # a large tensor's mapped pages are dropped as the check goes (the decoder reads them again)
             release = (lambda start, end: _release_pages(self._data, start, end)) if self._large(name) else None
             try:
-                verify_sections(self._buf, entry.sections, release)
+                verify_checksums(self._buf, entry.checksums, release)
             except ContainerError as exc:
                 raise type(exc)(f"{self.source}: {exc}" if self.source else str(exc)) from None
             self._verified.add(name)
@@ -243,7 +243,7 @@ class DczFile:
 def read_dcz(source: str | os.PathLike[str] | bytes, *, verify: bool = True) -> DczFile:
     """Read and validate a ``.dcz`` file from a path or from its bytes.
 
-    With ``verify`` (the default) every section checksum and the whole-file
+    With ``verify`` (the default) every tensor checksum and the whole-file
     checksum are checked now; otherwise each tensor's sections are checked when
     its streams are first used. Raises InputFileError for a missing, empty or
     unreadable path, ContainerError (ChecksumError, UnsupportedVersionError) for

@@ -72,8 +72,13 @@ KIND_FEATURES: dict[str, str] = {"split_float": "split_float"}
 
 NM_PATTERN_FEATURE = "nm_pattern"  # a tensor whose positions are N:M pattern ids (meta key "nm")
 GROUPED_CODEBOOK_FEATURE = "grouped_codebook"  # a quantized tensor with one codebook per group of rows ("groups")
+COMPACT_SECTIONS = "compact_sections"
+"""Tensor records list each stream's length alone (the offsets follow from the lengths) and carry one CRC32 for
+the tensor's bytes instead of one per section. Every file this release writes lists it; files without it
+(written before 2026-12-07) are read as before."""
 KNOWN_FEATURES: frozenset[str] = (frozenset(CODEC_FEATURES.values()) | frozenset(DTYPE_FEATURES.values())
-                                  | frozenset(KIND_FEATURES.values()) | {NM_PATTERN_FEATURE, GROUPED_CODEBOOK_FEATURE})
+                                  | frozenset(KIND_FEATURES.values())
+                                  | {NM_PATTERN_FEATURE, GROUPED_CODEBOOK_FEATURE, COMPACT_SECTIONS})
 """Required features this release understands; a file listing any other
 required feature is refused with UnsupportedVersionError."""
 

@@ -12,9 +12,11 @@
 6. the exact file length (preamble + padded header + data area + trailer);
 7. zero header padding; sections in canonical order, each starting at the
    next multiple of 8 after the previous one ended (no hole, no overlap),
-   inside the data area; zero padding between and after sections;
-8. the end marker; with ``verify``: every section checksum, then the
-   whole-file checksum.
+   inside the data area; zero padding between and after sections (with the
+   ``compact_sections`` feature a record gives each section's length and the
+   tensor's one checksum; before it, each section's offset, length and checksum);
+8. the end marker; with ``verify``: every stored checksum (per tensor, or per
+   section in older files), then the whole-file checksum.
 
 Nothing is decoded and nothing from the file is executed or imported.
 """
@@ -33,13 +35,12 @@ from .header import check_arch, decode_header, unpack_header
 
 @dataclass(frozen=True)
 class Section:
-    """One stream's bytes: absolute ``start`` in the file, ``length``, stored ``crc32``."""
+    """One stream's bytes: absolute ``start`` in the file and ``length``."""
 
     tensor: str
     stream: str
     start: int
     length: int
-    crc32: int
 
     @property
     def end(self) -> int:
@@ -47,12 +48,24 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Checksum:
+    """A stored CRC32 of the file's bytes ``start..end``: one per tensor (its first section's start to its last
+    section's end, padding included), or one per section in files without ``compact_sections``."""
+
+    what: str
+    start: int
+    end: int
+    crc32: int
+
+
+@dataclass(frozen=True)
 class TensorEntry:
-    """A tensor's header record: its codec meta and sections in canonical order."""
+    """A tensor's header record: its codec meta, sections in canonical order, and stored checksums."""
 
     name: str
     meta: dict[str, Any]
     sections: tuple[Section, ...]
+    checksums: tuple[Checksum, ...]
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ def parse_container(buf: memoryview, *, verify: bool = True, release: Release | 
     header = decode_header(unpack_header(header_view, pre.encoding, pre.decoded_length))
     _check_features(header)
     tensors = _check_header(header)
-    missing = sorted(set(fmt.features_of(meta for _, meta, _ in tensors)) - set(header["required_features"]))
+    missing = sorted(set(fmt.features_of(meta for _, meta, _, _ in tensors)) - set(header["required_features"]))
     if missing:
         raise ContainerError(f"header: streams use {', '.join(missing)} but 'required_features' does not list it")
 
@@ -123,7 +136,8 @@ def parse_container(buf: memoryview, *, verify: bool = True, release: Release | 
     if not _is_zero(buf, fmt.PREAMBLE_SIZE + h_len, data_start):
         raise ContainerError(f"header padding (bytes {fmt.PREAMBLE_SIZE + h_len}..{data_start}) is not zero")
 
-    entries = _check_sections(buf, tensors, data_start, data_length)
+    entries = _check_sections(buf, tensors, data_start, data_length,
+                              compact=fmt.COMPACT_SECTIONS in header["required_features"])
     stored_file_crc = fmt.unpack_trailer(buf)
     layout = Layout(pre.major, pre.minor, header, h_len, pre.encoding, data_start, data_length, size, entries)
     if verify:
@@ -135,7 +149,7 @@ def parse_container(buf: memoryview, *, verify: bool = True, release: Release | 
     return layout
 
 
-# files at least this large compute the whole-file CRC on a second thread, beside the section CRCs
+# files at least this large compute the whole-file CRC on a second thread, beside the tensor CRCs
 PARALLEL_CRC_BYTES = 1 << 20
 # checksums over long ranges run in chunks of this many bytes, each released (``release``) after use
 CRC_CHUNK_BYTES = 16 << 20
@@ -171,21 +185,20 @@ def _verify_all(buf: memoryview, entries: tuple[TensorEntry, ...], release: Rele
         helper.start()
     try:
         for entry in entries:
-            verify_sections(buf, entry.sections, release)
+            verify_checksums(buf, entry.checksums, release)
     finally:
         if helper is not None:
             helper.join()
     return whole[0] if helper is not None else fmt.crc32(buf[: len(buf) - 4])
 
 
-def verify_sections(buf: memoryview, sections: tuple[Section, ...], release: Release | None = None) -> None:
-    """Check the stored CRC32 of each section; raise ChecksumError on the first mismatch."""
-    for sec in sections:
-        actual = crc32_range(buf, sec.start, sec.end, release)
-        if actual != sec.crc32:
+def verify_checksums(buf: memoryview, checksums: tuple[Checksum, ...], release: Release | None = None) -> None:
+    """Check each stored CRC32 (a tensor's, or its sections'); raise ChecksumError on the first mismatch."""
+    for check in checksums:
+        actual = crc32_range(buf, check.start, check.end, release)
+        if actual != check.crc32:
             raise ChecksumError(
-                f"tensor {sec.tensor!r} stream {sec.stream!r} (bytes {sec.start}..{sec.end}): "
-                f"CRC32 {actual:08x} != stored {sec.crc32:08x}"
+                f"{check.what} (bytes {check.start}..{check.end}): CRC32 {actual:08x} != stored {check.crc32:08x}"
             )
 
 
@@ -204,8 +217,8 @@ def _check_features(header: dict[str, Any]) -> None:
         )
 
 
-def _check_header(header: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """Check the header's fields; return (name, meta, sections) per tensor."""
+def _check_header(header: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any], Any]]:
+    """Check the header's fields; return (name, meta, sections, stored tensor checksum or None) per tensor."""
     tool = header.get("tool")
     if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or not isinstance(tool.get("version"), str):
         raise ContainerError("header: 'tool' must be an object with string 'name' and 'version'")
@@ -222,7 +235,7 @@ def _check_header(header: dict[str, Any]) -> list[tuple[str, dict[str, Any], dic
     if not isinstance(tensors, list):
         raise ContainerError("header: 'tensors' must be a list")
     seen: set[str] = set()
-    out: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    out: list[tuple[str, dict[str, Any], dict[str, Any], Any]] = []
     for position, record in enumerate(tensors):
         if not isinstance(record, dict):
             raise ContainerError(f"header: tensor #{position} is not an object")
@@ -235,50 +248,71 @@ def _check_header(header: dict[str, Any]) -> list[tuple[str, dict[str, Any], dic
         if name in seen:
             raise ContainerError(f"header: duplicate tensor name {name!r}")
         seen.add(name)
-        out.append((name, meta, sections))
+        out.append((name, meta, sections, record.get("crc32")))
     return out
 
 
 def _check_sections(
     buf: memoryview,
-    tensors: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    tensors: list[tuple[str, dict[str, Any], dict[str, Any], Any]],
     data_start: int,
     data_length: int,
+    *,
+    compact: bool,
 ) -> tuple[TensorEntry, ...]:
     entries: list[TensorEntry] = []
     cursor = 0  # end of the previous section, relative to the data area
-    for name, meta, sections in tensors:
+    for name, meta, sections, tensor_crc in tensors:
         refs: list[Section] = []
+        checks: list[Checksum] = []
+        if compact:
+            if not _is_int(tensor_crc) or not 0 <= tensor_crc <= 0xFFFFFFFF:
+                raise ContainerError(f"tensor {name!r}: 'crc32' {str(tensor_crc)[:40]} is not an integer in "
+                                     f"0..{0xFFFFFFFF}")
+        elif tensor_crc is not None:
+            raise ContainerError(f"tensor {name!r}: a tensor 'crc32' needs the {fmt.COMPACT_SECTIONS!r} feature")
         for stream in sorted(sections):
             where = f"tensor {name!r} stream {stream[:64]!r}"
             if not fmt.STREAM_NAME_RE.fullmatch(stream):
                 raise ContainerError(f"{where}: invalid stream name")
             rec = sections[stream]
-            if not isinstance(rec, dict) or set(rec) != {"offset", "length", "crc32"}:
-                raise ContainerError(f"{where}: section must be an object with exactly offset, length, crc32")
-            offset, length, crc = rec["offset"], rec["length"], rec["crc32"]
-            for field, value, bound in (("offset", offset, data_length), ("length", length, data_length),
-                                        ("crc32", crc, 0xFFFFFFFF)):
-                if not _is_int(value) or not 0 <= value <= bound:
-                    raise ContainerError(f"{where}: {field} {str(value)[:40]} is not an integer in 0..{bound}")
             expected = fmt.align(cursor)
-            if offset < expected:
-                raise ContainerError(
-                    f"{where}: offset {offset} overlaps the previous section (ends at {cursor}) or is out of order"
-                )
-            if offset > expected:
-                raise ContainerError(
-                    f"{where}: offset {offset} leaves a hole after the previous section (expected {expected})"
-                )
+            if compact:
+                if not _is_int(rec) or not 0 <= rec <= data_length:
+                    raise ContainerError(f"{where}: section length {str(rec)[:40]} is not an integer in "
+                                         f"0..{data_length}")
+                offset, length, crc = expected, rec, None
+            else:
+                if not isinstance(rec, dict) or set(rec) != {"offset", "length", "crc32"}:
+                    raise ContainerError(f"{where}: section must be an object with exactly offset, length, crc32")
+                offset, length, crc = rec["offset"], rec["length"], rec["crc32"]
+                for field, value, bound in (("offset", offset, data_length), ("length", length, data_length),
+                                            ("crc32", crc, 0xFFFFFFFF)):
+                    if not _is_int(value) or not 0 <= value <= bound:
+                        raise ContainerError(f"{where}: {field} {str(value)[:40]} is not an integer in 0..{bound}")
+                if offset < expected:
+                    raise ContainerError(
+                        f"{where}: offset {offset} overlaps the previous section (ends at {cursor}) or is out of order"
+                    )
+                if offset > expected:
+                    raise ContainerError(
+                        f"{where}: offset {offset} leaves a hole after the previous section (expected {expected})"
+                    )
             if offset + length > data_length:
                 raise ContainerError(
                     f"{where}: bytes {offset}..{offset + length} run past the data area ({data_length} bytes)"
                 )
             if not _is_zero(buf, data_start + cursor, data_start + offset):
                 raise ContainerError(f"{where}: padding before offset {offset} is not zero")
-            refs.append(Section(name, stream, data_start + offset, length, crc))
+            refs.append(Section(name, stream, data_start + offset, length))
+            if crc is not None:
+                checks.append(Checksum(f"tensor {name!r} stream {stream!r}", data_start + offset,
+                                       data_start + offset + length, crc))
             cursor = offset + length
-        entries.append(TensorEntry(name, meta, tuple(refs)))
+        if compact:
+            first, last = (refs[0].start, refs[-1].end) if refs else (data_start + cursor, data_start + cursor)
+            checks.append(Checksum(f"tensor {name!r}", first, last, tensor_crc))
+        entries.append(TensorEntry(name, meta, tuple(refs), tuple(checks)))
     if fmt.align(cursor) != data_length:
         raise ContainerError(
             f"data area is {data_length} bytes but its sections end at {cursor} (expected {fmt.align(cursor)})"

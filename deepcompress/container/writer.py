@@ -55,8 +55,11 @@ def _nbytes(chunk: Any) -> int:
 
 
 def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
-             ) -> tuple[dict[str, Any], list[Any], int]:
-    """(header entry, data chunks, new offset) of one tensor whose sections start at ``offset`` (aligned)."""
+             ) -> tuple[dict[str, Any], list[Any], int, int]:
+    """(header entry, data chunks, new offset, start of its first section) of one tensor whose sections start
+    at the next multiple of 8 from ``offset``. The entry lists each stream's length (sections follow each
+    other at the next multiple of 8) and one CRC32 over the tensor's bytes, first section to last, padding
+    between them included (combined from the streams' checksums, so no second pass over the data)."""
     raw_meta = getattr(tensor, "meta", None)
     raw_streams = getattr(tensor, "streams", None)
     if not isinstance(raw_meta, Mapping) or not isinstance(raw_streams, Mapping):
@@ -69,8 +72,10 @@ def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
     seen.add(name)
     meta = to_json_value(raw_meta, f"tensor {name!r} meta")
     known = getattr(tensor, "crc32", None)  # computed by the encoder's thread (EncodedTensor.with_checksums)
-    sections: dict[str, dict[str, int]] = {}
+    sections: dict[str, int] = {}
     chunks: list[bytes | memoryview] = []
+    first = fmt.align(offset)
+    tensor_crc = 0
     for stream in raw_streams:
         if not isinstance(stream, str) or not fmt.STREAM_NAME_RE.fullmatch(stream):
             raise ContainerError(
@@ -84,10 +89,12 @@ def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
             chunks.append(_ZEROS[: start - offset])
         chunks.append(view)
         crc = data.crc32 if _file_backed(data) else known.get(stream) if isinstance(known, Mapping) else None
-        sections[stream] = {"offset": start, "length": view.nbytes,
-                            "crc32": crc if isinstance(crc, int) else fmt.crc32(view)}
+        if start > offset and sections:  # zero padding inside the tensor's range
+            tensor_crc = crc32(_ZEROS[: start - offset], tensor_crc)
+        tensor_crc = fmt.crc32_combine(tensor_crc, crc if isinstance(crc, int) else fmt.crc32(view), view.nbytes)
+        sections[stream] = view.nbytes
         offset = start + view.nbytes
-    return {"meta": meta, "sections": sections}, chunks, offset
+    return {"meta": meta, "sections": sections, "crc32": tensor_crc}, chunks, offset, first
 
 
 def _head(entries: list[dict[str, Any]], data_length: int, arch: Mapping | None, recipe: Mapping | None,
@@ -102,7 +109,7 @@ def _head(entries: list[dict[str, Any]], data_length: int, arch: Mapping | None,
         "extra": _optional_object(extra, "extra"),
         "metrics": _optional_object(metrics, "metrics"),
         "recipe": _optional_object(recipe, "recipe"),
-        "required_features": fmt.features_of(entry["meta"] for entry in entries),
+        "required_features": sorted({*fmt.features_of(entry["meta"] for entry in entries), fmt.COMPACT_SECTIONS}),
         "tensors": entries,
         "tool": {"name": fmt.TOOL_NAME, "version": tool_version()},
     }
@@ -130,7 +137,7 @@ def build_dcz(
     seen: set[str] = set()
     offset = 0
     for position, tensor in enumerate(tensors):
-        entry, chunks, offset = _lay_out(tensor, position, seen, offset)
+        entry, chunks, offset, _ = _lay_out(tensor, position, seen, offset)
         entries.append(entry)
         data_chunks += chunks
     data_length = fmt.align(offset)
@@ -176,14 +183,13 @@ def write_dcz_streaming(
         position = 0
         data_crc = 0  # of the data area so far, combined from the section checksums (no second pass)
         for tensor in tensors:
-            start = offset
-            entry, chunks, offset = _lay_out(tensor, position, seen, offset)
+            before = offset
+            entry, chunks, offset, first = _lay_out(tensor, position, seen, offset)
             entries.append(entry)
             _write_all(spool, chunks)
-            for sec in sorted(entry["sections"].values(), key=lambda rec: rec["offset"]):
-                data_crc = crc32(_ZEROS[: sec["offset"] - start], data_crc)
-                data_crc = fmt.crc32_combine(data_crc, sec["crc32"], sec["length"])
-                start = sec["offset"] + sec["length"]
+            if entry["sections"]:  # the padding before the tensor's range, then the range
+                data_crc = crc32(_ZEROS[: first - before], data_crc)
+                data_crc = fmt.crc32_combine(data_crc, entry["crc32"], offset - first)
             del tensor, chunks
             position += 1
         data_length = fmt.align(offset)

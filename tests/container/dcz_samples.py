@@ -88,6 +88,22 @@ def split(file: bytes) -> tuple[dict[str, Any], bytes]:
     return header, file[start:-8]
 
 
+def legacy(header: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """The header of the same file in the layout before ``compact_sections`` (each section's offset,
+    length and CRC32; no tensor CRC32), written out from docs/format.md."""
+    out = json.loads(json.dumps(header))
+    out["required_features"] = [f for f in out["required_features"] if f != "compact_sections"]
+    cursor = 0
+    for record in out["tensors"]:
+        del record["crc32"]
+        for name in sorted(record["sections"]):
+            length = record["sections"][name]
+            offset = -(-cursor // 8) * 8
+            record["sections"][name] = {"offset": offset, "length": length, "crc32": crc(data[offset:offset + length])}
+            cursor = offset + length
+    return out
+
+
 def zstd_frame(text: bytes) -> bytes:
     import zstandard
 

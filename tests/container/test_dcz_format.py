@@ -21,7 +21,8 @@ def test_pinned_constants():
     assert (fmt.HEADER_PLAIN, fmt.HEADER_ZSTD, fmt.MAX_HEADER_RATIO) == (0, 1, 64)
     assert fmt.END_MARKER == b"DCZ."
     assert MAX_HEADER_BYTES == 64 * 2**20
-    assert KNOWN_FEATURES == frozenset({"huffman_pairs", "bfloat16", "split_float", "nm_pattern", "grouped_codebook"})
+    assert KNOWN_FEATURES == frozenset({"huffman_pairs", "bfloat16", "split_float", "nm_pattern", "grouped_codebook",
+                                       "compact_sections"})
 
 
 def test_layout_matches_the_spec():
@@ -51,14 +52,15 @@ def test_layout_matches_the_spec():
     for record in header["tensors"]:
         names = list(record["sections"])
         assert names == sorted(names)
+        first = None
         for name in names:
-            sec = record["sections"][name]
-            assert sec["offset"] % 8 == 0 and sec["offset"] == -(-cursor // 8) * 8
-            body = data[data_start + sec["offset"] : data_start + sec["offset"] + sec["length"]]
-            assert zlib.crc32(body) == sec["crc32"]
-            cursor = sec["offset"] + sec["length"]
+            offset, length = -(-cursor // 8) * 8, record["sections"][name]  # sections follow at multiples of 8
+            first = offset if first is None else first
+            cursor = offset + length
+        # one CRC32 per tensor: its first section's start to its last section's end, padding included
+        assert zlib.crc32(data[data_start + first : data_start + cursor]) == record["crc32"]
     assert -(-cursor // 8) * 8 == header["data_length"]
-    assert header["required_features"] == []
+    assert header["required_features"] == ["compact_sections"]
     assert header["tool"]["name"] == "deepcompress"
 
 

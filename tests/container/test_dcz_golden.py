@@ -35,20 +35,20 @@ def test_pairs_golden_bytes_and_feature():
     """A file with a huffman_pairs stream lists the feature; files without one list none."""
     assert pairs_bytes() == (GOLDEN_DIR / "pairs.dcz").read_bytes()
     f = read_dcz(GOLDEN_DIR / "pairs.dcz")
-    assert f.header["required_features"] == ["huffman_pairs"] and f.arch == PAIRS_ARCH
+    assert f.header["required_features"] == ["compact_sections", "huffman_pairs"] and f.arch == PAIRS_ARCH
     assert f.meta("fc.weight")["streams"]["index"]["codec"] == "huffman_pairs"
     _, arrays = pairs_samples()
     decoded = f.decode_all()
     for name, expected in arrays.items():
         assert decoded[name].tobytes() == expected.tobytes(), name
-    assert read_dcz(GOLDEN_DIR / "codecs.dcz").header["required_features"] == []
+    assert read_dcz(GOLDEN_DIR / "codecs.dcz").header["required_features"] == ["compact_sections"]
 
 
 def test_bfloat16_golden_bytes_and_feature():
     """A dense bfloat16 tensor lists the feature and decodes to its uint16 bit patterns."""
     assert bfloat16_bytes() == (GOLDEN_DIR / "bfloat16.dcz").read_bytes()
     f = read_dcz(GOLDEN_DIR / "bfloat16.dcz")
-    assert f.header["required_features"] == ["bfloat16"]
+    assert f.header["required_features"] == ["bfloat16", "compact_sections"]
     assert f.meta("fc.weight")["dtype"] == "bfloat16" and f.meta("fc.bias")["dtype"] == "float32"
     _, arrays = bfloat16_samples()
     decoded = f.decode_all()
@@ -61,7 +61,7 @@ def test_split_float_golden_bytes_and_feature():
     decode bit for bit."""
     assert split_float_bytes() == (GOLDEN_DIR / "split_float.dcz").read_bytes()
     f = read_dcz(GOLDEN_DIR / "split_float.dcz")
-    assert f.header["required_features"] == ["split_float"]
+    assert f.header["required_features"] == ["compact_sections", "split_float"]
     kinds = {name: f.meta(name)["kind"] for name in f.tensor_names}
     assert kinds == {"bf16.weight": "split_float", "fp16.weight": "split_float", "fp32.weight": "split_float",
                      "wide.weight": "split_float", "fc.bias": "dense"}
@@ -78,7 +78,7 @@ def test_nm_pattern_golden_bytes_and_feature():
 
     assert nm_bytes() == (GOLDEN_DIR / "nm_pattern.dcz").read_bytes()
     f = read_dcz(GOLDEN_DIR / "nm_pattern.dcz")
-    assert f.header["required_features"] == ["nm_pattern"]
+    assert f.header["required_features"] == ["compact_sections", "nm_pattern"]
     assert f.meta("conv.weight")["nm"] == [2, 4] and f.meta("fc.weight")["nm"] == [4, 8]
     assert "gap" not in f.meta("conv.weight")["streams"] and "pattern" in f.meta("fc.weight")["streams"]
     _, arrays = nm_samples()
@@ -93,7 +93,7 @@ def test_grouped_codebook_golden_bytes_and_feature():
 
     assert grouped_bytes() == (GOLDEN_DIR / "grouped_codebook.dcz").read_bytes()
     f = read_dcz(GOLDEN_DIR / "grouped_codebook.dcz")
-    assert f.header["required_features"] == ["grouped_codebook"]
+    assert f.header["required_features"] == ["compact_sections", "grouped_codebook"]
     assert f.meta("fc.weight")["groups"] == 3 and f.meta("conv.weight")["groups"] == 2
     _, arrays = grouped_samples()
     decoded = f.decode_all()
@@ -101,6 +101,27 @@ def test_grouped_codebook_golden_bytes_and_feature():
         assert decoded[name].tobytes() == expected.tobytes(), name
         labels, codebook = f.decode_labels(name)
         assert codebook[labels].tobytes() == expected.tobytes(), name
+
+
+OLD_GOLDEN_DIR = GOLDEN_DIR / "before_compact_sections"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in OLD_GOLDEN_DIR.glob("*.dcz")))
+def test_files_written_before_compact_sections_still_read(name):
+    """The golden files as written before ``compact_sections`` (each section's offset, length and CRC32)
+    read, verify and decode exactly as today's: same header otherwise, same tensors, metas and stream bytes."""
+    old, new = read_dcz(OLD_GOLDEN_DIR / name), read_dcz(GOLDEN_DIR / name)
+    assert old.header["required_features"] == [f for f in new.header["required_features"] if f != "compact_sections"]
+    assert {k: v for k, v in old.header.items() if k not in ("tensors", "required_features")} == \
+           {k: v for k, v in new.header.items() if k not in ("tensors", "required_features")}
+    assert old.tensor_names == new.tensor_names
+    for tensor in new.tensor_names:
+        assert old.meta(tensor) == new.meta(tensor)
+        assert {k: bytes(v) for k, v in old.streams(tensor).items()} == {k: bytes(v) for k, v in new.streams(tensor).items()}
+    if name != "synthetic.dcz":  # the synthetic sample's metas are not codec-valid
+        a, b = old.decode_all(), new.decode_all()
+        assert all(a[k].tobytes() == b[k].tobytes() for k in b)
+    assert (OLD_GOLDEN_DIR / name).stat().st_size > (GOLDEN_DIR / name).stat().st_size
 
 
 def test_synthetic_golden_reads_back():

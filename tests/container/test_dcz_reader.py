@@ -10,7 +10,7 @@ import pickle
 import zipfile
 
 import pytest
-from dcz_samples import assemble, split, synthetic_bytes, zstd_frame
+from dcz_samples import assemble, legacy, split, synthetic_bytes, zstd_frame
 
 from deepcompress.codecs.encoded import EncodedTensor
 from deepcompress.container import MAX_HEADER_BYTES, dumps_dcz, read_dcz
@@ -30,6 +30,13 @@ def _reject(data: bytes, cls: type[Exception] = ContainerError, match: str = "")
 def parts():
     header, data = split(synthetic_bytes())
     return header, data
+
+
+@pytest.fixture()
+def old(parts):
+    """The sample in the section layout of files written before ``compact_sections``."""
+    header, data = parts
+    return legacy(header, data), data
 
 
 def test_assembler_matches_writer(parts):
@@ -73,7 +80,8 @@ def test_unknown_required_feature(parts):
     header["required_features"] = ["sparse-ans-v2"]
     err = _reject(assemble(header, data, minor=4), UnsupportedVersionError, "'sparse-ans-v2'")
     assert str(err) == ("unknown required feature 'sparse-ans-v2': made by a newer version of deepcompress; "
-                        "upgrade (this release reads format 1.0 with the features: bfloat16, grouped_codebook, huffman_pairs, nm_pattern, split_float)")
+                        "upgrade (this release reads format 1.0 with the features: bfloat16, compact_sections, grouped_codebook, "
+                        "huffman_pairs, nm_pattern, split_float)")
 
 
 def test_pair_codec_needs_its_feature_listed(monkeypatch):
@@ -260,20 +268,31 @@ def _sec(header, tensor=0, stream="index"):
     return header["tensors"][tensor]["sections"][stream]
 
 
-def test_overlapping_sections(parts):
-    header, data = parts
+# Files written before ``compact_sections`` (each section's offset, length and CRC32) are still read, and held
+# to the same rules.
+
+def test_old_layout_reads_the_same(parts, old):
+    new = read_dcz(assemble(*parts))
+    got = read_dcz(assemble(*old))
+    assert got.tensor_names == new.tensor_names
+    for name in new.tensor_names:
+        assert {k: bytes(v) for k, v in got.streams(name).items()} == {k: bytes(v) for k, v in new.streams(name).items()}
+
+
+def test_overlapping_sections(old):
+    header, data = old
     _sec(header)["offset"] = 0  # "gap" is first at 0..3, "index" should start at 8
     _reject(assemble(header, data), match="'fc1.weight' stream 'index': offset 0 overlaps the previous section")
 
 
-def test_out_of_order_sections(parts):
-    header, data = parts
+def test_out_of_order_sections(old):
+    header, data = old
     _sec(header, 0, "gap")["offset"], _sec(header)["offset"] = _sec(header)["offset"], _sec(header, 0, "gap")["offset"]
     _reject(assemble(header, data), match="stream 'gap': offset 8 leaves a hole")
 
 
-def test_gapped_sections(parts):
-    header, data = parts
+def test_gapped_sections(old):
+    header, data = old
     header["data_length"] += 8
     for t in range(1, 3):
         for sec in header["tensors"][t]["sections"].values():
@@ -281,28 +300,59 @@ def test_gapped_sections(parts):
     _reject(assemble(header, data + bytes(8)), match="'fc1.bias' stream 'data': offset 24 leaves a hole .*expected 16")
 
 
-def test_data_area_longer_than_sections(parts):
-    header, data = parts
+@pytest.mark.parametrize("layout", ["compact", "old"])
+def test_data_area_longer_than_sections(parts, old, layout):
+    header, data = parts if layout == "compact" else old
     header["data_length"] += 8
     _reject(assemble(header, data + bytes(8)), match="data area is 40 bytes but its sections end at 32")
 
 
 @pytest.mark.parametrize("value", [-1, 2**64, 2**70, 1.5, True, None, "8"])
 @pytest.mark.parametrize("field", ["offset", "length", "crc32"])
-def test_negative_huge_or_mistyped_sizes(parts, field, value):
-    header, data = parts
+def test_negative_huge_or_mistyped_sizes(old, field, value):
+    header, data = old
     _sec(header)[field] = value
     _reject(assemble(header, data), match=f"stream 'index': {field} .* is not an integer in 0..")
 
 
-def test_section_past_data_area(parts):
+@pytest.mark.parametrize("value", [-1, 2**64, 1.5, True, None, "8", {"offset": 8, "length": 4, "crc32": 0}])
+def test_compact_section_length_must_be_an_integer(parts, value):
     header, data = parts
-    _sec(header, 2, "data")["length"] = 9
+    header["tensors"][0]["sections"]["index"] = value
+    _reject(assemble(header, data), match="stream 'index': section length .* is not an integer in 0..32")
+
+
+@pytest.mark.parametrize("value", [-1, 2**32, 1.5, True, None, "0"])
+def test_compact_tensor_checksum_must_be_an_integer(parts, value):
+    header, data = parts
+    header["tensors"][1]["crc32"] = value
+    _reject(assemble(header, data), match="tensor 'fc1.bias': 'crc32' .* is not an integer in 0..4294967295")
+    del header["tensors"][1]["crc32"]
+    _reject(assemble(header, data), match="tensor 'fc1.bias': 'crc32' None is not an integer")
+
+
+def test_layouts_do_not_mix(parts, old):
+    """A compact record in an old-layout file, or a tensor checksum without the feature, is refused."""
+    header, data = old
+    header["tensors"][1]["sections"]["data"] = 16
+    _reject(assemble(header, data), match="'fc1.bias' stream 'data': section must be an object with exactly")
+    header, data = old
+    header["tensors"][1]["crc32"] = 0
+    _reject(assemble(header, data), match="tensor 'fc1.bias': a tensor 'crc32' needs the 'compact_sections' feature")
+
+
+@pytest.mark.parametrize("layout", ["compact", "old"])
+def test_section_past_data_area(parts, old, layout):
+    header, data = parts if layout == "compact" else old
+    if layout == "compact":
+        header["tensors"][2]["sections"]["data"] = 9
+    else:
+        _sec(header, 2, "data")["length"] = 9
     _reject(assemble(header, data), match="'empty' stream 'data': bytes 32..41 run past the data area \\(32 bytes\\)")
 
 
-def test_section_record_shape(parts):
-    header, data = parts
+def test_section_record_shape(old):
+    header, data = old
     _sec(header)["extra"] = 1
     _reject(assemble(header, data), match="exactly offset, length, crc32")
 
@@ -313,14 +363,27 @@ def test_bad_stream_name_in_header(parts):
     _reject(assemble(header, data), match="invalid stream name")
 
 
-def test_wrong_section_checksum(parts):
-    header, data = parts
+def test_wrong_section_checksum(old):
+    header, data = old
     _sec(header)["crc32"] ^= 1
     _reject(assemble(header, data), ChecksumError, "'fc1.weight' stream 'index' \\(bytes ")
 
 
-def test_non_zero_padding(parts):
+def test_wrong_tensor_checksum(parts):
+    """The tensor checksum covers its sections and the padding between them."""
     header, data = parts
+    header["tensors"][0]["crc32"] ^= 1
+    err = _reject(assemble(header, data), ChecksumError, "tensor 'fc1.weight' \\(bytes [0-9]+\\.\\.[0-9]+\\): CRC32 ")
+    start, end = map(int, str(err).split("(bytes ")[1].split(")")[0].split(".."))
+    assert end - start == 3 + 5 + 4  # "gap" (3 bytes), zero padding to 8, "index" (4 bytes)
+    header, data = parts
+    bad = bytearray(data)
+    bad[3] = 7  # padding after "gap" (3 bytes) before "index": the layout check names it first
+    _reject(assemble(header, bytes(bad)), match="padding before offset 8 is not zero")
+
+
+def test_non_zero_padding(old):
+    header, data = old
     stored = zstd_frame(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
     assert len(stored) % 8, "the sample header must need padding"
     _reject(assemble(header, data, encoding="zstd", header_pad=b"\x01" + bytes(-len(stored) % 8 - 1)),
@@ -421,14 +484,16 @@ def test_accessors():
         f.streams("nope")
 
 
-def test_verify_false_defers_section_checks(parts):
-    """Without verify the header is trusted but a stream's checksum is checked when it is first used."""
-    header, data = parts
+@pytest.mark.parametrize("layout", ["compact", "old"])
+def test_verify_false_defers_section_checks(parts, old, layout):
+    """Without verify the header is trusted but a tensor's checksum is checked when it is first used."""
+    header, data = parts if layout == "compact" else old
+    where = "tensor 'fc1.weight' \\(bytes" if layout == "compact" else "'fc1.weight' stream 'index'"
     bad = bytearray(data)
     bad[8] ^= 1  # first byte of fc1.weight "index"
     damaged = assemble(header, bytes(bad))
-    _reject(damaged, ChecksumError, "'fc1.weight' stream 'index'")
+    _reject(damaged, ChecksumError, where)
     f = read_dcz(damaged, verify=False)
     assert bytes(f.streams("fc1.bias")["data"]) == data[16:32]
-    with pytest.raises(ChecksumError, match="'fc1.weight' stream 'index'"):
+    with pytest.raises(ChecksumError, match=where):
         f.streams("fc1.weight")

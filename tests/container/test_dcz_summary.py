@@ -88,7 +88,7 @@ def test_text_report(golden):
     text = format_summary(summarize(golden))
     for name in golden.tensor_names:
         assert name in text
-    assert "compression ratio   13.2x" in text  # 27124 dense bytes / 2048 file bytes
+    assert "compression ratio   14.0x" in text  # 27124 dense bytes / 1944 file bytes
     assert "codebook:zstd gap:huffman index:huffman" in text and "data:zstd" in text
     assert '"top1_error_pct": 2.5' in text and "tests.container.fake:Net" in text
     assert "W bits P+Q+H" in text and "idx bits P+Q+H" in text
