@@ -279,29 +279,39 @@ def parts(models: dict, dtype: str, repeat: int) -> None:
 
 def entropy(models: dict) -> None:
     """Entropy bounds of each model's bfloat16 weights (tensors of >= 100,000 elements), as % of the bf16
-    bytes: the exponent byte and the sign+mantissa byte coded independently, and the mantissa byte coded
-    given the exponent."""
+    bytes: the exponent byte and the sign+mantissa byte coded independently; the mantissa byte coded given
+    the exponent; and both of those with the exponent coded given the previous element's exponent (C order,
+    the first element of a tensor given nothing)."""
     import numpy as np
 
     def h(counts: "np.ndarray") -> float:
         p = counts[counts > 0] / counts.sum()
         return float(-(p * np.log2(p)).sum())
 
+    def h_given(a: "np.ndarray", b: "np.ndarray") -> float:
+        """Conditional entropy H(a | b) in bits per element, both in 0..255."""
+        joint = np.bincount(b * 256 + a, minlength=1 << 16).reshape(256, 256)
+        return sum(row.sum() / a.size * h(row) for row in joint if row.sum())
+
     for model, tensors in models.items():
-        indep = ctx = total = 0.0
+        indep = ctx = ctx_prev = total = 0.0
         for _, a, _ in as_dtype(tensors, "bfloat16"):
             u = a.ravel().astype(np.int64)
             if u.size < 100_000:
                 continue
             e, m = (u >> 7) & 255, ((u >> 15) << 7) | (u & 127)
-            joint = np.bincount(e * 256 + m, minlength=1 << 16).reshape(256, 256)
-            he, hm = h(np.bincount(e, minlength=256)), h(np.bincount(m, minlength=256))
-            hm_e = sum(row.sum() / u.size * h(row) for row in joint if row.sum())
+            he, hm, hm_e = h(np.bincount(e, minlength=256)), h(np.bincount(m, minlength=256)), h_given(m, e)
+            he_prev = h_given(e[1:], e[:-1]) * (u.size - 1) / u.size + 8 / u.size
             indep += u.size * (he + hm)
             ctx += u.size * (he + hm_e)
+            ctx_prev += u.size * (he_prev + hm_e)
             total += u.size * 16
+        if not total:
+            print(f"{model} bfloat16: no tensor of at least 100,000 elements")
+            continue
         print(f"{model} bfloat16: exponent and mantissa bytes independent {indep / total:.2%}, "
-              f"mantissa given exponent {ctx / total:.2%} (entropy bounds)")
+              f"mantissa given exponent {ctx / total:.2%}, and exponent given the previous one "
+              f"{ctx_prev / total:.2%} (entropy bounds)")
 
 
 def main() -> None:
