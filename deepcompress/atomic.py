@@ -14,7 +14,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from .errors import OutputError
 
@@ -29,27 +29,83 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     :class:`OutputError` with a one-line message.
     """
     target = check_output_path(path)
-    folder = target.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {folder}: {exc.strerror}") from None
+    fd, tmp = temp_file_for(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; honour the umask like open()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        _remove_stale_temps(target)
+            commit_temp(fh, tmp, target)
     except OSError as exc:
         _remove_quietly(tmp)
-        if exc.errno == errno.ENOSPC:
-            raise OutputError(f"no space left on device while writing {target}") from None
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise output_error(exc, target) from None
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def temp_file_for(target: Path) -> tuple[int, str]:
+    """(descriptor, path) of a new temporary file beside ``target``, named so that a later write of ``target``
+    removes it if this process dies first; :class:`OutputError` if the folder cannot take it."""
+    folder = target.parent
+    try:
+        return tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {folder}: {exc.strerror}") from None
+
+
+def commit_temp(fh: BinaryIO, tmp: str, target: Path) -> None:
+    """Flush and fsync the temporary file ``tmp`` (open as ``fh``), give it the umask's mode and rename it over
+    ``target``; then remove the temporary files of ``target`` that dead processes left. Raises OSError."""
+    fh.flush()
+    os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; honour the umask like open()
+    os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    _remove_stale_temps(target)
+
+
+def output_error(exc: OSError, target: Path) -> OutputError:
+    """The one-line :class:`OutputError` for an OSError met while writing ``target``."""
+    if exc.errno == errno.ENOSPC:
+        return OutputError(f"no space left on device while writing {target}")
+    return OutputError(f"cannot write {target}: {exc.strerror or exc}")
+
+
+FALLOC_FL_INSERT_RANGE = 0x20  # linux/falloc.h
+_FALLOCATE: Any = None  # libc's fallocate via ctypes, False where unavailable; looked up on first use
+
+
+def _fallocate() -> Any:
+    global _FALLOCATE
+    if _FALLOCATE is None:
+        _FALLOCATE = False
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).fallocate
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+            fn.restype = ctypes.c_int
+            _FALLOCATE = fn
+        except (OSError, AttributeError):
+            pass
+    return _FALLOCATE
+
+
+def insert_front(fh: BinaryIO, data: bytes) -> bool:
+    """Put ``data`` in front of the contents of the file open as ``fh`` without reading or copying them: the
+    file system moves them up in place (``fallocate`` with ``FALLOC_FL_INSERT_RANGE``: ext4, XFS), then
+    ``data`` is written into the gap. ``len(data)`` must be a multiple of the file system's block size and the
+    file must not be empty. Returns False, with the file unchanged, where that cannot be done (another
+    system or file system, another block size)."""
+    fh.flush()
+    st = os.fstat(fh.fileno())
+    fallocate = _fallocate()
+    if not data or not st.st_size or not fallocate or not st.st_blksize or len(data) % st.st_blksize:
+        return False
+    if fallocate(fh.fileno(), FALLOC_FL_INSERT_RANGE, 0, len(data)) != 0:
+        return False
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fh.fileno(), data[done:], done)
+    return True
 
 
 def check_output_path(
