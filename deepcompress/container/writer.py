@@ -223,6 +223,11 @@ def write_dcz_streaming(
                 spool.seek(0, os.SEEK_END)
                 spool.write(trailer)
                 commit_temp(spool, spool_path, target)
+                # moving the data dropped its cached pages: have the kernel read them back in the background,
+                # so that loading the file right after compressing it does not wait on the disk
+                if hasattr(os, "posix_fadvise"):
+                    with contextlib.suppress(OSError):
+                        os.posix_fadvise(spool.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
                 return total
             spool.flush()
             with atomic_write(target) as fh:
