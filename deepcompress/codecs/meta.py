@@ -115,7 +115,10 @@ def expected_streams(meta: Mapping[str, Any]) -> dict[str, tuple[int | None, int
 
 
 def _check_keys(meta: Mapping, who: str, required: tuple[str, ...]) -> None:
-    if meta.keys() >= _KEY_SETS.setdefault(required, frozenset(required)):
+    keys = _KEY_SETS.get(required)
+    if keys is None:
+        keys = _KEY_SETS[required] = frozenset(required)
+    if meta.keys() >= keys:
         return
     for key in required:
         if key not in meta:

@@ -65,9 +65,9 @@ def _nbytes(chunk: Any) -> int:
 
 
 def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
-             ) -> tuple[dict[str, Any], list[Any], int, int]:
-    """(header entry, data chunks, new offset, start of its first section) of one tensor whose sections start
-    at the next multiple of 8 from ``offset``. The entry lists each stream's length (sections follow each
+             ) -> tuple[dict[str, Any], list[Any], int]:
+    """(header entry, data chunks, new offset) of one tensor whose sections start at the next multiple of 8
+    from ``offset``. The entry lists each stream's length (sections follow each
     other at the next multiple of 8) and one CRC32 over the tensor's bytes, first section to last, padding
     between them included (combined from the streams' checksums, so no second pass over the data)."""
     raw_meta = getattr(tensor, "meta", None)
@@ -84,7 +84,6 @@ def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
     known = getattr(tensor, "crc32", None)  # computed by the encoder's thread (EncodedTensor.with_checksums)
     sections: dict[str, int] = {}
     chunks: list[bytes | memoryview] = []
-    first = fmt.align(offset)
     tensor_crc = 0
     for stream in raw_streams:
         if not isinstance(stream, str) or not fmt.STREAM_NAME_RE.fullmatch(stream):
@@ -104,7 +103,7 @@ def _lay_out(tensor: Any, position: int, seen: set[str], offset: int
         tensor_crc = fmt.crc32_combine(tensor_crc, crc if isinstance(crc, int) else fmt.crc32(view), view.nbytes)
         sections[stream] = view.nbytes
         offset = start + view.nbytes
-    return {"meta": meta, "sections": sections, "crc32": tensor_crc}, chunks, offset, first
+    return {"meta": meta, "sections": sections, "crc32": tensor_crc}, chunks, offset
 
 
 def _head(entries: list[dict[str, Any]], data_length: int, arch: Mapping | None, recipe: Mapping | None,
@@ -124,11 +123,12 @@ def _head(entries: list[dict[str, Any]], data_length: int, arch: Mapping | None,
         "tool": {"name": fmt.TOOL_NAME, "version": tool_version()},
     }
     text = encode_header(header)
-    if data_length >= PAGE_ALIGNED_DATA_BYTES:  # plain, padded with spaces: the data area starts on a page
+    page_aligned = data_length >= PAGE_ALIGNED_DATA_BYTES
+    if page_aligned:  # plain, padded with spaces: the data area starts on a page
         text += b" " * (-(fmt.PREAMBLE_SIZE + len(text)) % DATA_PAGE)
     if len(text) > fmt.MAX_HEADER_BYTES:
         raise ContainerError(f"header is {len(text)} bytes, over the {fmt.MAX_HEADER_BYTES}-byte cap readers accept")
-    header_bytes, encoding = (text, fmt.HEADER_PLAIN) if data_length >= PAGE_ALIGNED_DATA_BYTES else pack_header(text)
+    header_bytes, encoding = (text, fmt.HEADER_PLAIN) if page_aligned else pack_header(text)
     preamble = fmt.Preamble(fmt.FORMAT_MAJOR, fmt.FORMAT_MINOR, len(header_bytes), fmt.crc32(header_bytes),
                             len(text), encoding).pack()
     return [preamble, header_bytes, _ZEROS[: fmt.align(len(header_bytes)) - len(header_bytes)]]
@@ -149,7 +149,7 @@ def build_dcz(
     seen: set[str] = set()
     offset = 0
     for position, tensor in enumerate(tensors):
-        entry, chunks, offset, _ = _lay_out(tensor, position, seen, offset)
+        entry, chunks, offset = _lay_out(tensor, position, seen, offset)
         entries.append(entry)
         data_chunks += chunks
     data_length = fmt.align(offset)
@@ -205,10 +205,11 @@ def write_dcz_streaming(
             data_crc = 0  # of the data area so far, combined from the tensor checksums (no second pass)
             for tensor in tensors:
                 before = offset
-                entry, chunks, offset, first = _lay_out(tensor, position, seen, offset)
+                entry, chunks, offset = _lay_out(tensor, position, seen, offset)
                 entries.append(entry)
                 _write_all(spool, chunks)
-                if entry["sections"]:  # the padding before the tensor's range, then the range
+                if entry["sections"]:  # the padding before the tensor's range (it starts aligned), then the range
+                    first = fmt.align(before)
                     data_crc = crc32(_ZEROS[: first - before], data_crc)
                     data_crc = fmt.crc32_combine(data_crc, entry["crc32"], offset - first)
                 del tensor, chunks
