@@ -91,6 +91,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     if lossless:
         if group_size is not None:
             raise click.UsageError("--group-size is weight sharing; --lossless stores every tensor exactly")
+        _refuse_with_lossless()
         _compress_lossless(model_path, out, as_json, shown)
         return
     if arch is None and not recipe and _names_no_architecture(model_path):
@@ -205,6 +206,20 @@ def _names_no_architecture(model_path: str) -> bool:
 #: architecture is only weight-shared, so any of them set otherwise is refused
 _MODEL_FLAGS = ("granularity", "fc_granularity", "block", "sparsity", "scope", "retrain_epochs", "finetune_epochs",
                 "schedule", "distill", "thin", "index_bits", "resume", "work_dir", "cache")
+
+
+#: what --lossless takes; every other option given is refused (it would change nothing)
+_LOSSLESS_PARAMS = ("model_path", "output", "lossless", "progress", "as_json")
+
+
+def _refuse_with_lossless() -> None:
+    ctx = click.get_current_context()
+    for param in ctx.command.params:
+        if param.name not in _LOSSLESS_PARAMS and ctx.get_parameter_source(param.name) not in (
+                None, click.core.ParameterSource.DEFAULT):
+            flag = max(param.opts, key=len)
+            raise click.UsageError(f"{flag} does not go with --lossless, which stores every tensor exactly as it is "
+                                   "(drop one of them)")
 
 
 def _refuse_model_flags(model_path: str, data_spec: str | None) -> None:

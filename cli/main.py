@@ -26,11 +26,26 @@ from .sweep_cmd import sweep_cmd
 from .train_cmd import eval_cmd, train_cmd
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (``kill``, a job scheduler's stop) unwinds like Ctrl-C, so temporary outputs are removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 class GuardedGroup(click.Group):
     """A group whose failures print one line to stderr and exit non-zero, never a traceback."""
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        _terminate_as_interrupt()
         code = run_guarded(
             lambda: super(GuardedGroup, self).main(
                 args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra

@@ -1,7 +1,8 @@
-"""Tensors to numpy and back in their own dtype, bfloat16 included (numpy has no bfloat16).
+"""Tensors to numpy and back in their own dtype, bfloat16 and float8 included (numpy has neither).
 
 A bfloat16 tensor travels as its uint16 bit patterns with the dtype name
-``"bfloat16"`` beside it (the interface of
+``"bfloat16"`` beside it, a float8 tensor (``float8_e4m3fn``, ``float8_e5m2``) as
+its uint8 bit patterns with its name (the interface of
 :func:`deepcompress.codecs.tensor.encode_dense`). Every other dtype is numpy's own.
 """
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 BFLOAT16 = "bfloat16"
+BIT_PATTERN_DTYPES = {"bfloat16": "uint16", "float8_e4m3fn": "uint8", "float8_e5m2": "uint8"}
+"""Dtypes numpy has no type for, and the unsigned type their bit patterns travel in."""
 
 
 def dtype_name(tensor: "torch.Tensor") -> str:
@@ -26,18 +29,20 @@ def to_numpy(tensor: "torch.Tensor") -> "tuple[np.ndarray, str]":
     import torch
 
     t = tensor.detach().cpu()
-    if t.dtype == torch.bfloat16:
-        return t.contiguous().view(torch.uint16).numpy(), BFLOAT16
-    return t.numpy(), dtype_name(t)
+    name = dtype_name(t)
+    if name in BIT_PATTERN_DTYPES:
+        return t.contiguous().view(getattr(torch, BIT_PATTERN_DTYPES[name])).numpy(), name
+    return t.numpy(), name
 
 
 def from_numpy(array: "np.ndarray", dtype: str | None = None) -> "torch.Tensor":
-    """The tensor of ``array`` (no copy); ``dtype="bfloat16"`` views uint16 bit patterns as bfloat16."""
+    """The tensor of ``array`` (no copy); ``dtype="bfloat16"`` (or a float8 name) views the bit patterns as
+    that dtype."""
     import torch
 
     t = torch.from_numpy(array)
-    if dtype == BFLOAT16:
-        return t.view(torch.bfloat16)
+    if dtype in BIT_PATTERN_DTYPES:
+        return t.view(getattr(torch, dtype))
     return t
 
 

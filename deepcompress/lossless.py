@@ -27,8 +27,10 @@ import itertools
 import json
 import math
 import os
+import re
 import struct
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write, check_output_path
-from .errors import InputFileError, ModelError, OutputError
+from .errors import CodecError, InputFileError, ModelError, OutputError
 
 __all__ = ["LOSSLESS_KEY", "SHARED_KEY", "LosslessResult", "checkpoint_info", "compress_lossless", "compress_tensors",
            "decode_lossless", "names_no_architecture", "read_safetensors_header"]
@@ -47,10 +49,11 @@ LOSSLESS_KEY = "lossless"
 INFLIGHT_BYTES = 384 << 20
 SHARED_KEY = "shared_checkpoint"  # deepcompress.checkpoint_sharing's files
 MAX_HEADER_BYTES = 100 * 2**20
+MAX_RANK = 32  # numpy's limit on an array's dimensions
 ST_TO_DTYPE = {
     "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
     "I16": "int16", "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
-    "C64": "complex64",
+    "C64": "complex64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
 }
 DTYPE_TO_ST = {v: k for k, v in ST_TO_DTYPE.items()}
 
@@ -100,8 +103,8 @@ def read_safetensors_header(buf: memoryview, what: str, *, size: int | None = No
         if not isinstance(rec, dict) or rec.get("dtype") not in ST_TO_DTYPE:
             raise InputFileError(f"{what}: tensor {name!r} has no supported dtype ({str(rec)[:80]})")
         shape, offs = rec.get("shape"), rec.get("data_offsets")
-        if (not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                   for d in shape)
+        if (not isinstance(shape, list) or len(shape) > MAX_RANK
+                or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**62 for d in shape)
                 or not isinstance(offs, list) or len(offs) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)):
             raise InputFileError(f"{what}: tensor {name!r} has a bad shape or data_offsets")
@@ -134,6 +137,8 @@ def _safetensors_arrays(path: Path):
         if n <= MAX_HEADER_BYTES:
             head += fh.read(n)  # read_safetensors_header checks that it is all there
     entries, meta, data_start = read_safetensors_header(memoryview(head), str(path), size=size)
+    for entry in entries:
+        check_tensor_name(path, entry[0])
 
     def arrays():
         with open(path, "rb") as fh:
@@ -157,6 +162,48 @@ def _safetensors_arrays(path: Path):
     return meta, sum(e[4] - e[3] for e in entries), len(entries), arrays()
 
 
+def check_tensor_name(path: Path, name: Any) -> None:
+    """Refuse a tensor name the container cannot hold (it needs a non-empty string)."""
+    if not isinstance(name, str) or not name:
+        raise InputFileError(f"{path}: a tensor is named {name!r}; a .dcz needs every tensor named by a non-empty "
+                             "string (rename it and save again)")
+
+
+def _check_tensor(path: Path, name: Any, tensor: Any) -> None:
+    """Refuse, before any work, a tensor of a ``.pt`` state dict that cannot be stored exactly."""
+    import torch
+
+    from .codecs.meta import DENSE_DTYPES
+    from .dtypes import dtype_name
+
+    check_tensor_name(path, name)
+    if tensor.layout != torch.strided:
+        raise InputFileError(f"{path}: tensor {name!r} is a {str(tensor.layout).removeprefix('torch.')} tensor; "
+                             "only dense (strided) tensors can be stored: save tensor.to_dense()")
+    if tensor.device.type == "meta":
+        raise InputFileError(f"{path}: tensor {name!r} is on the meta device: it holds no values to store")
+    if tensor.is_quantized or dtype_name(tensor) not in DENSE_DTYPES:
+        raise InputFileError(f"{path}: tensor {name!r} has dtype {dtype_name(tensor)}, which a .dcz cannot store "
+                             f"(supported: {', '.join(DENSE_DTYPES)})")
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` could not read ``path``, in one line."""
+    import pickle
+
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    text = str(exc)
+    if (head == b"PK" or head[:1] == b"\x80") and (isinstance(exc, pickle.UnpicklingError)
+                                                  or "Unsupported global" in text):
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return (f"holds pickled Python objects{what}; unpickling can run arbitrary code, so it is not read. "
+                "Save the tensors alone (a state dict of tensors, or safetensors)")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"not a PyTorch state dict file or a safetensors file ({first[:200]})"
+
+
 def _state_dict_arrays(path: Path):
     """(None, total bytes, tensors, iterator of (name, dtype, array, file-backed)) of a ``.pt`` state dict (torch needed)."""
     import torch
@@ -165,9 +212,11 @@ def _state_dict_arrays(path: Path):
 
     mapped = zipfile.is_zipfile(path)  # legacy (non-zip) torch.save files cannot be memory-mapped
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)
+        with warnings.catch_warnings():  # torch warns about pickle protocols and old storages; not the user's concern
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)
     except Exception as exc:  # noqa: BLE001 - any unreadable pickle is an input error
-        raise InputFileError(f"{path}: not a state dict torch.load(weights_only=True) can read ({exc})") from None
+        raise InputFileError(f"{path}: {_unreadable(path, exc)}") from None
     from .model_input import find_state_dict
 
     try:
@@ -175,6 +224,8 @@ def _state_dict_arrays(path: Path):
     except ModelError as exc:
         raise InputFileError(f"{exc}; a checkpoint without an architecture must be a safetensors file or "
                              "a state dict") from None
+    for name, tensor in obj.items():
+        _check_tensor(path, name, tensor)
 
     def arrays():  # mapped: the tensors view the file's pages
         for name, tensor in obj.items():
@@ -194,8 +245,6 @@ def names_no_architecture(path: str | os.PathLike[str]) -> bool:
     TorchScript archive, a deepcompress checkpoint, a file that does not load) is False, so
     :func:`~.model_input.load_model` gives its own answer.
     """
-    import warnings
-
     from .checkpoint import CHECKPOINT_FORMAT
     from .model_input import (DCZ_MAGIC_PREFIX, _is_safetensors, _is_torchscript, _safetensors_arch, check_archive,
                               check_input_file, find_state_dict)
@@ -258,13 +307,15 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     from .codecs import buffers, parallel
     from .container import write_dcz_streaming
 
-    src = Path(source)
-    if not src.is_file():
-        raise InputFileError(f"{src}: no such file")
+    from .model_input import DCZ_MAGIC_PREFIX, check_input_file
+
+    src = check_input_file(source, "checkpoint")
     out = check_output_path(output, inputs=[src])
     with open(src, "rb") as fh:
         head = fh.read(16)
     is_st = len(head) >= 9 and head[8:9] == b"{"
+    if head.startswith(DCZ_MAGIC_PREFIX):
+        raise InputFileError(f"{src} is already a .dcz file (deepcompress decode turns it back into tensors)")
     meta, total_bytes, n_tensors, arrays = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
     spill = functools.partial(tempfile.TemporaryFile, dir=out.parent, prefix=".dcz-spill-")
     counts = {"n": 0, "input_bytes": 0}
@@ -301,7 +352,9 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     info: dict[str, Any] = {"format": "safetensors" if is_st else "state_dict", "metadata": meta}
     if settings:
         info.update(settings)
-    extra: dict[str, Any] = {key: info, "dtypes": dtypes}  # dtypes is filled in as tensors are encoded
+    # dtypes is filled in as tensors are encoded; input_bytes: the tensors' bytes in their own dtypes (inspect
+    # states the ratio against them)
+    extra: dict[str, Any] = {key: info, "dtypes": dtypes, "input_bytes": total_bytes}
     with Progress("compress", total_bytes, n_tensors, enabled=progress) as bar:
         total = write_dcz_streaming(out, encoded(bar), arch=None, extra=extra)
     return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds, bits)
@@ -395,11 +448,12 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
     recorded = dcz.extra.get("dtypes") if isinstance(dcz.extra, dict) else None
     recorded = recorded if isinstance(recorded, dict) else {}
     for name in dcz.tensor_names:
+        dcz.validate_meta(name)  # the shape and dtype are used below, before the tensor is decoded
         meta = dcz.meta(name)
         dtype = (meta.get("dtype") if meta.get("kind") in ("dense", "split_float")
                  else recorded.get(name, "float32"))
         if meta.get("kind") not in ("dense", "split_float") and dtype not in ("float32", "float16", "bfloat16"):
-            raise OutputError(f"tensor {name!r}: the header records dtype {dtype!r} for a weight-shared tensor")
+            raise CodecError(f"tensor {name!r}: the header records dtype {dtype!r} for a weight-shared tensor")
         if dtype not in DTYPE_TO_ST:
             raise OutputError(f"tensor {name!r}: dtype {dtype!r} has no safetensors equivalent")
         size = math.prod(meta["shape"]) * _storage(dtype).itemsize

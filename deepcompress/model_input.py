@@ -242,6 +242,13 @@ def _is_tensor_dict(obj: Any) -> bool:
             and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
 
 
+def _is_big_tensor(obj: Any) -> bool:
+    """A tensor of more than one element: weights, not a step counter or a scalar loss kept beside them."""
+    import torch
+
+    return isinstance(obj, torch.Tensor) and obj.numel() > 1
+
+
 def strip_wrapper_prefixes(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Drop ``module.`` / ``_orig_mod.`` from every key when *every* key has it; returns ``(dict, prefixes)``."""
     out = dict(state_dict)
@@ -269,7 +276,9 @@ def find_state_dict(obj: Any, source: str | os.PathLike[str] = "the file") -> tu
     ``obj`` is a state dict itself, or a dict in which exactly one value is a
     state dict (``{"model": sd, "optimizer": ..., "epoch": 3}``); when several
     values are, the one under the single well-known key (:data:`STATE_DICT_KEYS`)
-    among them. Otherwise :class:`ModelError` names the top-level keys found.
+    among them. Otherwise, and when tensors of more than one element sit at the
+    top level beside a nested state dict (they would be lost), :class:`ModelError`
+    names the keys found.
     Wrapper prefixes are left to :func:`strip_wrapper_prefixes`.
     """
     if not isinstance(obj, Mapping):
@@ -278,6 +287,13 @@ def find_state_dict(obj: Any, source: str | os.PathLike[str] = "the file") -> tu
         return dict(obj), None
     candidates = [k for k, v in obj.items() if _is_tensor_dict(v)]
     known = [k for k in STATE_DICT_KEYS if k in candidates]
+    loose = [k for k, v in obj.items() if _is_big_tensor(v)]
+    if candidates and loose:  # taking the nested dict would silently drop these tensors
+        raise ModelError(
+            f"{source} holds tensors at its top level ({_keys_text({k: None for k in loose}, 4)}) beside "
+            f"state_dicts under {', '.join(repr(k) for k in candidates)}: it is not clear which are the weights; "
+            f"save the one to use on its own, e.g. torch.save(ckpt[{candidates[0]!r}], 'weights.pt')"
+        )
     if len(candidates) == 1:
         key = candidates[0]
     elif len(candidates) > 1 and len(known) == 1:

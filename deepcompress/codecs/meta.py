@@ -27,9 +27,9 @@ NM_KEY = "nm"  # [N, M]: present if and only if the tensor has a pattern stream 
 GROUPS_KEY = "groups"  # G: a quantized tensor keeping every weight has one codebook per G rows (axis 0)
 DENSE_DTYPES = (
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128", "bfloat16",
+    "float16", "float32", "float64", "complex64", "complex128", "bfloat16", "float8_e4m3fn", "float8_e5m2",
 )
-STORAGE_DTYPES = {"bfloat16": "uint16"}
+STORAGE_DTYPES = {"bfloat16": "uint16", "float8_e4m3fn": "uint8", "float8_e5m2": "uint8"}
 """Dense dtypes numpy has no type for: the numpy dtype that holds their bit patterns."""
 MAX_RANK = 32
 SYMBOL_CODECS = streams.CODECS
@@ -56,7 +56,8 @@ def _int(v: Any) -> bool:
 def storage_dtype(dtype: str) -> np.dtype:
     """The numpy dtype that holds the items of a dense ``dtype`` (one of DENSE_DTYPES).
 
-    ``bfloat16`` items are held as their uint16 bit patterns; every other dtype is itself.
+    ``bfloat16`` items are held as their uint16 bit patterns, ``float8_e4m3fn`` and ``float8_e5m2``
+    items as their uint8 bit patterns; every other dtype is itself.
     """
     return np.dtype(STORAGE_DTYPES.get(dtype, dtype))
 

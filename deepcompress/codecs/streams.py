@@ -208,6 +208,8 @@ def decode_items(smeta: Mapping[str, Any], data: bytes | memoryview, n_items: in
         planes = np.frombuffer(zstdframe.read_frame(data, n * itemsize, what=what, error=CodecError),
                                dtype=np.uint8)
         flat = np.ascontiguousarray(planes.reshape(itemsize, n).T).ravel()
+        if not flat.flags.writeable:  # one byte per item: the transpose was a view of the decompressed bytes
+            flat = flat.copy()
     return flat.view(dtype.newbyteorder("<")).astype(dtype, copy=False)
 
 

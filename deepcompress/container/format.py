@@ -64,7 +64,7 @@ CODEC_FEATURES: dict[str, str] = {"huffman_pairs": "huffman_pairs"}
 (readers that predate the codec then refuse the file as newer, rather than
 failing on an unknown codec)."""
 
-DTYPE_FEATURES: dict[str, str] = {"bfloat16": "bfloat16"}
+DTYPE_FEATURES: dict[str, str] = {"bfloat16": "bfloat16", "float8_e4m3fn": "float8", "float8_e5m2": "float8"}
 """Dense dtypes that a file may use only if it lists the named required feature."""
 
 KIND_FEATURES: dict[str, str] = {"split_float": "split_float"}

@@ -36,7 +36,7 @@ from . import format as fmt
 from .api import DczFile
 
 WEIGHT_STREAMS = ("index", "values")
-FLOAT_BITS = {"bfloat16": 16, "float16": 16, "float32": 32, "float64": 64}
+FLOAT_BITS = {"float8_e4m3fn": 8, "float8_e5m2": 8, "bfloat16": 16, "float16": 16, "float32": 32, "float64": 64}
 GAP_STREAM = "gap"
 PATTERN_STREAM = "pattern"  # N:M positions as pattern ids (codecs/nmpattern.py)
 

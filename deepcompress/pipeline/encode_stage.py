@@ -18,7 +18,7 @@ def run_encode(cfg: EncodeConfig, state: PipelineState, ctx: RunContext, slot: S
     import numpy as np
 
     from ..codecs.tensor import encode_dense, encode_float, encode_quantized
-    from ..dtypes import BFLOAT16, to_numpy
+    from ..dtypes import to_numpy
     from ..layers import compressible_layers, tied_parameters
 
     model = state.model
@@ -51,8 +51,7 @@ def run_encode(cfg: EncodeConfig, state: PipelineState, ctx: RunContext, slot: S
             )
         else:
             array, dtype = to_numpy(tensor)
-            encoded.append(encode_dense(name, array, dtype=BFLOAT16) if dtype == BFLOAT16
-                           else encode_dense(name, array))
+            encoded.append(encode_dense(name, array, dtype=dtype))
     state.encoded = encoded
     return state
 

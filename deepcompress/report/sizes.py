@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 
 from ..blocks import block_size
+from ..codecs.meta import storage_dtype
 from ..container.api import DczFile
 from ..container.summary import summarize
 
@@ -69,8 +69,7 @@ def model_sizes(dcz: DczFile, summary: dict[str, Any] | None = None) -> dict[str
         est.update(pqh_bytes=row["bytes"], weight_bits_pqh=row["weight_bits_pqh"],
                    index_bits_pqh=row["index_bits_pqh"], compress_rate_pqh=row["compress_rate"])
         layers.append(est)
-    other = sum(int(t["n_elements"] or 0) * (2 if t["dtype"] == "bfloat16" else np.dtype(t["dtype"]).itemsize)
-                for t in summary["dense_tensors"])
+    other = sum(int(t["n_elements"] or 0) * storage_dtype(t["dtype"]).itemsize for t in summary["dense_tensors"])
     sizes = {
         "dense": int(summary["dense_bytes"]),
         "P": sum(layer["p_bytes"] for layer in layers) + other,

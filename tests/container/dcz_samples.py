@@ -266,6 +266,30 @@ def bfloat16_bytes() -> bytes:
         return writer.dumps_dcz(tensors, arch=None)
 
 
+def float8_samples() -> tuple[list[EncodedTensor], dict[str, Any]]:
+    """Dense float8 tensors (uint8 bit patterns: e4m3fn with -0.0 and its NaN, e5m2 with -inf) next to a
+    float32 one; the e4m3fn one large enough for zstd."""
+    import numpy as np
+
+    from deepcompress.codecs import tensor as ct
+
+    rng = np.random.default_rng(20261207)
+    e4 = rng.integers(0x30, 0x48, size=(16, 32), dtype=np.uint8)  # a narrow band of magnitudes: compressible
+    e4.flat[:3] = [0x80, 0x7F, 0xFF]
+    e5 = rng.integers(0, 256, size=12, dtype=np.uint8)
+    e5[0] = 0xFC
+    arrays = {"q.weight": e4, "q.scale": e5, "q.bias": rng.standard_normal(4).astype(np.float32)}
+    tensors = [ct.encode_dense("q.weight", e4, dtype="float8_e4m3fn"),
+               ct.encode_dense("q.scale", e5, dtype="float8_e5m2"), ct.encode_dense("q.bias", arrays["q.bias"])]
+    return tensors, arrays
+
+
+def float8_bytes() -> bytes:
+    tensors, _ = float8_samples()
+    with pinned_tool_version():
+        return writer.dumps_dcz(tensors, arch=None)
+
+
 
 def split_float_samples() -> tuple[list[EncodedTensor], dict[str, Any]]:
     """Weight-like float tensors stored as ``split_float`` (bfloat16, float16, float32 with zero low bits

@@ -22,7 +22,7 @@ def test_pinned_constants():
     assert fmt.END_MARKER == b"DCZ."
     assert MAX_HEADER_BYTES == 64 * 2**20
     assert KNOWN_FEATURES == frozenset({"huffman_pairs", "bfloat16", "split_float", "nm_pattern", "grouped_codebook",
-                                       "compact_sections"})
+                                       "compact_sections", "float8"})
 
 
 def test_layout_matches_the_spec():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dcz_samples import (
-    GOLDEN_DIR, GOLDEN_TOOL_VERSION, bfloat16_bytes, bfloat16_samples, split_float_bytes, split_float_samples, PAIRS_ARCH, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, pairs_bytes,
+    GOLDEN_DIR, GOLDEN_TOOL_VERSION, bfloat16_bytes, bfloat16_samples, float8_bytes, float8_samples, split_float_bytes, split_float_samples, PAIRS_ARCH, REAL_ARCH, REAL_METRICS, REAL_RECIPE, SYNTHETIC_ARCH, pairs_bytes,
     pairs_samples, real_bytes, real_samples, synthetic_bytes, synthetic_tensors,
 )
 
@@ -51,6 +51,19 @@ def test_bfloat16_golden_bytes_and_feature():
     assert f.header["required_features"] == ["bfloat16", "compact_sections"]
     assert f.meta("fc.weight")["dtype"] == "bfloat16" and f.meta("fc.bias")["dtype"] == "float32"
     _, arrays = bfloat16_samples()
+    decoded = f.decode_all()
+    for name, expected in arrays.items():
+        assert decoded[name].dtype == expected.dtype and decoded[name].tobytes() == expected.tobytes(), name
+
+
+def test_float8_golden_bytes_and_feature():
+    """Dense float8 tensors list the feature and decode to their uint8 bit patterns; torch views them back."""
+    assert float8_bytes() == (GOLDEN_DIR / "float8.dcz").read_bytes()
+    f = read_dcz(GOLDEN_DIR / "float8.dcz")
+    assert f.header["required_features"] == ["compact_sections", "float8"]
+    assert f.meta("q.weight")["dtype"] == "float8_e4m3fn" and f.meta("q.scale")["dtype"] == "float8_e5m2"
+    assert f.meta("q.weight")["streams"]["data"]["codec"] == "zstd"
+    _, arrays = float8_samples()
     decoded = f.decode_all()
     for name, expected in arrays.items():
         assert decoded[name].dtype == expected.dtype and decoded[name].tobytes() == expected.tobytes(), name

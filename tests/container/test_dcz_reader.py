@@ -80,7 +80,7 @@ def test_unknown_required_feature(parts):
     header["required_features"] = ["sparse-ans-v2"]
     err = _reject(assemble(header, data, minor=4), UnsupportedVersionError, "'sparse-ans-v2'")
     assert str(err) == ("unknown required feature 'sparse-ans-v2': made by a newer version of deepcompress; "
-                        "upgrade (this release reads format 1.0 with the features: bfloat16, compact_sections, grouped_codebook, "
+                        "upgrade (this release reads format 1.0 with the features: bfloat16, compact_sections, float8, grouped_codebook, "
                         "huffman_pairs, nm_pattern, split_float)")
 
 

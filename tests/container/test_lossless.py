@@ -29,6 +29,8 @@ def _model():
         "scalar": torch.tensor(1.5, dtype=torch.float64),
         "empty": torch.zeros(0, 3),
         "ints": torch.arange(-5, 5, dtype=torch.int8),
+        "fp8.weight": torch.randn(40, 8, generator=g).to(torch.float8_e4m3fn),
+        "fp8.scale": torch.randn(40, generator=g).to(torch.float8_e5m2),
     }
 
 
