@@ -113,12 +113,15 @@ def check_output_path(
 ) -> Path:
     """``path`` as a Path if a file can be created there, else :class:`OutputError`.
 
-    Cheap checks a command can make before long work: the path is not a folder,
-    its folder exists, is a folder (not a regular file) and is writable, and it
+    Cheap checks a command can make before long work: the path is not a folder
+    nor another non-regular file (a device such as /dev/null, a pipe), its folder exists, is a folder (not a regular file) and is writable, and it
     is none of ``inputs`` (the same path, or the same file through a symlink or
-    a hard link), which writing the output would replace.
+    a hard link), which writing the output would replace. A symlink is followed:
+    the path returned is the file it points to, so the link stays a link.
     """
     target = Path(path)
+    if target.is_symlink():  # write the file the link points to; replacing the link would break it
+        target = Path(os.path.realpath(target))
     folder = target.parent
     for source in inputs:
         if same_file(target, Path(source)):
@@ -126,6 +129,9 @@ def check_output_path(
                               "Choose another output path")
     if target.is_dir():
         raise OutputError(f"output path {target} is a directory")
+    if target.exists() and not target.is_file():
+        raise OutputError(f"output {target} exists and is not a regular file (a device, pipe or socket), which "
+                          "an output written whole or not at all would replace; choose a file path")
     if not folder.is_dir():
         if folder.exists():
             raise OutputError(f"output folder {folder} is not a folder (it is a file)")

@@ -198,6 +198,7 @@ def compress(
         prepare_folder(ctx.work_dir, "stage cache folder")
     elif resume:
         raise ConfigError("resume needs the stage cache (a work_dir)")
+    _check_has_parameters(model)
     check_pipeline(plan.stages, model, ctx)
     _check_torchscript(model, plan)
     if ctx.data_spec is not None or ctx.loaders_fn is not None:
@@ -216,8 +217,10 @@ def compress(
         collector = attach_report(ctx)
     dense = dense_bytes_of(model)
     fp32 = dense_bytes_of(model, fp32=True)
-    state = run_pipeline(model, arch, plan.stages, ctx, input_key=model_key(model, arch),
-                         use_cache=ctx.work_dir is not None)
+    input_key = model_key(model, arch)
+    if ctx.has_data:
+        ctx.restore_dtypes = _train_in_float32(model, ctx)
+    state = run_pipeline(model, arch, plan.stages, ctx, input_key=input_key, use_cache=ctx.work_dir is not None)
     recipe_json = plan.to_json(data=ctx.data_spec, seed=ctx.seed)
     metrics: dict[str, Any] = {"history": state.history}
     final = [h for h in state.history if "top1" in h]
@@ -242,6 +245,38 @@ def compress(
 
         result.report = finish_report(collector, out, result, plots=report == "plots")
     return result
+
+
+def _train_in_float32(model: Any, ctx: Any) -> dict[str, Any]:
+    """Cast the float16/bfloat16 parameters and buffers of ``model`` (the working copy) to float32 for
+    retraining, evaluation and fine-tuning (half-precision updates underflow or overflow: float16 centroid
+    fine-tuning goes to NaN); returns name -> original dtype for the encode stage, which casts back."""
+    import torch
+
+    halves = {name: t.dtype for name, t in [*model.named_parameters(), *model.named_buffers()]
+              if t.dtype in (torch.float16, torch.bfloat16)}
+    if halves:
+        kinds = ", ".join(sorted({str(d).removeprefix("torch.") for d in halves.values()}))
+        ctx.log(f"{kinds} model: trained in float32, stored in {kinds} (the values are rounded back before "
+                "encoding)")
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.dtype in (torch.float16, torch.bfloat16):
+                t.data = t.data.float()
+    return halves
+
+
+def _check_has_parameters(model: Any) -> None:
+    """A model without parameters would give an empty file: refused, saying why (a frozen TorchScript model
+    holds its weights as constants, out of reach by name)."""
+    import torch
+
+    if any(True for _ in model.parameters()):
+        return
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ConfigError("this TorchScript model has no parameters: its weights are constants of the graph "
+                          "(torch.jit.freeze or optimize_for_inference folds them in), which cannot be reached by "
+                          "name; compress the model before freezing it")
+    raise ConfigError("the model has no parameters: there is nothing to compress")
 
 
 def _check_torchscript(model: Any, plan: Recipe) -> None:

@@ -53,7 +53,7 @@ def distill_one_epoch(model: Any, teacher: Any, loader: Any, optimizer: Any, *, 
     """
     import torch
 
-    from .training import _flat, train_one_epoch
+    from .training import _flat, as_model_input, train_one_epoch
 
     if teacher is None:
         raise ConfigError("distillation needs a teacher (the input model); none was given")
@@ -61,7 +61,7 @@ def distill_one_epoch(model: Any, teacher: Any, loader: Any, optimizer: Any, *, 
 
     def loss_fn(inputs: Any, raw_targets: Any, logits: Any, targets: Any) -> Any:
         with torch.no_grad():
-            teacher_logits, _ = _flat(teacher(inputs), raw_targets)  # a sequence model's (B, T, C): B*T predictions
+            teacher_logits, _ = _flat(teacher(as_model_input(teacher, inputs)), raw_targets)  # a sequence model's (B, T, C): B*T predictions
         return distill_loss(logits, teacher_logits, targets, weight, temperature)
 
     return train_one_epoch(model, loader, optimizer, desc=desc, progress=progress, loss_fn=loss_fn, shift=shift)

@@ -108,6 +108,8 @@ def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
     """
     import torch
 
+    from .training import as_model_input
+
     x = _first_input(sample_batch)
     try:
         modes = [(m, m.training) for m in model.modules()]
@@ -117,7 +119,7 @@ def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
         if hasattr(model, "eval"):
             model.eval()
         with torch.no_grad():
-            model(x)
+            model(as_model_input(model, x) if hasattr(model, "parameters") else x)
     except RuntimeError as exc:
         if not is_shape_error(exc):
             raise

@@ -86,6 +86,19 @@ def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr, disable=None)
 
 
+def as_model_input(model, inputs):
+    """Float ``inputs`` in the dtype of ``model``'s first floating parameter (a float16 or bfloat16 model takes
+    inputs of its own dtype); anything else (token ids, a model without parameters) unchanged."""
+    import torch
+
+    if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
+        return inputs
+    for p in model.parameters():
+        if p.is_floating_point():
+            return inputs if p.dtype == inputs.dtype else inputs.to(p.dtype)
+    return inputs
+
+
 def _flat(logits, targets):
     """Sequence outputs ``(B, T, C)`` with targets ``(B, T)`` (a language model) as ``B*T`` predictions."""
     if logits.dim() > 2 and targets.dim() == logits.dim() - 1:
@@ -114,7 +127,7 @@ def train_one_epoch(model, loader, optimizer, *, desc: str = "train", progress: 
 
             inputs = random_shift(inputs, shift)
         optimizer.zero_grad(set_to_none=True)
-        logits, targets = _flat(model(inputs), raw_targets)
+        logits, targets = _flat(model(as_model_input(model, inputs)), raw_targets)
         loss = F.cross_entropy(logits, targets) if loss_fn is None else loss_fn(inputs, raw_targets, logits, targets)
         loss.backward()
         optimizer.step()
@@ -141,7 +154,7 @@ def evaluate(model, loader) -> dict[str, float]:
     total_loss, correct, seen = 0.0, 0, 0
     with torch.no_grad():
         for inputs, targets in loader:
-            logits, targets = _flat(model(inputs), targets)
+            logits, targets = _flat(model(as_model_input(model, inputs)), targets)
             total_loss += float(F.cross_entropy(logits, targets, reduction="sum"))
             correct += int((logits.argmax(1) == targets).sum())
             seen += len(targets)

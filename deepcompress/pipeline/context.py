@@ -60,6 +60,9 @@ class RunContext:
     eval_fn: Callable[[Any], Any] | None = None  # eval_fn(model) -> top-1 in [0, 1] or {"top1": ...}
     loaders_fn: Callable[[], tuple[Any, Any]] | None = None
     teacher: Any = None  # a frozen copy of the input model, for stages that distill (set by run_pipeline)
+    # name -> dtype of each float16/bfloat16 parameter or buffer of a model trained in float32 (set by compress
+    # when there is data); the encode stage casts them back and rounds their centroids to that dtype
+    restore_dtypes: dict[str, Any] = field(default_factory=dict)
     timings: list[dict[str, Any]] = field(default_factory=list)
     # called as hook(stage_config, state) after each stage that ran (not for cached ones)
     stage_hooks: list[Callable[[Any, Any], None]] = field(default_factory=list)

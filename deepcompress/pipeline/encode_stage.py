@@ -22,6 +22,8 @@ def run_encode(cfg: EncodeConfig, state: PipelineState, ctx: RunContext, slot: S
     from ..layers import compressible_layers, tied_parameters
 
     model = state.model
+    if ctx.restore_dtypes:
+        _restore_dtypes(state, ctx.restore_dtypes)
     layer_names = {ref.tensor_name for ref in compressible_layers(model)}
     ties = tied_parameters(model)
     masks = state.masks
@@ -54,6 +56,21 @@ def run_encode(cfg: EncodeConfig, state: PipelineState, ctx: RunContext, slot: S
             encoded.append(encode_dense(name, array, dtype=dtype))
     state.encoded = encoded
     return state
+
+
+def _restore_dtypes(state: PipelineState, dtypes: dict[str, Any]) -> None:
+    """Cast a model trained in float32 back to its float16/bfloat16 ``dtypes`` (name -> dtype), its codebooks'
+    centroids rounded to them: the values the decoded weights hold."""
+    from ..quantize.sharing import round_to_dtype
+
+    tensors = dict(state.model.named_parameters(remove_duplicate=False))
+    tensors.update(state.model.named_buffers(remove_duplicate=False))
+    for name, dtype in dtypes.items():
+        if name in tensors and tensors[name].dtype != dtype:
+            tensors[name].data = tensors[name].data.to(dtype)
+    for name, book in list(state.codebooks.items()):
+        if name in dtypes:
+            state.codebooks[name] = round_to_dtype(book, dtypes[name])
 
 
 def file_extra(model: Any) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def run_pipeline(
         # wall time goes to the context, not the state: the file must not depend on it
         ctx.timings.append({"stage": stage.TYPE, "seconds": round(time.perf_counter() - t0, 3)})
         record: dict[str, Any] = {"stage": stage.TYPE}
-        if stage.TYPE != "encode":
+        if stage.TYPE != "encode" or ctx.restore_dtypes:  # a half-precision model: measured as it is stored
             metrics = ctx.evaluate(state.model)
             if metrics is not None:
                 record.update(_metric_fields(metrics))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,23 @@ def test_output_path_checks(tmp_path):
         atomic.check_output_path(tmp_path / "nowhere" / "o.dcz")
     with pytest.raises(OutputError, match="is a directory"):
         atomic.check_output_path(tmp_path)
+
+
+def test_a_symlinked_output_is_written_through_the_link(tmp_path):
+    real = tmp_path / "real.dcz"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.dcz"
+    link.symlink_to(real)
+    with atomic.atomic_write(link) as fh:
+        fh.write(b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+def test_a_device_or_pipe_is_not_replaced_by_a_file(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="not a regular file"):
+        atomic.check_output_path(fifo)
+    with pytest.raises(OutputError, match="not a regular file"):
+        atomic.check_output_path("/dev/null")
+    assert fifo.exists() and not fifo.is_file() and not Path("/dev/null").is_file()

@@ -127,6 +127,25 @@ def test_half_precision_checkpoint_through_the_cli(dtype, tmp_path):
     assert {p.dtype for p in loaded.parameters()} == {getattr(torch, dtype)}
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_model_retrains_in_float32_and_is_stored_in_its_dtype(dtype, tmp_path):
+    torch.manual_seed(0)
+    half = build_model("lenet300", in_features=64).to(getattr(torch, dtype))
+    before = {k: v.clone() for k, v in half.state_dict().items()}
+    lines: list[str] = []
+    result = deepcompress.compress(half, tmp_path / "h.dcz", data="digits", retrain_epochs=1, finetune_epochs=1,
+                                   progress=False, log=lines.append)
+    assert all(torch.equal(v, half.state_dict()[k]) for k, v in before.items())  # the caller's model is untouched
+    assert any("trained in float32" in line for line in lines)
+    assert result.history[-1]["stage"] == "encode" and "top1" in result.history[-1]  # measured as stored
+    state = deepcompress.load_state_dict(tmp_path / "h.dcz")
+    assert {v.dtype for v in state.values()} == {getattr(torch, dtype)}
+    assert all(torch.isfinite(v.float()).all() for v in state.values())
+    fp32 = deepcompress.compress(half.float(), tmp_path / "f.dcz", data="digits", retrain_epochs=1,
+                                 finetune_epochs=1, progress=False, log=lambda line: None)
+    assert abs(result.history[-1]["top1"] - fp32.history[-2]["top1"]) < 0.05  # fp16 updates would be NaN
+
+
 def test_torchscript_is_compressed_by_parameter_name(tmp_path):
     torch.manual_seed(0)
     scripted = torch.jit.script(nn.Sequential(nn.Conv1d(16, 64, 5), nn.ReLU(), nn.Conv1d(64, 64, 5)))
@@ -147,6 +166,14 @@ def test_torchscript_is_compressed_by_parameter_name(tmp_path):
     with pytest.raises(ConfigError, match="a TorchScript model is compressed data-free only"):
         deepcompress.compress(torch.jit.load(tmp_path / "s.jit"), tmp_path / "t.dcz", train_fn=lambda *a: None,
                               eval_fn=lambda m: 0.5, progress=False, log=lambda line: None)
+
+
+def test_a_frozen_torchscript_model_is_refused_not_written_empty(tmp_path):
+    frozen = torch.jit.freeze(torch.jit.script(nn.Sequential(nn.Linear(8, 16), nn.ReLU()).eval()))
+    torch.jit.save(frozen, tmp_path / "f.jit")
+    run = CliRunner().invoke(cli, ["compress", str(tmp_path / "f.jit"), "-o", str(tmp_path / "f.dcz")])
+    assert run.exit_code == 2 and "no parameters" in run.output and "freez" in run.output, run.output
+    assert not (tmp_path / "f.dcz").exists()
 
 
 def test_text_data_spec(tmp_path):
