@@ -15,10 +15,12 @@ import click
               help="Physically remove pruned filters/channels; writes a smaller TorchScript model.")
 @click.option("--input-shape", metavar="CxHxW",
               help="One sample's input shape for --thin or --format onnx [default: from the file's architecture].")
+@click.option("--trust-arch", is_flag=True,
+              help="--thin or --format onnx: allow the file to import the non-zoo model class it names.")
 @click.option("--progress/--no-progress", default=None,
               help="Decoding a checkpoint file (`compress --lossless`, or a checkpoint naming no architecture) "
                    "to .safetensors: a progress bar on stderr (tensors, MB/s) [default: when stderr is a terminal].")
-def decode_cmd(dcz_path, output, fmt, thin, input_shape, progress):
+def decode_cmd(dcz_path, output, fmt, thin, input_shape, trust_arch, progress):
     """Decode a .dcz file into a dense checkpoint loadable with torch.load(weights_only=True)."""
     from deepcompress.atomic import check_output_path
     from deepcompress.decode import decode_dense, export_thinned, output_format
@@ -38,7 +40,7 @@ def decode_cmd(dcz_path, output, fmt, thin, input_shape, progress):
         done = decode_lossless(dcz_path, output, progress=progress)
         click.echo(f"decoded {done.n_tensors} tensors (original names, shapes and dtypes) -> {done.output}")
     elif thin:
-        done = export_thinned(dcz_path, output, input_shape=shape)
+        done = export_thinned(dcz_path, output, input_shape=shape, trust_arch=trust_arch)
         click.echo(
             f"removed {done.removed_channels} channels: {done.params_before:,} -> {done.params_after:,} "
             f"parameters, max output difference {done.max_abs_diff:.1e} -> {done.output} (TorchScript)"
@@ -46,7 +48,7 @@ def decode_cmd(dcz_path, output, fmt, thin, input_shape, progress):
     elif output_format(output, fmt) == "onnx":
         from deepcompress.export import export_onnx
 
-        report = export_onnx(dcz_path, output, input_shape=shape)
+        report = export_onnx(dcz_path, output, input_shape=shape, trust_arch=trust_arch)
         check = ("not checked (onnxruntime not installed)" if report.max_abs_diff is None
                  else f"max |onnxruntime - torch| {report.max_abs_diff:.1e}")
         dims = "x".join(str(d) for d in report.input_shape)

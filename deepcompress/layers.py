@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -129,15 +129,31 @@ def compressible_layers(model: "torch.nn.Module") -> list[LayerRef]:
         if not _compressible(param):
             continue
         module_name, module, pname = owners[name]
+        if _is_weight_norm_magnitude(module, pname):
+            continue
         refs.append(LayerRef(tensor_name=name, module_name=module_name, module=module, kind=kind_of(module, pname),
                              param_name=pname, aliases=tuple(aliases.get(name, ()))))
     return refs
+
+
+WEIGHT_NORM_MAGNITUDE = "weight norm's magnitude g (a norm scale, one per output): small, stored exactly"
+
+
+def _is_weight_norm_magnitude(module: Any, pname: str) -> bool:
+    """Whether ``module.<pname>`` is the magnitude ``g`` of a weight-normalised weight (``w = g * v / |v|``,
+    ``torch.nn.utils.parametrizations.weight_norm``'s ``original0`` or the older ``weight_norm``'s
+    ``<name>_g``): a norm scale of shape (out, 1, ...), not a weight matrix."""
+    if pname.endswith("_g") and f"{pname[:-2]}_v" in getattr(module, "_parameters", {}):
+        return True
+    return (pname == "original0" and type(module).__name__ == "ParametrizationList" and len(module) == 1
+            and type(module[0]).__name__ == "_WeightNorm")
 
 
 def dense_reasons(model: "torch.nn.Module") -> dict[str, str]:
     """Tensors of the state dict that stay dense (stored exactly, uncompressed) and why."""
     compressible = {ref.tensor_name for ref in compressible_layers(model)}
     ties = tied_parameters(model)
+    owners = _owners(model)
     params = dict(model.named_parameters())
     reasons: dict[str, str] = {}
     for name, tensor in model.state_dict().items():
@@ -149,6 +165,8 @@ def dense_reasons(model: "torch.nn.Module") -> dict[str, str]:
             reason = f"{str(tensor.dtype).removeprefix('torch.')} values, not floating point"
         elif tensor.dim() <= 1:
             reason = "1-D (a bias or norm scale): small, stored exactly"
+        elif name in owners and _is_weight_norm_magnitude(*owners[name][1:]):
+            reason = WEIGHT_NORM_MAGNITUDE
         else:
             reason = "empty"
         reasons[name] = reason

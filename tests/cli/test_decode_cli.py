@@ -203,3 +203,26 @@ def test_library_decode_refuses_its_input_too(dcz):
     with pytest.raises(OutputError, match="is the input file"):
         export_thinned(dcz, dcz)
     assert dcz.read_bytes() == before
+
+
+def test_decode_thin_of_a_users_own_model_takes_trust_arch(tmp_path, monkeypatch):
+    """The refusal to import a non-zoo class names --trust-arch, and decode has it."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "usernet.py").write_text(
+        "import torch.nn as nn\n"
+        "class Net(nn.Sequential):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))\n")
+    import usernet
+
+    torch.save(usernet.Net().state_dict(), tmp_path / "n.pt")
+    run = CliRunner().invoke(cli, ["compress", "n.pt", "--arch", "usernet:Net", "--sparsity", "0.5", "-o", "n.dcz"])
+    assert run.exit_code == 0, run.output
+    refused = CliRunner().invoke(cli, ["decode", "n.dcz", "--thin", "--input-shape", "1x8x8", "-o", "t.pt"])
+    assert refused.exit_code != 0 and "--trust-arch" in refused.output and not (tmp_path / "t.pt").exists()
+    done = CliRunner().invoke(cli, ["decode", "n.dcz", "--thin", "--trust-arch", "--input-shape", "1x8x8",
+                                    "-o", "t.pt"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "t.pt").is_file()

@@ -211,3 +211,19 @@ def test_settings_reach_a_tied_parameter_by_either_name(tmp_path):
     dcz = deepcompress.model_input.read_dcz_file(tmp_path / "g.dcz")
     meta = dcz.meta("tok_emb.weight")
     assert meta["bits"] == 3 and meta["n_kept_blocks"] == 20 * 32 // 2
+
+
+def test_weight_norm_magnitude_stays_dense_and_its_direction_is_compressed(tmp_path):
+    """g of w = g * v / |v| is a norm scale (one per output row): pruning it would zero whole rows."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(weight_norm(nn.Linear(16, 64)), nn.ReLU(), nn.Linear(64, 4))
+    refs = [r.tensor_name for r in compressible_layers(model)]
+    assert refs == ["0.parametrizations.weight.original1", "2.weight"]
+    lines: list[str] = []
+    deepcompress.compress(model, tmp_path / "w.dcz", sparsity="0.5", progress=False, log=lines.append)
+    state = deepcompress.load_state_dict(tmp_path / "w.dcz")
+    g = "0.parametrizations.weight.original0"
+    assert torch.equal(state[g], model.state_dict()[g])
+    assert any("weight norm's magnitude" in line and g in line for line in lines)
