@@ -159,7 +159,7 @@ def _safetensors_arrays(path: Path):
                     raise InputFileError(f"{path}: truncated while reading tensor {name!r}")
                 yield name, dtype, buf.view(st).reshape(shape), False
                 del buf
-    return meta, sum(e[4] - e[3] for e in entries), len(entries), arrays()
+    return meta, sum(e[4] - e[3] for e in entries), len(entries), arrays(), {}
 
 
 def check_tensor_name(path: Path, name: Any) -> None:
@@ -226,13 +226,31 @@ def _state_dict_arrays(path: Path):
                              "a state dict") from None
     for name, tensor in obj.items():
         _check_tensor(path, name, tensor)
+    ties = tied_names(obj)
+    obj = {k: v for k, v in obj.items() if k not in ties}
 
     def arrays():  # mapped: the tensors view the file's pages
         for name, tensor in obj.items():
             arr, dtype = to_numpy(tensor.contiguous())
             yield str(name), dtype, arr, mapped and tensor.is_contiguous()
     total = sum(v.numel() * v.element_size() for v in obj.values())
-    return None, total, len(obj), arrays()
+    return None, total, len(obj), arrays(), ties
+
+
+def tied_names(state: Mapping[str, Any]) -> dict[str, str]:
+    """``{name: first name}`` for every tensor of ``state`` that is the very view of an earlier one (the same
+    storage, offset, shape, strides and dtype: a tied weight ``torch.save`` kept shared); stored once."""
+    first: dict[tuple, str] = {}
+    ties: dict[str, str] = {}
+    for name, t in state.items():
+        if not t.numel():
+            continue
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if key in first:
+            ties[name] = first[key]
+        else:
+            first[key] = name
+    return ties
 
 
 def names_no_architecture(path: str | os.PathLike[str]) -> bool:
@@ -316,7 +334,7 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     is_st = len(head) >= 9 and head[8:9] == b"{"
     if head.startswith(DCZ_MAGIC_PREFIX):
         raise InputFileError(f"{src} is already a .dcz file (deepcompress decode turns it back into tensors)")
-    meta, total_bytes, n_tensors, arrays = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
+    meta, total_bytes, n_tensors, arrays, ties = _safetensors_arrays(src) if is_st else _state_dict_arrays(src)
     spill = functools.partial(tempfile.TemporaryFile, dir=out.parent, prefix=".dcz-spill-")
     counts = {"n": 0, "input_bytes": 0}
     kinds: dict[str, int] = {}
@@ -355,6 +373,8 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     # dtypes is filled in as tensors are encoded; input_bytes: the tensors' bytes in their own dtypes (inspect
     # states the ratio against them)
     extra: dict[str, Any] = {key: info, "dtypes": dtypes, "input_bytes": total_bytes}
+    if ties:  # names of one tensor: stored once, given back as one tensor (decode_lossless: as copies)
+        extra["tied"] = ties
     with Progress("compress", total_bytes, n_tensors, enabled=progress) as bar:
         total = write_dcz_streaming(out, encoded(bar), arch=None, extra=extra)
     return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds, bits)
@@ -460,6 +480,12 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
         header[name] = {"dtype": DTYPE_TO_ST[dtype], "shape": list(meta["shape"]), "data_offsets": [offset, offset + size]}
         dtypes[name] = dtype
         offset += size
+    ties = dcz.extra.get("tied") if isinstance(dcz.extra, dict) else None
+    ties = {a: c for a, c in ties.items() if c in header and a not in header} if isinstance(ties, dict) else {}
+    for alias, canonical in ties.items():  # safetensors holds no shared tensors: a tied name gets a copy
+        start, end = header[canonical]["data_offsets"]
+        header[alias] = {**header[canonical], "data_offsets": [offset, offset + end - start]}
+        offset += end - start
     info = checkpoint_info(dcz)
     st_meta = info.get("metadata") if isinstance(info, dict) else None
     if isinstance(st_meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in st_meta.items()):
@@ -499,4 +525,14 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
 
                 dcz.decode_into(name, sink, shared_dtype=halves.get(name))
                 expect(name, written[0])
+        for alias, canonical in ties.items():
+            copied = [0]
+
+            def copy(part: memoryview, copied: list[int] = copied) -> None:
+                fh.write(part)
+                copied[0] += part.nbytes
+                bar.advance(part.nbytes)
+
+            dcz.decode_into(canonical, copy, shared_dtype=halves.get(canonical))
+            expect(alias, copied[0])
     return LosslessResult(out, len(header) - ("__metadata__" in header), offset, 8 + len(text) + offset, {})

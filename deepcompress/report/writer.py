@@ -122,6 +122,9 @@ def write_report(out: str | os.PathLike[str], collector: ReportCollector | None,
         "file_bytes": dcz.file_bytes,
         "sizes": sizes,
         "compression_ratio": {k: sizes["dense"] / max(v, 1) for k, v in sizes.items()},
+        # the input's bytes in its own dtypes (a float16/bfloat16 model: half of "dense", which is float32)
+        "input_bytes": summary.get("input_bytes"),
+        "input_ratio": summary.get("input_ratio"),
         "other_tensor_bytes": measured["other_tensor_bytes"],
         "stages": rows,
         "layers": layers,
@@ -153,10 +156,14 @@ def _f(value: Any, spec: str) -> str:
 def format_markdown(report: dict[str, Any], file_name: str) -> str:
     """The report as Markdown (tables of stages and layers, links to the plots)."""
     s = report["sizes"]
+    given = report.get("input_bytes")
+    as_given = (f"As given (its own dtypes) {given:,} bytes -> file {s['P+Q+H']:,} bytes "
+                f"({report['input_ratio']:.1f}x smaller); " if given and given != s["dense"] and report.get("input_ratio")
+                else "")
     lines = [
         f"# Compression report: {file_name}",
         "",
-        f"Dense float32 {s['dense']:,} bytes -> file {s['P+Q+H']:,} bytes "
+        f"{as_given}{'d' if as_given else 'D'}ense float32 {s['dense']:,} bytes -> file {s['P+Q+H']:,} bytes "
         f"({report['compression_ratio']['P+Q+H']:.1f}x smaller). Size models are defined in docs/reports.md.",
         "",
         "## After each stage (Deep Compression Figure 1)",

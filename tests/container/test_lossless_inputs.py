@@ -135,3 +135,34 @@ def test_sigterm_unwinds_like_ctrl_c():
             signal.sigtimedwait([], 0)  # the handler has run by the time the next bytecode does
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_tied_tensors_of_a_state_dict_are_stored_once_and_given_back_tied(tmp_path, lossless):
+    from safetensors import safe_open
+
+    import deepcompress
+
+    emb = torch.randn(64, 32)
+    state = {"emb.weight": emb, "mid.weight": torch.randn(32, 32), "head.weight": emb, "out.weight": emb,
+             "view.weight": emb.t()}  # a transpose is another view: stored on its own
+    src, out = tmp_path / "t.pt", tmp_path / "t.dcz"
+    torch.save(state, src)
+    r = _run("compress", src, *(["--lossless"] if lossless else []), "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    unique = 4 * (64 * 32 * 2 + 32 * 32)
+    assert json.loads(r.output.strip().splitlines()[-1])["input_bytes"] == unique
+    back = deepcompress.load_state_dict(out)
+    assert list(back) == list(state) or set(back) == set(state)
+    assert back["head.weight"] is back["emb.weight"] and back["out.weight"] is back["emb.weight"]
+    assert back["view.weight"] is not back["emb.weight"]
+    if lossless:
+        assert all(torch.equal(back[k], v) for k, v in state.items())
+    shown = _run("inspect", out).output
+    assert "shared: head.weight is emb.weight" in shown
+    dec = _run("decode", out, "-o", tmp_path / "back.safetensors")
+    assert dec.exit_code == 0, dec.output
+    with safe_open(tmp_path / "back.safetensors", "pt") as f:
+        assert set(f.keys()) == set(state)
+        assert torch.equal(f.get_tensor("out.weight"), back["emb.weight"])
+        assert torch.equal(f.get_tensor("view.weight"), back["view.weight"])

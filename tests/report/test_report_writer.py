@@ -156,3 +156,19 @@ def test_importing_the_report_package_is_light():
             "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_a_half_precision_model_reports_its_ratio_as_given(tmp_path):
+    torch = pytest.importorskip("torch")
+    import deepcompress
+    from deepcompress.models import build_model
+
+    model = build_model("lenet300", in_features=64).half()
+    deepcompress.compress(model, tmp_path / "h.dcz", progress=False, log=lambda line: None, report=True)
+    report = json.loads((tmp_path / "h.report.json").read_text())
+    dense = sum(p.numel() for p in model.state_dict().values())
+    assert report["input_bytes"] == 2 * dense and report["sizes"]["dense"] == 4 * dense
+    assert report["input_ratio"] == pytest.approx(report["compression_ratio"]["P+Q+H"] / 2)
+    text = (tmp_path / "h.report.md").read_text()
+    assert f"As given (its own dtypes) {2 * dense:,} bytes" in text and "dense float32" in text
+    assert torch.float16 == next(model.parameters()).dtype
