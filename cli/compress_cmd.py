@@ -72,7 +72,8 @@ class Interrupted(click.ClickException):
                    "MB/s) [default: when stderr is a terminal and without --json].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--report/--no-report", default=True, show_default=True,
-              help="Write OUTPUT.report.md and OUTPUT.report.json beside the output.")
+              help="Write OUTPUT.report.md and OUTPUT.report.json beside the output (for a checkpoint naming "
+                   "no architecture: only when --report is given).")
 @click.option("--report-plots", is_flag=True,
               help="Also draw per-layer PNGs into OUTPUT.report/ (slow on models with many layers).")
 @model_input_options
@@ -97,6 +98,14 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     if arch is None and not recipe and _names_no_architecture(model_path):
         _refuse_model_flags(model_path, data_spec)
         _compress_shared(model_path, out, bits, max_error, group_size, as_json, shown)
+        ctx = click.get_current_context()
+        if report_plots or ctx.get_parameter_source("report") not in (None, click.core.ParameterSource.DEFAULT):
+            if report:  # asked for (a checkpoint's report is not written by default: it may hold many tensors)
+                from deepcompress.report import write_report
+
+                paths = write_report(out, None, out, None, plots=report_plots)
+                if not as_json:
+                    click.echo(f"report: {paths[0]}")
         return
     if progress is not None:
         raise click.UsageError("--progress/--no-progress go with --lossless or a checkpoint naming no architecture")
@@ -266,4 +275,7 @@ def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: fl
     click.echo(f"shared data-free ({how}): {len(shared)} of {done.n_tensors} tensors weight-shared"
                f"{' (' + hist + ')' if hist else ''}, the rest stored exactly; {done.input_bytes:,} bytes -> "
                f"{done.file_bytes:,} bytes ({ratio:.1f}x smaller) -> {done.output}")
+    for reason, names in done.dense.items():
+        shown = ", ".join(names[:3]) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
+        click.echo(f"left dense: {shown}: {reason}")
 

@@ -63,6 +63,18 @@ class ShareSettings:
 
         return dtype in FLOAT_DTYPES and len(shape) >= 2 and math.prod(shape) >= self.min_elements
 
+    def why_dense(self, dtype: str, shape: tuple[int, ...]) -> str:
+        """Why a tensor of ``dtype`` and ``shape`` was stored exactly (it was not weight-shared)."""
+        from .quantize.histogram import FLOAT_DTYPES
+
+        if dtype not in FLOAT_DTYPES:
+            return f"{dtype} values: stored exactly"
+        if len(shape) < 2:
+            return "1-D (a bias or norm scale): small, stored exactly"
+        if math.prod(shape) < self.min_elements:
+            return f"fewer than {self.min_elements} elements: small, stored exactly"
+        return "holds a NaN or an infinity, which no codebook can share: stored exactly"
+
 
 def encode_shared(name: str, dtype: str, array: Any, settings: ShareSettings, release: Any = None,
                   spill: Any = None) -> Any:
@@ -125,4 +137,4 @@ def compress_shared(source: str | os.PathLike[str], output: str | os.PathLike[st
         return encode_shared(name, dtype, array, settings, release, spill)
 
     return compress_tensors(source, output, encode, key=SHARED_KEY, settings={"sharing": asdict(settings)},
-                            progress=progress)
+                            progress=progress, why_dense=settings.why_dense)

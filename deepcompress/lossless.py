@@ -32,7 +32,7 @@ import struct
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class LosslessResult:
     file_bytes: int
     kinds: dict[str, int]
     bits: dict[str, int] = field(default_factory=dict)  # weight-shared tensors: name -> bits
+    dense: dict[str, list[str]] = field(default_factory=dict)  # why stored exactly -> names (weight sharing)
 
 
 def _storage(dtype: str) -> Any:
@@ -308,7 +309,8 @@ def compress_lossless(source: str | os.PathLike[str], output: str | os.PathLike[
 
 
 def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[str], encode: Any, *, key: str,
-                     settings: dict[str, Any] | None = None, progress: bool | None = False) -> LosslessResult:
+                     settings: dict[str, Any] | None = None, progress: bool | None = False,
+                     why_dense: Callable[[str, tuple[int, ...]], str] | None = None) -> LosslessResult:
     """The tensors of ``source`` (safetensors, or a ``.pt`` state dict), each ``encode(name, dtype, array, release,
     spill)``d into an ``EncodedTensor``, streamed into the ``.dcz`` ``output``; no architecture. For a
     memory-mapped array of at least :data:`.codecs.buffers.RELEASE_BYTES`, ``release`` is
@@ -320,7 +322,8 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     :data:`INFLIGHT_BYTES` of them in flight, and written in the source's order. The header's ``extra[key]`` records the source
     format, its safetensors metadata and ``settings``; ``extra.dtypes`` the dtype of
     every tensor whose codec does not keep it (weight-shared ones), so
-    :func:`decode_lossless` writes the source's dtypes back.
+    :func:`decode_lossless` writes the source's dtypes back. With ``why_dense(dtype, shape)``, ``extra.dense``
+    maps the reason each tensor stored exactly was not compressed to their names (in file order).
     """
     from .codecs import buffers, parallel
     from .container import write_dcz_streaming
@@ -339,6 +342,7 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
     counts = {"n": 0, "input_bytes": 0}
     kinds: dict[str, int] = {}
     dtypes: dict[str, str] = {}
+    dense: dict[str, list[str]] = {}
     bits: dict[str, int] = {}
 
     def encode_one(item: tuple[str, str, Any, bool]) -> tuple[Any, int, str]:
@@ -359,6 +363,8 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
             kinds[kind] = kinds.get(kind, 0) + 1
             if kind not in ("dense", "split_float"):
                 dtypes[et.meta["name"]] = dtype
+            elif why_dense is not None:
+                dense.setdefault(why_dense(dtype, tuple(et.meta["shape"])), []).append(et.meta["name"])
             if kind == "quantized":
                 bits[et.meta["name"]] = int(et.meta["bits"])
             bar.advance(nbytes)
@@ -366,6 +372,8 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
             del et  # dropped on resuming, before the next tensor is taken
         if not dtypes:  # the writer makes the header after the last tensor
             del extra["dtypes"]
+        if dense:
+            extra["dense"] = dense
 
     info: dict[str, Any] = {"format": "safetensors" if is_st else "state_dict", "metadata": meta}
     if settings:
@@ -377,7 +385,7 @@ def compress_tensors(source: str | os.PathLike[str], output: str | os.PathLike[s
         extra["tied"] = ties
     with Progress("compress", total_bytes, n_tensors, enabled=progress) as bar:
         total = write_dcz_streaming(out, encoded(bar), arch=None, extra=extra)
-    return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds, bits)
+    return LosslessResult(out, counts["n"], counts["input_bytes"], total, kinds, bits, dense)
 
 
 class Progress:

@@ -166,3 +166,20 @@ def test_tied_tensors_of_a_state_dict_are_stored_once_and_given_back_tied(tmp_pa
         assert set(f.keys()) == set(state)
         assert torch.equal(f.get_tensor("out.weight"), back["emb.weight"])
         assert torch.equal(f.get_tensor("view.weight"), back["view.weight"])
+
+
+def test_checkpoint_mode_says_what_it_left_dense_and_writes_a_report_when_asked(tmp_path):
+    src, out = tmp_path / "m.pt", tmp_path / "m.dcz"
+    nan = torch.randn(128, 64)
+    nan[3, 5] = float("nan")
+    torch.save({"a.weight": torch.randn(128, 64), "b.weight": nan, "a.bias": torch.randn(128),
+                "small.weight": torch.randn(8, 8), "steps": torch.arange(4)}, src)
+    r = _run("compress", src, "-o", out)
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "m.report.md").exists()  # not by default for a checkpoint
+    for line in ("left dense: b.weight: holds a NaN", "left dense: a.bias: 1-D",
+                 "left dense: small.weight: fewer than 1024 elements", "left dense: steps: int64 values"):
+        assert line in r.output, r.output
+    assert "left dense: b.weight: holds a NaN" in _run("inspect", out).output
+    r = _run("compress", src, "--report", "-o", tmp_path / "r.dcz")
+    assert r.exit_code == 0 and (tmp_path / "r.report.md").is_file() and "report:" in r.output, r.output
