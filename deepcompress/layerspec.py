@@ -41,13 +41,19 @@ class LayerSpec(Generic[T]):
         return self.default
 
     def lookup_any(self, tensor_names: "tuple[str, ...] | list[str]", kind: str) -> T | None:
-        """:meth:`lookup` for a tensor known under several names (a tied parameter): the first name the
-        spec mentions (by tensor or module name) wins, else the kind, else the default."""
+        """:meth:`lookup` for a tensor known under several names (a tied parameter): the value of the names
+        the spec mentions (by tensor or module name), else the kind, else the default. Two of its names given
+        different values is a :class:`ConfigError` (one tensor takes one setting)."""
+        found: list[tuple[str, T | None]] = []
         for name in tensor_names:
             module_name = name.rsplit(".", 1)[0] if "." in name else name
             if name in self.by_name or module_name in self.by_name:
-                return self.lookup(name, kind)
-        return self.lookup(tensor_names[0], kind)
+                found.append((name, self.lookup(name, kind)))
+        if any(value != found[0][1] for _, value in found[1:]):
+            shown = " and ".join(f"{name}={value}" for name, value in found)
+            raise ConfigError(f"{shown} name one tied parameter (stored once) but give it different values; "
+                              "give one")
+        return found[0][1] if found else self.lookup(tensor_names[0], kind)
 
     def names(self) -> set[str]:
         """The layer names this spec mentions (to check they exist)."""

@@ -213,6 +213,16 @@ def test_settings_reach_a_tied_parameter_by_either_name(tmp_path):
     assert meta["bits"] == 3 and meta["n_kept_blocks"] == 20 * 32 // 2
 
 
+@pytest.mark.parametrize("option,value", [("sparsity", "tok_emb.weight=0.5,lm_head.weight=0.3"),
+                                          ("bits", "tok_emb=7,lm_head.weight=3")])
+def test_two_values_for_the_names_of_one_tied_parameter_are_refused(tmp_path, option, value):
+    with pytest.raises(ConfigError, match="one tied parameter"):
+        deepcompress.compress(_gpt(), tmp_path / "g.dcz", **{option: value}, progress=False, log=lambda line: None)
+    assert not (tmp_path / "g.dcz").exists()
+    deepcompress.compress(_gpt(), tmp_path / "g.dcz", sparsity="tok_emb.weight=0.5,lm_head.weight=0.5",
+                          progress=False, log=lambda line: None)  # the same value twice is fine
+
+
 def test_weight_norm_magnitude_stays_dense_and_its_direction_is_compressed(tmp_path):
     """g of w = g * v / |v| is a norm scale (one per output row): pruning it would zero whole rows."""
     from torch.nn.utils.parametrizations import weight_norm
