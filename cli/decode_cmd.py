@@ -23,13 +23,18 @@ import click
 def decode_cmd(dcz_path, output, fmt, thin, input_shape, trust_arch, progress):
     """Decode a .dcz file into a dense checkpoint loadable with torch.load(weights_only=True)."""
     from deepcompress.atomic import check_output_path
+    from deepcompress.errors import ConfigError
     from deepcompress.decode import decode_dense, export_thinned, output_format
     from deepcompress.granularity import parse_block
     from deepcompress.model_input import check_input_file
 
     check_input_file(dcz_path, "compressed model")
     check_output_path(output, inputs=[dcz_path])  # before any decoding: never replace the input
-    shape = parse_block(input_shape) if input_shape else None
+    try:
+        shape = parse_block(input_shape) if input_shape else None
+    except ConfigError:
+        raise click.BadParameter(f"{input_shape!r} is not a shape such as 1x28x28 (one sample's dims, no batch)",
+                                 param_hint="--input-shape") from None
     lossless = not thin and output_format(output, fmt) == "safetensors" and _is_checkpoint_file(dcz_path)
     if progress is not None and not lossless:
         raise click.UsageError("--progress/--no-progress go with a checkpoint file (`compress --lossless`, or "

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import ConfigError, PipelineError
+from .errors import ConfigError, DataError, PipelineError
 from .pipeline.recipe import Recipe
 
 
@@ -199,6 +199,7 @@ def compress(
     elif resume:
         raise ConfigError("resume needs the stage cache (a work_dir)")
     _check_has_parameters(model)
+    _check_finite(model)
     check_pipeline(plan.stages, model, ctx)
     _check_torchscript(model, plan)
     if ctx.data_spec is not None or ctx.loaders_fn is not None:
@@ -263,6 +264,21 @@ def _train_in_float32(model: Any, ctx: Any) -> dict[str, Any]:
             if t.dtype in (torch.float16, torch.bfloat16):
                 t.data = t.data.float()
     return halves
+
+
+def _check_finite(model: Any) -> None:
+    """A NaN or an infinity in a layer to be compressed is refused now, naming it (k-means would fail on it
+    later, after any retraining)."""
+    import torch
+
+    from .layers import compressible_layers
+
+    for ref in compressible_layers(model):
+        with torch.no_grad():
+            bad = int((~torch.isfinite(ref.weight)).sum())
+        if bad:
+            raise DataError(f"{ref.tensor_name} holds {bad} NaN or infinite value(s) of {ref.weight.numel()}: "
+                            "no codebook can share them; fix the weights first")
 
 
 def _check_has_parameters(model: Any) -> None:

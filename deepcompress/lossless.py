@@ -223,8 +223,9 @@ def _state_dict_arrays(path: Path):
     try:
         obj, _ = find_state_dict(obj, path)  # names kept as they are (no wrapper prefix stripped)
     except ModelError as exc:
-        raise InputFileError(f"{exc}; a checkpoint without an architecture must be a safetensors file or "
-                             "a state dict") from None
+        hint = ("" if "save the one" in str(exc)  # it already says what to save
+                else "; a checkpoint without an architecture must be a safetensors file or a state dict")
+        raise InputFileError(f"{exc}{hint}") from None
     for name, tensor in obj.items():
         _check_tensor(path, name, tensor)
     ties = tied_names(obj)

@@ -226,3 +226,8 @@ def test_decode_thin_of_a_users_own_model_takes_trust_arch(tmp_path, monkeypatch
                                     "-o", "t.pt"])
     assert done.exit_code == 0, done.output
     assert (tmp_path / "t.pt").is_file()
+
+
+def test_a_bad_input_shape_names_its_option(dcz_file, tmp_path):
+    code, _, err = _invoke("decode", dcz_file, "--thin", "--input-shape", "3x", "-o", tmp_path / "t.pt")
+    assert code == 2 and "--input-shape" in _one_error_line(err)

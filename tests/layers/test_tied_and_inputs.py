@@ -237,3 +237,13 @@ def test_weight_norm_magnitude_stays_dense_and_its_direction_is_compressed(tmp_p
     g = "0.parametrizations.weight.original0"
     assert torch.equal(state[g], model.state_dict()[g])
     assert any("weight norm's magnitude" in line and g in line for line in lines)
+
+
+def test_a_nan_in_a_layer_is_refused_up_front_naming_it(tmp_path):
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    with torch.no_grad():
+        model[2].weight[1, 3] = float("nan")
+    lines: list[str] = []
+    with pytest.raises(DataError, match=r"^2\.weight holds 1 NaN"):
+        deepcompress.compress(model, tmp_path / "n.dcz", progress=False, log=lines.append)
+    assert not lines and not (tmp_path / "n.dcz").exists()  # before any stage ran

@@ -173,6 +173,16 @@ CASES: list[Case] = [
       "cannot write to stage cache folder notes.txt/work", early=True),
     C("sparsity-auto-no-data", "--sparsity auto without --data",
       ("compress", "m.pt", "--sparsity", "auto", "-o", "o.dcz"), 2, "--sparsity auto needs --data", early=True),
+    C("output-device", "an output that is a device (/dev/null)", ("compress", "m.pt", "-o", "/dev/null"), 2,
+      "is not a regular file"),
+    C("nested-beside-loose", "a .pt with tensors at its top level beside a nested state dict (one would be lost)",
+      ("compress", "nested.pt", "--lossless", "-o", "o.dcz"), 2, "holds tensors at its top level"),
+    C("sparse-tensor", "a checkpoint holding a sparse tensor", ("compress", "sparse.pt", "-o", "o.dcz"), 2,
+      "is a sparse_coo tensor"),
+    C("lossless-with-bits", "--lossless with an option it would ignore",
+      ("compress", "sd.pt", "--lossless", "--bits", "4", "-o", "o.dcz"), 2, "--bits does not go with --lossless"),
+    C("frozen-torchscript", "a frozen TorchScript archive (weights are graph constants)",
+      ("compress", "frozen.jit", "-o", "o.dcz"), 2, "this TorchScript model has no parameters"),
 ]
 
 SUBPROCESS_CASES = ["dcz-corrupt", "arch-kwargs-json", "pickle-payload"]
@@ -243,6 +253,10 @@ def build_folder(folder: Path, model: Path, dcz: Path) -> Path:
     )
     for name, stages in STAGES.items():
         (folder / name).write_text("".join(f'[[stage]]\ntype = "{t}"\n{body}\n' for t, body in stages))
+    torch.save({"enc.weight": torch.randn(8, 8), "ema": {"enc.weight": torch.randn(8, 8)}}, folder / "nested.pt")
+    torch.save({"w": torch.eye(4).to_sparse()}, folder / "sparse.pt")
+    frozen = torch.jit.freeze(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 4)).eval()))
+    torch.jit.save(frozen, folder / "frozen.jit")
     with open(folder / "evil.pt", "wb") as fh:
         pickle.dump({"state_dict": _Payload()}, fh, protocol=4)
     with zipfile.ZipFile(folder / "bomb.pt", "w", compression=zipfile.ZIP_DEFLATED) as zf:
