@@ -199,6 +199,7 @@ def compress(
     elif resume:
         raise ConfigError("resume needs the stage cache (a work_dir)")
     _check_has_parameters(model)
+    _check_has_layers(model)
     _check_finite(model)
     check_pipeline(plan.stages, model, ctx)
     _check_torchscript(model, plan)
@@ -293,6 +294,17 @@ def _check_has_parameters(model: Any) -> None:
                           "(torch.jit.freeze or optimize_for_inference folds them in), which cannot be reached by "
                           "name; compress the model before freezing it")
     raise ConfigError("the model has no parameters: there is nothing to compress")
+
+
+def _check_has_layers(model: Any) -> None:
+    """A model without a layer to compress would give a file larger than its tensors: refused, saying why."""
+    from .layers import compressible_layers, dense_reasons
+
+    if compressible_layers(model):
+        return
+    reasons = sorted(set(dense_reasons(model).values()))
+    raise ConfigError("the model has no layer to compress (no float parameter of 2 or more dims); every tensor "
+                      f"would be stored exactly ({'; '.join(reasons) or 'none'})")
 
 
 def _check_torchscript(model: Any, plan: Recipe) -> None:

@@ -120,7 +120,8 @@ class NMPattern:
         if shape[1] % self.m:
             raise ConfigError(
                 f"{name}: N:M sparsity {self.label} needs the input size {shape[1]} to be a multiple of {self.m}; "
-                f"leave the layer dense ({name}=0 in the sparsity spec) or use another pattern"
+                f"leave the layer dense (--sparsity {self.sparsity:g},{name}=0: the pattern's sparsity for the "
+                "others, 0 for this one) or use another pattern"
             )
         return 1
 

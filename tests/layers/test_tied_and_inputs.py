@@ -247,3 +247,10 @@ def test_a_nan_in_a_layer_is_refused_up_front_naming_it(tmp_path):
     with pytest.raises(DataError, match=r"^2\.weight holds 1 NaN"):
         deepcompress.compress(model, tmp_path / "n.dcz", progress=False, log=lines.append)
     assert not lines and not (tmp_path / "n.dcz").exists()  # before any stage ran
+
+
+def test_a_model_with_no_layer_to_compress_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="no layer to compress.*1-D"):
+        deepcompress.compress(nn.Sequential(nn.LayerNorm(8)), tmp_path / "x.dcz", progress=False,
+                              log=lambda line: None)
+    assert not (tmp_path / "x.dcz").exists()
