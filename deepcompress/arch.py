@@ -10,11 +10,12 @@ folder first, then on ``sys.path`` (``PYTHONPATH``), as ``python -m`` would.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import ConfigError, DeepCompressError, ModelError
@@ -120,14 +121,21 @@ def import_object(target: str) -> Any:
 
 def import_user_module(module_name: str) -> Any:
     """``importlib.import_module`` with the current folder first on ``sys.path`` for the call."""
-    cwd = os.getcwd()
-    on_path = any(os.path.abspath(p or os.curdir) == cwd for p in sys.path if isinstance(p, str))
-    if on_path:
+    with cwd_on_path():
         return importlib.import_module(module_name)
+
+
+@contextlib.contextmanager
+def cwd_on_path() -> Iterator[None]:
+    """The current folder first on ``sys.path`` for the block (as ``python -m`` has it), unless it is there."""
+    cwd = os.getcwd()
+    if any(os.path.abspath(p or os.curdir) == cwd for p in sys.path if isinstance(p, str)):
+        yield
+        return
     importlib.invalidate_caches()  # a file written since the folder was last listed
     sys.path.insert(0, cwd)
     try:
-        return importlib.import_module(module_name)
+        yield
     finally:
         try:
             sys.path.remove(cwd)

@@ -481,8 +481,11 @@ def _load_untrusted(p: Path, exc: Exception, trust_pickle: bool) -> Any:
             f"{p} holds pickled Python objects{what}; unpickling can run arbitrary code, so it is refused. "
             "Pass --trust-pickle only if you trust its source"
         )
+    from .arch import cwd_on_path
+
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=False)
+        with cwd_on_path():  # the pickled module's class may live in a file in the current folder, as for --arch
+            obj = torch.load(p, map_location="cpu", weights_only=False)
     except Exception as err:
         raise ModelError(f"cannot unpickle {p}: {err}") from None
     if not isinstance(obj, (torch.nn.Module, Mapping)):

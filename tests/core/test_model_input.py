@@ -187,3 +187,22 @@ def test_no_import_cycle_between_api_model_input_arch_checkpoint():
     assert not {"api", "model_input", "arch"} & checkpoint
     for module in ("deepcompress.api", "deepcompress.model_input", "deepcompress.arch", "deepcompress.checkpoint"):
         subprocess.run([sys.executable, "-c", f"import {module}"], check=True, cwd=REPO)
+
+
+def test_a_trusted_pickled_module_finds_its_class_in_the_current_folder(tmp_path, monkeypatch):
+    """As --arch does, --trust-pickle looks for the pickled module's class in the current folder."""
+    import subprocess
+    import sys
+
+    import torch
+
+    (tmp_path / "herenet.py").write_text(
+        "import torch.nn as nn\nclass Net(nn.Sequential):\n"
+        "    def __init__(self):\n        super().__init__(nn.Linear(4, 8))\n")
+    subprocess.run([sys.executable, "-c", "import torch, herenet; torch.save(herenet.Net(), 'whole.pt')"],
+                   cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "herenet", raising=False)
+    model, info = load_model(tmp_path / "whole.pt", trust_pickle=True)
+    assert info.kind == "pickle" and isinstance(model, torch.nn.Module)
+    assert str(tmp_path) not in sys.path
