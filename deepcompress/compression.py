@@ -84,14 +84,12 @@ class CompressResult:
 
 def model_key(model: Any, arch: Any) -> str:
     """The input's part of the cache key: a hash of the architecture record and every tensor's bytes."""
-    import torch
+    from .dtypes import tensor_bytes
 
     digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
-        if t.numel():
-            digest.update(t.view(torch.uint8).numpy().tobytes())
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor_bytes(tensor))
     return digest.hexdigest()
 
 
@@ -221,7 +219,7 @@ def compress(
     fp32 = dense_bytes_of(model, fp32=True)
     input_key = model_key(model, arch)
     if ctx.has_data:
-        ctx.restore_dtypes = _train_in_float32(model, ctx)
+        ctx.restore_dtypes, ctx.restore_values = _train_in_float32(model, ctx)
     state = run_pipeline(model, arch, plan.stages, ctx, input_key=input_key, use_cache=ctx.work_dir is not None)
     recipe_json = plan.to_json(data=ctx.data_spec, seed=ctx.seed)
     metrics: dict[str, Any] = {"history": state.history}
@@ -249,22 +247,26 @@ def compress(
     return result
 
 
-def _train_in_float32(model: Any, ctx: Any) -> dict[str, Any]:
-    """Cast the float16/bfloat16 parameters and buffers of ``model`` (the working copy) to float32 for
+def _train_in_float32(model: Any, ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cast the float16/bfloat16/float64 parameters and buffers of ``model`` (the working copy) to float32 for
     retraining, evaluation and fine-tuning (half-precision updates underflow or overflow: float16 centroid
-    fine-tuning goes to NaN); returns name -> original dtype for the encode stage, which casts back."""
+    fine-tuning goes to NaN; codebooks are float32, so float64 centroids would not be what is stored);
+    returns (name -> original dtype, name -> original values of the float64 ones) for the encode stage,
+    which casts back (and gives a float64 tensor training left unchanged its exact values)."""
     import torch
 
-    halves = {name: t.dtype for name, t in [*model.named_parameters(), *model.named_buffers()]
-              if t.dtype in (torch.float16, torch.bfloat16)}
+    other = (torch.float16, torch.bfloat16, torch.float64)
+    named = [*model.named_parameters(), *model.named_buffers()]
+    halves = {name: t.dtype for name, t in named if t.dtype in other}
+    exact = {name: t.detach().clone() for name, t in named if t.dtype == torch.float64}
     if halves:
         kinds = ", ".join(sorted({str(d).removeprefix("torch.") for d in halves.values()}))
         ctx.log(f"{kinds} model: trained in float32, stored in {kinds} (the values are rounded back before "
                 "encoding)")
         for t in [*model.parameters(), *model.buffers()]:
-            if t.dtype in (torch.float16, torch.bfloat16):
+            if t.dtype in other:
                 t.data = t.data.float()
-    return halves
+    return halves, exact
 
 
 def _check_finite(model: Any) -> None:

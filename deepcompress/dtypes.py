@@ -35,6 +35,18 @@ def to_numpy(tensor: "torch.Tensor") -> "tuple[np.ndarray, str]":
     return t.numpy(), name
 
 
+def tensor_bytes(tensor: "torch.Tensor") -> bytes:
+    """The bytes of ``tensor``'s values in C order, whatever its strides (a size-1 axis may carry any stride,
+    which ``view(torch.uint8)`` refuses)."""
+    import torch
+
+    t = tensor.detach().cpu()
+    if not t.numel():
+        return b""
+    flat = torch.empty(t.shape, dtype=t.dtype).copy_(t).reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes()
+
+
 def from_numpy(array: "np.ndarray", dtype: str | None = None) -> "torch.Tensor":
     """The tensor of ``array`` (no copy); ``dtype="bfloat16"`` (or a float8 name) views the bit patterns as
     that dtype."""

@@ -63,6 +63,9 @@ class RunContext:
     # name -> dtype of each float16/bfloat16 parameter or buffer of a model trained in float32 (set by compress
     # when there is data); the encode stage casts them back and rounds their centroids to that dtype
     restore_dtypes: dict[str, Any] = field(default_factory=dict)
+    # name -> original values of each float64 one (float32 cannot hold them): given back where training
+    # left the tensor as it was
+    restore_values: dict[str, Any] = field(default_factory=dict)
     timings: list[dict[str, Any]] = field(default_factory=list)
     # called as hook(stage_config, state) after each stage that ran (not for cached ones)
     stage_hooks: list[Callable[[Any, Any], None]] = field(default_factory=list)
@@ -128,12 +131,12 @@ class RunContext:
 
 
 def _weights_digest(model: Any) -> str:
-    import torch
+    from ..dtypes import tensor_bytes
 
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor_bytes(tensor))
     return digest.hexdigest()
 
 

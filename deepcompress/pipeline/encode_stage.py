@@ -23,7 +23,7 @@ def run_encode(cfg: EncodeConfig, state: PipelineState, ctx: RunContext, slot: S
 
     model = state.model
     if ctx.restore_dtypes:
-        _restore_dtypes(state, ctx.restore_dtypes)
+        _restore_dtypes(state, ctx.restore_dtypes, ctx.restore_values)
     layer_names = {ref.tensor_name for ref in compressible_layers(model)}
     ties = tied_parameters(model)
     masks = state.masks
@@ -58,16 +58,22 @@ def run_encode(cfg: EncodeConfig, state: PipelineState, ctx: RunContext, slot: S
     return state
 
 
-def _restore_dtypes(state: PipelineState, dtypes: dict[str, Any]) -> None:
-    """Cast a model trained in float32 back to its float16/bfloat16 ``dtypes`` (name -> dtype), its codebooks'
-    centroids rounded to them: the values the decoded weights hold."""
+def _restore_dtypes(state: PipelineState, dtypes: dict[str, Any], values: dict[str, Any]) -> None:
+    """Cast a model trained in float32 back to its float16/bfloat16/float64 ``dtypes`` (name -> dtype), its
+    codebooks' centroids rounded to them: the values the decoded weights hold. A float64 tensor whose float32
+    values are those of its original (``values``: training did not change it) gets the original back."""
+    import torch
+
     from ..quantize.sharing import round_to_dtype
 
     tensors = dict(state.model.named_parameters(remove_duplicate=False))
     tensors.update(state.model.named_buffers(remove_duplicate=False))
     for name, dtype in dtypes.items():
         if name in tensors and tensors[name].dtype != dtype:
-            tensors[name].data = tensors[name].data.to(dtype)
+            t = tensors[name]
+            original = values.get(name)
+            same = original is not None and torch.equal(t.data, original.to(t.dtype))
+            t.data = original.clone() if same else t.data.to(dtype)
     for name, book in list(state.codebooks.items()):
         if name in dtypes:
             state.codebooks[name] = round_to_dtype(book, dtypes[name])

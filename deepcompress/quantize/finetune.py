@@ -268,6 +268,8 @@ def _retie_alias(model: "torch.nn.Module", alias: str, source: "torch.nn.Module"
     """The module holding tied name ``alias`` reads ``source``'s centroids (gradients reach the same centroids)."""
     owner_name, _, pname = alias.rpartition(".")
     owner = model.get_submodule(owner_name) if owner_name else model
+    if owner is source and pname == source_pname:  # one module under two names: it already reads the centroids
+        return
     order = orders.setdefault(id(owner), list(owner._parameters))
     del owner._parameters[pname]
     setattr(owner, pname, source.__dict__[source_pname])
