@@ -13,7 +13,6 @@ go into the stage-cache keys and the file header.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ from typing import Any
 from ._version import __version__
 from .errors import ConfigError, DataError, PipelineError
 from .pipeline.recipe import Recipe
+from .working_copy import working_copy
 
 
 @dataclass
@@ -207,7 +207,7 @@ def compress(
     if not ctx.has_data:
         ctx.log(f"no data given: compressing data-free (no retraining, no accuracy figures): {_describe(plan)}")
     if not inplace:
-        model = copy.deepcopy(model)
+        model = working_copy(model)
     here = dist.setup_from_env(ctx, device=next((p.device for p in model.parameters()), None))
     _log_layers(model, ctx)
     collector = None

@@ -13,7 +13,6 @@ The teacher is a frozen copy of the input model in eval mode.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from .errors import ConfigError
@@ -21,7 +20,9 @@ from .errors import ConfigError
 
 def frozen_copy(model: Any) -> Any:
     """A copy of ``model`` in eval mode with no gradients: the teacher."""
-    teacher = copy.deepcopy(model)
+    from .working_copy import working_copy
+
+    teacher = working_copy(model)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)

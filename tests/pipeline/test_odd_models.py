@@ -60,3 +60,26 @@ def test_a_float64_model_retrains_and_fine_tunes(tmp_path, epochs):
     state = deepcompress.load_state_dict(tmp_path / "m.dcz")
     assert {v.dtype for v in state.values()} == {torch.float64}
     assert torch.equal(state["table"], model.table)  # untouched by training: exact, not rounded to float32
+
+
+@pytest.mark.parametrize("how", ["torch_prune", "old_weight_norm"])
+def test_a_model_with_a_hook_computed_weight_is_copied_not_refused(tmp_path, how):
+    """torch.nn.utils.prune and the older weight_norm leave a computed (non-leaf) weight on the module, which
+    copy.deepcopy refuses; the caller's model stays as it was."""
+    import warnings
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    if how == "torch_prune":
+        torch.nn.utils.prune.l1_unstructured(model[0], "weight", 0.5)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.nn.utils.weight_norm(model[0])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(4, 8)
+    expected = model(x)
+    result = deepcompress.compress(model, tmp_path / "m.dcz", progress=False, log=lambda line: None)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert torch.equal(model(x), expected)
+    assert result.file_bytes > 0
