@@ -71,7 +71,9 @@ def test_a_model_with_a_hook_computed_weight_is_copied_not_refused(tmp_path, how
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
     if how == "torch_prune":
-        torch.nn.utils.prune.l1_unstructured(model[0], "weight", 0.5)
+        import torch.nn.utils.prune as prune
+
+        prune.l1_unstructured(model[0], "weight", 0.5)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
