@@ -289,6 +289,10 @@ def _check_has_parameters(model: Any) -> None:
     holds its weights as constants, out of reach by name)."""
     import torch
 
+    on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+    if on_meta:
+        raise ConfigError(f"the model has tensors on the meta device ({', '.join(on_meta[:3])}"
+                          f"{', ...' if len(on_meta) > 3 else ''}), which hold no values: load its weights first")
     if any(True for _ in model.parameters()):
         return
     if isinstance(model, torch.jit.ScriptModule):

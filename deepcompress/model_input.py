@@ -37,7 +37,7 @@ from typing import Any
 
 from .arch import arch_label, arch_spec, build_arch, complete_ties, fill_state_dict, retie
 from .checkpoint import CHECKPOINT_FORMAT, SAFETENSORS_FORMAT
-from .errors import InputFileError, ModelError
+from .errors import ConfigError, InputFileError, ModelError
 
 DCZ_MAGIC_PREFIX = b"\x89DCZ"
 # A TorchScript/zip archive larger than this when unpacked is refused (zip bombs).
@@ -200,6 +200,7 @@ def model_from_dcz(
     """:func:`load_dcz` of a file already read (``source`` names it in messages)."""
     import torch
 
+    threshold = _sparse_threshold(sparse)  # checked before the caller's module is touched
     arch = dcz.arch
     if model is None:
         if not arch:
@@ -209,26 +210,46 @@ def model_from_dcz(
     else:
         if not isinstance(model, torch.nn.Module):
             raise InputFileError(f"model= must be an nn.Module, got {type(model).__name__}")
+        on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+        if on_meta:
+            raise ModelError(f"model= has tensors on the meta device ({', '.join(on_meta[:3])}"
+                             f"{', ...' if len(on_meta) > 3 else ''}), which cannot hold values: call "
+                             "model.to_empty(device='cpu') first")
         state = dcz_state_dict(dcz)
         if not set(state) <= set(model.state_dict()):  # a checkpoint saved from DataParallel / torch.compile
             state = strip_wrapper_prefixes(state)[0]
         fill_state_dict(model, state, type(model).__name__)
-    if sparse:
-        _sparsify_pruned(model, dcz, sparse)
+    if threshold is not None:
+        _sparsify_pruned(model, dcz, threshold)
     if eval_mode:
         model.eval()
     model._deepcompress_arch = arch
     return model
 
 
-def _sparsify_pruned(model: Any, dcz: Any, sparse: bool | float) -> None:
-    """Make the Linear layers the file stored pruned sparse (see :func:`deepcompress.sparse.sparsify`)."""
-    from .sparse import DEFAULT_THRESHOLD_DENSITY, sparsify
+def _sparse_threshold(sparse: Any) -> float | None:
+    """``load``'s ``sparse=`` as a density threshold (None: dense), or :class:`ConfigError`."""
+    from .sparse import DEFAULT_THRESHOLD_DENSITY
 
-    threshold = DEFAULT_THRESHOLD_DENSITY if sparse is True else sparse
-    pruned = {name[: -len(".weight")] for name in dcz.tensor_names
-              if name.endswith(".weight") and dcz.meta(name).get("kind") in ("quantized", "float")}
+    if sparse is False or sparse is None:
+        return None
+    if sparse is True:
+        return DEFAULT_THRESHOLD_DENSITY
+    if isinstance(sparse, (int, float)) and not isinstance(sparse, bool) and 0.0 <= float(sparse) <= 1.0:
+        return float(sparse)
+    raise ConfigError(f"sparse= must be True, False or a density threshold in [0, 1]; got {sparse!r}")
+
+
+def _sparsify_pruned(model: Any, dcz: Any, threshold: float) -> None:
+    """Make the Linear layers the file stored pruned sparse (see :func:`deepcompress.sparse.sparsify`)."""
+    from .sparse import sparsify
+
+    names = [name for name in dcz.tensor_names
+             if name.endswith(".weight") and dcz.meta(name).get("kind") in ("quantized", "float")]
     modules = {name for name, _ in model.named_modules()}
+    if not {n[: -len(".weight")] for n in names} & modules:  # saved from DataParallel / torch.compile
+        names = list(strip_wrapper_prefixes({n: None for n in names})[0])
+    pruned = {name[: -len(".weight")] for name in names}
     sparsify(model, threshold, layers=sorted(pruned & modules))
 
 
