@@ -111,6 +111,12 @@ def build_recipe(recipe: "Recipe | str | os.PathLike[str] | None", *, has_data: 
     from .pipeline.recipe import default_recipe, load_recipe
 
     if recipe is None:
+        import inspect
+
+        known = [n for n in inspect.signature(default_recipe).parameters if n != "has_data"]
+        unknown = sorted(set(flags) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown setting {', '.join(map(repr, unknown))}; the settings are: {', '.join(known)}")
         return default_recipe(has_data=has_data, **flags)
     if flags:
         raise ConfigError(f"give either a recipe or stage flags, not both (flags: {', '.join(sorted(flags))})")
@@ -174,14 +180,27 @@ def compress(
     from .pipeline.encode_stage import file_extra
     from .pipeline.runner import check_pipeline, run_pipeline
 
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model must be an nn.Module (a state dict goes through the CLI with --arch); got "
+                          f"{type(model).__name__}")
     if report not in (False, True, "plots"):
         raise ConfigError(f"report must be False, True or 'plots'; got {report!r}")
+    for name, fn in (("train_fn", train_fn), ("eval_fn", eval_fn), *(("hooks", h) for h in hooks)):
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"{name} must be callable; got {type(fn).__name__}")
     # has_data shapes only the default graph (recipe None); a given recipe is read once, here
     plan = build_recipe(recipe, has_data=data is not None or loaders is not None or train_fn is not None, **flags)
     data = data if data is not None else (plan.data if loaders is None else None)
     if loaders is not None and data is None and work_dir is not None:
         raise ConfigError("with loaders and a work_dir, also give data= a name for the data (it is part of the "
                           "cache key)")
+    if (train_fn is not None or eval_fn is not None) and data is None and work_dir is not None:
+        raise ConfigError("with train_fn/eval_fn and a work_dir, also give data= a name for what they train and "
+                          "measure on (it is part of the cache key; the functions themselves cannot be)")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"seed must be an int; got {seed!r}")
     seed = int(seed) if seed is not None else int(plan.seed or 0)
     ctx = RunContext(data_spec=data, seed=seed, resume=resume, work_dir=Path(work_dir) if work_dir else None,
                      train_fn=train_fn, eval_fn=eval_fn, progress=progress,
@@ -329,19 +348,39 @@ def _loaders_fn(loaders: Any) -> Callable[[], tuple[Any, Any]] | None:
     if loaders is None:
         return None
     if callable(loaders):
-        return loaders
-    if not (isinstance(loaders, tuple) and len(loaders) == 2):
+        def checked() -> tuple[Any, Any]:
+            got = loaders()
+            if not (isinstance(got, (tuple, list)) and len(got) == 2):
+                raise ConfigError(f"the loaders function returned {type(got).__name__}"
+                                  f"{f' of {len(got)}' if isinstance(got, (tuple, list)) else ''}; it must return "
+                                  "(train_loader, test_loader)")
+            return tuple(got)
+
+        return checked
+    if not (isinstance(loaders, (tuple, list)) and len(loaders) == 2):
         raise ConfigError("loaders must be (train_loader, test_loader) or a function returning them")
-    return lambda: loaders
+    pair = tuple(loaders)
+    return lambda: pair
 
 
 def _check_model_takes_data(model: Any, ctx: Any, arch: dict[str, Any] | None) -> None:
     """One sample of the data through the model, so a shape mismatch is one line now, not a crash later."""
     from .preflight import check_model_accepts
 
+    where = f"--data {ctx.data_spec}" if ctx.data_spec else "the test loader"
     test_loader = ctx.loaders()[1]  # a bad data spec fails here, before any work
-    inputs, _ = next(iter(test_loader))
-    check_model_accepts(model, inputs[:1], data_spec=ctx.data_spec or "the given loaders", arch=arch)
+    try:
+        batch = next(iter(test_loader))
+    except StopIteration:
+        raise DataError(f"{where} yields no batch") from None
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise DataError(f"{where} yields {type(batch).__name__}"
+                        f"{f' of {len(batch)} items' if isinstance(batch, (tuple, list)) else ''}; each batch must "
+                        "be (inputs, targets)")
+    inputs, targets = batch
+    builtin_loop = ctx.train_fn is None or ctx.eval_fn is None
+    check_model_accepts(model, inputs[:1], data_spec=ctx.data_spec or "the given loaders", arch=arch,
+                        targets=targets if builtin_loop else None)
 
 
 def _describe(plan: Recipe) -> str:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 __all__ = ["check_model_accepts", "expected_input", "is_shape_error"]
 
@@ -28,8 +28,8 @@ _LAYER_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "Conv
 
 
 def is_shape_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is torch saying an input's shape does not fit a layer."""
-    return isinstance(exc, RuntimeError) and bool(_SHAPE_ERROR.search(str(exc)))
+    """Whether ``exc`` is torch saying an input's shape does not fit a layer (a norm layer raises ValueError)."""
+    return isinstance(exc, (RuntimeError, ValueError)) and bool(_SHAPE_ERROR.search(str(exc)))
 
 
 def _short(exc: BaseException) -> str:
@@ -96,7 +96,7 @@ def _first_input(sample_batch: Any):
 
 
 def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
-                        arch: Mapping[str, Any] | None = None) -> None:
+                        arch: Mapping[str, Any] | None = None, targets: Any = None) -> None:
     """Run ``model`` on one sample of ``sample_batch``; a shape mismatch raises a one-line :class:`ConfigError`.
 
     ``sample_batch`` is a batch of inputs, or an ``(inputs, targets)`` pair as
@@ -105,6 +105,8 @@ def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
     and every module's train/eval mode is restored afterwards. ``arch`` (an
     architecture record; by default the one a ``.dcz`` model carries) tells
     what the model expects. Errors other than shape errors propagate unchanged.
+    With ``targets`` (the batch's labels, when the built-in training loop will run), the output must be
+    one tensor of class scores and the labels class indices it has.
     """
     import torch
 
@@ -119,8 +121,13 @@ def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
         if hasattr(model, "eval"):
             model.eval()
         with torch.no_grad():
-            model(as_model_input(model, x) if hasattr(model, "parameters") else x)
-    except RuntimeError as exc:
+            out = model(as_model_input(model, x) if hasattr(model, "parameters") else x)
+    except TypeError as exc:
+        if "positional argument" not in str(exc):
+            raise
+        raise ConfigError(f"the model does not take one input tensor ({_short(exc)}); the built-in training "
+                          "loop passes one: pass train_fn and eval_fn for a model with several inputs") from None
+    except (RuntimeError, ValueError) as exc:
         if not is_shape_error(exc):
             raise
         shape = tuple(int(d) for d in x.shape[1:])
@@ -128,8 +135,28 @@ def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
         if len(shape) > 1:
             gives += f" ({math.prod(shape)} values)"
         expects = expected_input(model, arch)
+        if expects and (expects.startswith(f"inputs of {math.prod(shape)} values")
+                        or (len(shape) == 3 and expects.startswith(f"inputs of shape {_dims(shape)}"))):
+            raise ConfigError(f"the model fails on the data's inputs of shape {_dims(shape)}, which its first layer "
+                              f"takes ({expects}): the shapes meet wrongly inside the model: {_short(exc)}") from None
         but = f", but the model expects {expects}" if expects else ", on which the model does not run"
         raise ConfigError(f"the model does not fit the data: {gives}{but}: {_short(exc)}") from None
     finally:
         for module, training in modes:
             module.training = training
+    if targets is not None:
+        _check_output(out, targets, data_spec)
+
+
+def _check_output(out: Any, targets: Any, data_spec: str) -> None:
+    """The built-in loop's contract: logits as one tensor, the labels class indices within them."""
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        raise ConfigError(f"the model returns a {type(out).__name__}; the built-in training loop needs class "
+                          "scores as one tensor: pass train_fn and eval_fn for another output")
+    if isinstance(targets, torch.Tensor) and not targets.is_floating_point() and targets.numel() and out.dim() >= 2:
+        top = int(targets.max())
+        if top >= out.shape[-1] or int(targets.min()) < 0:
+            raise DataError(f"{data_spec} gives label {top if top >= out.shape[-1] else int(targets.min())}, but the "
+                            f"model gives {out.shape[-1]} class scores (labels 0..{out.shape[-1] - 1})")

@@ -110,12 +110,15 @@ class RunContext:
             model.eval()
             value = self.eval_fn(model)
             model.train(was_training)
-            raw = value["top1"] if isinstance(value, dict) else value
-            top1 = float(raw)
-            if not (math.isfinite(top1) and 0.0 <= top1 <= 1.0):
+            raw = value.get("top1") if isinstance(value, dict) else value
+            try:
+                top1 = float(raw)
+            except (TypeError, ValueError):
+                top1 = math.nan
+            if isinstance(raw, bool) or not (math.isfinite(top1) and 0.0 <= top1 <= 1.0):
                 raise ConfigError(
-                    f"eval_fn returned {raw!r}; it must return top-1 accuracy as a fraction in [0, 1] "
-                    "(0.975, not 97.5)"
+                    f"eval_fn returned {value!r}; it must return top-1 accuracy as a fraction in [0, 1] "
+                    "(0.975, not 97.5), or a dict with \"top1\""
                 )
             return {"top1": top1, "error_pct": 100.0 * (1.0 - top1)}
         from ..training import evaluate

@@ -109,6 +109,9 @@ def default_recipe(
     ``distill`` is the weight of the loss towards the input model in retraining and
     fine-tuning (0: labels only; 1: the input model's outputs only).
     """
+    for name, value in (("retrain_epochs", retrain_epochs), ("finetune_epochs", finetune_epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be a whole number >= 0; got {value!r}")
     if sparsity is None:
         if scope == "global":
             sparsity = "0.9" if has_data else "0.6"
@@ -122,7 +125,7 @@ def default_recipe(
     stages: list[StageConfig] = [prune]
     if has_data and retrain_epochs > 0:
         stages.append(RetrainConfig(epochs=retrain_epochs, lr=lr, distill=distill))
-    stages.append(QuantizeConfig(bits=bits or "conv=8,fc=5"))
+    stages.append(QuantizeConfig(bits="conv=8,fc=5" if bits is None else bits))
     if has_data and finetune_epochs > 0:
         stages.append(FinetuneConfig(epochs=finetune_epochs, distill=distill))
     stages.append(EncodeConfig(index_bits=index_bits))

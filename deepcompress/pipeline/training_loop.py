@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import distributed as dist
@@ -150,6 +150,11 @@ def epoch_loop(
         if ctx.train_fn is not None:
             trained.train()
             stats = ctx.train_fn(trained, optimizer, epoch) or {}
+            if not isinstance(stats, Mapping):
+                from ..errors import ConfigError
+
+                raise ConfigError(f"train_fn returned {type(stats).__name__}; it returns None or a dict of "
+                                  "numbers (such as {\"loss\": 0.3})")
         elif distill > 0:
             from ..distill import distill_one_epoch
 

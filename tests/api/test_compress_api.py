@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -89,3 +90,49 @@ def test_data_free_api(tmp_path):
     assert [h["stage"] for h in result.history] == ["prune", "quantize", "encode"]
     state = deepcompress.load_state_dict(tmp_path / "m.dcz")
     assert len(torch.unique(state["0.weight"])) <= 2**4 + 1
+
+
+def _tiny_loaders(n: int = 32):
+    import torch
+
+    x, y = torch.randn(n, 8), torch.randint(0, 3, (n,))
+    dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    return dl, dl
+
+
+@pytest.mark.parametrize("case", ["unknown_setting", "not_a_module", "eval_str", "eval_none", "eval_no_top1",
+                                  "train_str", "seed_str", "epochs_float", "epochs_negative", "fn_cache",
+                                  "loaders_fn_none", "empty_loader", "no_targets", "hooks"])
+def test_bad_api_arguments_are_one_line_errors_before_any_work(tmp_path, case):
+    """Each mistake is a deepcompress error naming it, not an internal exception; no file is written."""
+    import torch
+    from torch import nn
+
+    from deepcompress.errors import DeepCompressError
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    dl, _ = _tiny_loaders()
+    empty = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(0, 8), torch.zeros(0)), batch_size=4)
+    bare = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 8)), batch_size=4)
+    kwargs, match = {
+        "unknown_setting": ({"spasity": "0.5"}, "unknown setting 'spasity'"),
+        "not_a_module": ({}, "must be an nn.Module"),
+        "eval_str": ({"eval_fn": lambda m: "high"}, "eval_fn returned 'high'"),
+        "eval_none": ({"eval_fn": lambda m: None}, "eval_fn returned None"),
+        "eval_no_top1": ({"eval_fn": lambda m: {"acc": 0.5}}, "eval_fn returned"),
+        "train_str": ({"train_fn": lambda m, o, e: "done", "eval_fn": lambda m: 0.5, "retrain_epochs": 1},
+                      "train_fn returned str"),
+        "seed_str": ({"seed": "abc"}, "seed must be an int"),
+        "epochs_float": ({"loaders": (dl, dl), "retrain_epochs": 1.5}, "retrain_epochs must be a whole number"),
+        "epochs_negative": ({"loaders": (dl, dl), "finetune_epochs": -1}, "finetune_epochs must be a whole number"),
+        "fn_cache": ({"train_fn": lambda m, o, e: None, "eval_fn": lambda m: 0.5, "work_dir": tmp_path / "w"},
+                     "give data= a name"),
+        "loaders_fn_none": ({"loaders": lambda: None}, "loaders function returned NoneType"),
+        "empty_loader": ({"loaders": (empty, empty)}, "yields no batch"),
+        "no_targets": ({"loaders": (bare, bare)}, "each batch must be \\(inputs, targets\\)"),
+        "hooks": ({"hooks": [1]}, "hooks must be callable"),
+    }[case]
+    target = {} if case == "not_a_module" else model
+    with pytest.raises(DeepCompressError, match=match):
+        deepcompress.compress(target, tmp_path / "m.dcz", progress=False, log=lambda line: None, **kwargs)
+    assert not (tmp_path / "m.dcz").exists()

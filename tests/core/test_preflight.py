@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from click.testing import CliRunner
 
-from deepcompress.errors import ConfigError
+from deepcompress.errors import ConfigError, DataError
 from deepcompress.models import build_model
 from deepcompress.preflight import check_model_accepts, expected_input, is_shape_error
 
@@ -89,7 +89,32 @@ def test_other_errors_propagate():
 
     with pytest.raises(RuntimeError, match="I wrote"):
         check_model_accepts(Buggy(), DIGITS, data_spec="digits")
-    assert not is_shape_error(ValueError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_shape_error(KeyError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_shape_error(ValueError("a bad learning rate"))
+    assert is_shape_error(ValueError("expected 2D or 3D input (got 4D input)"))  # BatchNorm1d says it so
+
+
+def test_the_built_in_loop_needs_one_input_and_a_tensor_of_scores():
+    class Dict(nn.Module):
+        def forward(self, x):
+            return {"logits": x.flatten(1)}
+
+    class Two(nn.Module):
+        def forward(self, x, mask):
+            return x
+
+    with pytest.raises(ConfigError, match="returns a dict"):
+        check_model_accepts(Dict(), DIGITS, data_spec="digits", targets=torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ConfigError, match="does not take one input tensor"):
+        check_model_accepts(Two(), DIGITS, data_spec="digits")
+    with pytest.raises(DataError, match="label 70"):
+        check_model_accepts(nn.Flatten(), DIGITS, data_spec="digits", targets=torch.tensor([70]))
+
+
+def test_a_mismatch_inside_the_model_is_not_blamed_on_the_data():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.Linear(16, 3))
+    with pytest.raises(ConfigError, match="fails on the data's inputs.*inside the model"):
+        check_model_accepts(model, DIGITS, data_spec="digits")
 
 
 def test_empty_batch_and_bad_batch():
