@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import ConfigError, DataError, PipelineError
+from .errors import ConfigError, DataError, DeepCompressError, PipelineError
 from .pipeline.recipe import Recipe
 from .working_copy import working_copy
 
@@ -216,6 +216,8 @@ def compress(
     elif resume:
         raise ConfigError("resume needs the stage cache (a work_dir)")
     _check_has_parameters(model)
+    if arch is not None:
+        _check_arch(model, arch)
     _check_has_layers(model)
     _check_finite(model)
     check_pipeline(plan.stages, model, ctx)
@@ -319,6 +321,33 @@ def _check_has_parameters(model: Any) -> None:
                           "(torch.jit.freeze or optimize_for_inference folds them in), which cannot be reached by "
                           "name; compress the model before freezing it")
     raise ConfigError("the model has no parameters: there is nothing to compress")
+
+
+def _check_arch(model: Any, arch: Any) -> None:
+    """``arch`` must build a module with the model's tensor names and shapes (else ``deepcompress.load`` of the
+    file would fail); built on the meta device, so it costs no memory."""
+    import torch
+
+    from .arch import build_arch
+
+    if not isinstance(arch, dict) or not ({"name", "import"} & set(arch)):
+        raise ConfigError(f"arch must be {{'name' or 'import': ..., 'kwargs': {{...}}}}; got {arch!r}")
+    try:
+        with torch.device("meta"):
+            built = build_arch(arch, trust_arch=True)
+    except DeepCompressError as exc:
+        raise ConfigError(f"arch {arch!r} cannot be built: {exc}") from None
+    except Exception as exc:  # the user's own class failing in its constructor
+        raise ConfigError(f"arch {arch!r} cannot be built: {type(exc).__name__}: {exc}") from None
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    if want != got:
+        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+        shapes = sorted(k for k in set(want) & set(got) if want[k] != got[k])
+        parts = [f"{label} {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}" for label, names in
+                 (("it lacks", missing), ("it adds", extra), ("other shapes for", shapes)) if names]
+        raise ConfigError(f"arch {arch!r} does not build this model ({'; '.join(parts)}): deepcompress.load could "
+                          "not rebuild it from the file")
 
 
 def _check_has_layers(model: Any) -> None:

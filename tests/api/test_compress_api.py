@@ -136,3 +136,15 @@ def test_bad_api_arguments_are_one_line_errors_before_any_work(tmp_path, case):
     with pytest.raises(DeepCompressError, match=match):
         deepcompress.compress(target, tmp_path / "m.dcz", progress=False, log=lambda line: None, **kwargs)
     assert not (tmp_path / "m.dcz").exists()
+
+
+@pytest.mark.parametrize("arch,match", [({"name": "nosuch"}, "cannot be built"),
+                                        ({"name": "lenet300", "kwargs": {"in_features": 64}}, "does not build"),
+                                        ("lenet300", "arch must be")])
+def test_an_arch_that_cannot_rebuild_the_model_is_refused(tmp_path, arch, match):
+    from deepcompress.errors import ConfigError
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    with pytest.raises(ConfigError, match=match):
+        deepcompress.compress(model, tmp_path / "m.dcz", arch=arch, progress=False, log=lambda line: None)
+    assert not (tmp_path / "m.dcz").exists()
