@@ -106,6 +106,23 @@ def mnist_search_path() -> list[Path]:
     return paths
 
 
+def data_fingerprint(spec: str) -> str:
+    """What the stage-cache key needs beyond the spec's text: the sha256 of a ``text:`` file's bytes (the same
+    path may hold other text later; MNIST and CIFAR-10 files are checked against fixed digests), else ``""``."""
+    if not spec.startswith("text:"):
+        return ""
+    from .text_data import parse_spec
+
+    path = parse_spec(spec)[0].expanduser()
+    if not path.is_file():
+        return ""  # loading the data says what is wrong
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def load_dataset(spec: str, *, batch_size: int = 128, seed: int = 0, test_batch_size: int = 1000):
     """Return ``(train_loader, test_loader, DataInfo)`` for a dataset spec."""
     spec = str(spec).strip()

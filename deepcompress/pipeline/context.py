@@ -78,7 +78,10 @@ class RunContext:
 
     def run_key(self, input_key: str, world_size: int = 1) -> str:
         """The root of the cache keys: the input model, the data, the seed and the number of ranks."""
-        return f"{input_key}|data={self.data_spec}|seed={self.seed}|ranks={world_size}"
+        from ..data import data_fingerprint
+
+        data = f"{self.data_spec}|{data_fingerprint(self.data_spec)}" if self.data_spec else self.data_spec
+        return f"{input_key}|data={data}|seed={self.seed}|ranks={world_size}"
 
     def loaders(self, batch_size: int = 128) -> tuple[Any, Any]:
         """``(train_loader, test_loader)`` for the run's data (cached per batch size)."""

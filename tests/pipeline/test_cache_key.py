@@ -74,6 +74,16 @@ def test_run_key_holds_input_data_seed_and_ranks():
     assert RunContext(data_spec="digits", seed=0).run_key("model", world_size=2) != base
 
 
+def test_run_key_holds_a_text_files_contents(tmp_path):
+    """The same text: path with other text in it is other data: the cache must not serve the old results."""
+    text = tmp_path / "t.txt"
+    text.write_text("to be or not to be, that is the question " * 4)
+    before = RunContext(data_spec=f"text:{text}@8", seed=0).run_key("model")
+    assert RunContext(data_spec=f"text:{text}@8", seed=0).run_key("model") == before
+    text.write_text("TO BE OR NOT TO BE, THAT IS THE QUESTION " * 4)
+    assert RunContext(data_spec=f"text:{text}@8", seed=0).run_key("model") != before
+
+
 def test_a_stage_key_depends_on_every_stage_before_it():
     stages = [STAGE_TYPES["prune"](), STAGE_TYPES["quantize"](), STAGE_TYPES["encode"]()]
     other = [STAGE_TYPES["prune"](sparsity="0.4"), *stages[1:]]
