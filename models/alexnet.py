@@ -53,7 +53,7 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-@register("alexnet")
+@register("alexnet", input_shape=(3, 227, 227))
 def alexnet(num_classes: int = 1000) -> AlexNet:
     """AlexNet (Caffe, grouped conv2/4/5; 61M weights, 227x227 input); untrained."""
     return AlexNet(int(num_classes))

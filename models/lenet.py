@@ -71,7 +71,7 @@ def lenet5(
     return LeNet5(int(in_channels), int(input_size), int(num_classes), [int(c) for c in conv], int(fc))
 
 
-@register("lenet5_digits")
+@register("lenet5_digits", input_shape=(1, 8, 8))
 def lenet5_digits(num_classes: int = 10) -> LeNet5:
     """LeNet-5 sized for the 8x8 digits (padded convs; 2x2 maps into fc 500)."""
     return LeNet5(1, 8, int(num_classes), [20, 50], 500)

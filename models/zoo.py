@@ -39,6 +39,24 @@ def build_model(name: str, **kwargs: Any):
         raise ModelError(f"cannot build {name!r} with {kwargs}: {exc}") from None
 
 
+def input_shape(name: str, kwargs: dict[str, Any]) -> tuple[int, ...] | None:
+    """One sample's input shape for zoo model ``name`` built with ``kwargs`` (the constructor's defaults
+    filling in), or None when it does not say."""
+    from .registry import INPUT_SHAPES
+
+    if name in INPUT_SHAPES:
+        return INPUT_SHAPES[name]
+    params = inspect.signature(constructor(name)).parameters
+    merged = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    merged.update(kwargs)
+    if "in_features" in merged:
+        return (int(merged["in_features"]),)
+    if "in_channels" in merged and "input_size" in merged:
+        size = int(merged["input_size"])
+        return (int(merged["in_channels"]), size, size)
+    return None
+
+
 def describe() -> dict[str, str]:
     """Name -> first docstring line, for ``--help`` texts and docs."""
     return {n: (fn.__doc__ or "").strip().splitlines()[0] for n, fn in sorted(ARCHITECTURES.items())}

@@ -153,12 +153,11 @@ def example_input_for(arch: dict[str, Any] | None, shape: tuple[int, ...] | None
     from ..errors import ConfigError
 
     if shape is None:
-        kwargs = dict((arch or {}).get("kwargs") or {})
-        if "in_features" in kwargs:
-            shape = (int(kwargs["in_features"]),)
-        else:
-            size = int(kwargs.get("input_size", 28))
-            shape = (int(kwargs.get("in_channels", 1)), size, size)
         if arch is None or "name" not in arch:
             raise ConfigError("the input shape is unknown for this model; pass --input-shape CxHxW")
+        from deepcompress.models.zoo import input_shape
+
+        shape = input_shape(str(arch["name"]), dict(arch.get("kwargs") or {}))
+        if shape is None:
+            raise ConfigError(f"the input shape of {arch['name']!r} is unknown; pass --input-shape CxHxW")
     return torch.zeros((1, *shape))

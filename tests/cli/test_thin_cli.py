@@ -33,3 +33,24 @@ def test_thin_matches_masked_model(tmp_path, arch):
 def test_thin_needs_structured_granularity(tmp_path, digits_lenet300):
     result = CliRunner().invoke(cli, ["compress", str(digits_lenet300), "--thin", "--no-cache", "-o", str(tmp_path / "x.dcz")])
     assert result.exit_code == 2 and "thin needs filter or channel" in result.stderr
+
+
+@pytest.mark.parametrize("arch,shape", [("lenet5_digits", (1, 1, 8, 8)), ("resnet20_cifar", (1, 3, 32, 32)),
+                                        ("lenet300", (1, 784)), ("lenet5", (1, 1, 28, 28))])
+def test_the_zoo_says_its_input_shape(arch, shape):
+    """--thin and ONNX export trace the model on a zero input of the zoo model's own shape."""
+    from deepcompress.pipeline.context import example_input_for
+
+    assert tuple(example_input_for({"name": arch, "kwargs": {}}).shape) == shape
+
+
+def test_decode_thin_of_lenet5_digits_needs_no_input_shape(tmp_path):
+    from deepcompress.models import build_model
+
+    torch.manual_seed(0)
+    torch.save(build_model("lenet5_digits").state_dict(), tmp_path / "l5.pt")
+    run = CliRunner().invoke(cli, ["compress", str(tmp_path / "l5.pt"), "--arch", "lenet5_digits", "--granularity",
+                                   "filter", "--sparsity", "conv=0.5", "--thin", "-o", str(tmp_path / "l5.dcz")])
+    assert run.exit_code == 0, run.output
+    done = CliRunner().invoke(cli, ["decode", str(tmp_path / "l5.dcz"), "--thin", "-o", str(tmp_path / "t.pt")])
+    assert done.exit_code == 0 and "removed" in done.output, done.output
