@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -30,7 +31,8 @@ def _parse_levels(text: str) -> tuple[float, ...]:
 @data_option(required=True)
 @click.option("--granularity", default="element", show_default=True,
               help="element, vector, kernel, filter or channel (or a block such as 1x4).")
-@click.option("--fc-granularity", default=None, help="Granularity for Linear layers [default: --granularity].")
+@click.option("--fc-granularity", default="element", show_default=True,
+              help="Granularity for Linear layers (as compress: kernel or filter shapes do not fit a matrix).")
 @click.option("--sparsities", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95", show_default=True,
               help="Comma-separated sparsities to test per layer.")
 @click.option("--layers", default=None, help="Comma-separated layer (module or tensor) names [default: all].")
@@ -66,15 +68,22 @@ def sensitivity_cmd(model_path, data_spec, granularity, fc_granularity, sparsiti
     model, _ = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
     _, test_loader, _ = load_dataset(data_spec)
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {exc.strerror}") from None
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output folder {out} is a file")
+    base = out
+    while not base.exists():  # the nearest existing folder must take the new one: checked before the study
+        base = base.parent
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create output folder {out}: {base} is not a writable folder")
     model.eval()
     table = sensitivity(
         model, lambda m: evaluate(m, test_loader)["top1"], gran(granularity), levels, layer_list,
         fc_granularity=gran(fc_granularity), norm=norm,
     )
+    try:  # made once there is something to write: a failed study leaves no folder behind
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out}: {exc.strerror}") from None
     summary = write_study(table, out, max_accuracy_drop=max_drop, granularity=granularity,
                           fc_granularity=fc_granularity, norm=norm)
     picks, spec = summary["picks"], summary["sparsity_spec"]
