@@ -53,7 +53,7 @@ class Interrupted(click.ClickException):
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Stage cache folder [default: OUTPUT.work].")
 @click.option("--cache/--no-cache", default=None,
               help="Keep each stage's result in the stage cache, for re-runs and --resume "
-                   "[default: on when the run retrains, off for data-free runs].")
+                   "[default: on when the run retrains or --work-dir is given, else off].")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last stage and epoch checkpoint.")
 @click.option("--lossless", is_flag=True,
               help="Store every tensor of a safetensors file or .pt state dict exactly (floats with the "
@@ -117,6 +117,13 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
                                "state dict compressed data-free); MODEL names one, or --arch/--recipe was given")
     explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
     if recipe:
+        ctx = click.get_current_context()
+        given = [name for name in _STAGE_FLAGS
+                 if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise click.UsageError(f"{flag} is a stage setting, and --recipe replaces the stage flags: set it in the "
+                                   "recipe's stage instead (docs/recipes.md)")
         plan = build_recipe(recipe, has_data=data_spec is not None)
         if distill:  # every training stage of the recipe that does not distill yet learns from the input model
             plan = dataclasses.replace(plan, stages=tuple(
@@ -130,10 +137,12 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
             max_accuracy_drop=max_accuracy_drop, distill=1.0 if distill else 0.0,
         )
     trains = any(stage.needs_data() for stage in plan.stages)
-    if cache is None:
-        cache = trains
+    if cache is None:  # on for runs that retrain, or when a --work-dir is named
+        cache = trains or work_dir is not None
     if resume and not cache:
-        raise click.BadParameter("--resume needs the stage cache; drop --no-cache", param_hint="--resume")
+        hint = "drop --no-cache" if click.get_current_context().get_parameter_source("cache") not in (
+            None, click.core.ParameterSource.DEFAULT) else "add --cache (it is off for runs that do not retrain)"
+        raise click.BadParameter(f"--resume needs the stage cache; {hint}", param_hint="--resume")
     cache_dir = (Path(work_dir) if work_dir else out.with_name(out.name + ".work")) if cache else None
     model, info = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
     try:
@@ -210,6 +219,10 @@ def _names_no_architecture(model_path: str) -> bool:
     except InputFileError:  # load_model_from_options says what is wrong with the file
         return False
 
+
+#: flags that set the default graph's stages; --recipe replaces them, so any of them given with it is refused
+_STAGE_FLAGS = ("granularity", "fc_granularity", "block", "sparsity", "scope", "max_accuracy_drop", "bits",
+                "retrain_epochs", "finetune_epochs", "schedule", "lr", "index_bits", "thin")
 
 #: flags that act on a model (pruning, retraining), with their defaults; a checkpoint naming no
 #: architecture is only weight-shared, so any of them set otherwise is refused

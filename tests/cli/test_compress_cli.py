@@ -245,3 +245,26 @@ def test_global_scope_and_auto_sparsity(runner, digits_lenet300, tmp_path):
     state = deepcompress.load_state_dict(auto)
     for name, value in picked.items():  # each layer is pruned to the sparsity sensitivity picked for it
         assert float((state[name] == 0).float().mean()) == pytest.approx(float(value), abs=0.01)
+
+
+def test_a_stage_flag_with_a_recipe_is_refused_not_dropped(tmp_path):
+    from deepcompress.models import build_model
+
+    torch.save(build_model("lenet300", in_features=64).state_dict(), tmp_path / "m.pt")
+    (tmp_path / "r.toml").write_text('[[stage]]\ntype = "prune"\nsparsity = "0.5"\n\n[[stage]]\ntype = "quantize"\n'
+                                     'bits = "5"\n\n[[stage]]\ntype = "encode"\n')
+    run = CliRunner().invoke(cli, ["compress", str(tmp_path / "m.pt"), "--arch", "lenet300", "--arch-kwargs",
+                                   '{"in_features": 64}', "--recipe", str(tmp_path / "r.toml"), "--bits", "4",
+                                   "-o", str(tmp_path / "o.dcz")])
+    assert run.exit_code == 2 and "--bits is a stage setting" in run.output and not (tmp_path / "o.dcz").exists()
+
+
+def test_work_dir_turns_the_cache_on_and_resume_says_how_to(tmp_path):
+    from deepcompress.models import build_model
+
+    torch.save(build_model("lenet300", in_features=64).state_dict(), tmp_path / "m.pt")
+    base = ["compress", str(tmp_path / "m.pt"), "--arch", "lenet300", "--arch-kwargs", '{"in_features": 64}']
+    run = CliRunner().invoke(cli, [*base, "--resume", "-o", str(tmp_path / "a.dcz")])
+    assert run.exit_code == 2 and "add --cache" in run.output, run.output
+    run = CliRunner().invoke(cli, [*base, "--work-dir", str(tmp_path / "w"), "-o", str(tmp_path / "b.dcz")])
+    assert run.exit_code == 0 and (tmp_path / "w").is_dir(), run.output
