@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_option, model_input_options
+from .options import check_model_fits_data, data_option, model_input_options
 
 
 def _parse_levels(text: str) -> tuple[float, ...]:
@@ -67,6 +67,7 @@ def sensitivity_cmd(model_path, data_spec, granularity, fc_granularity, sparsiti
     layer_list = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
     model, _ = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
     _, test_loader, _ = load_dataset(data_spec)
+    check_model_fits_data(model, test_loader, data_spec)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"output folder {out} is a file")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ModelError
 
 __all__ = ["check_model_accepts", "expected_input", "is_shape_error"]
 
@@ -104,7 +104,8 @@ def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
     ``torch.no_grad()`` in eval mode (so BatchNorm statistics are not touched),
     and every module's train/eval mode is restored afterwards. ``arch`` (an
     architecture record; by default the one a ``.dcz`` model carries) tells
-    what the model expects. Errors other than shape errors propagate unchanged.
+    what the model expects. Any other error of the model is a one-line :class:`ModelError` saying the model
+    raised it.
     With ``targets`` (the batch's labels, when the built-in training loop will run), the output must be
     one tensor of class scores and the labels class indices it has.
     """
@@ -124,12 +125,12 @@ def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
             out = model(as_model_input(model, x) if hasattr(model, "parameters") else x)
     except TypeError as exc:
         if "positional argument" not in str(exc):
-            raise
+            raise _raised(exc, x, data_spec) from None
         raise ConfigError(f"the model does not take one input tensor ({_short(exc)}); the built-in training "
                           "loop passes one: pass train_fn and eval_fn for a model with several inputs") from None
-    except (RuntimeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the model's own error, said in one line as the model's
         if not is_shape_error(exc):
-            raise
+            raise _raised(exc, x, data_spec) from None
         shape = tuple(int(d) for d in x.shape[1:])
         gives = f"--data {data_spec} gives inputs of shape {_dims(shape)}"
         if len(shape) > 1:
@@ -146,6 +147,15 @@ def check_model_accepts(model: Any, sample_batch: Any, *, data_spec: str,
             module.training = training
     if targets is not None:
         _check_output(out, targets, data_spec)
+
+
+def _raised(exc: BaseException, x: Any, data_spec: str) -> ModelError:
+    """The model's own error on one sample of the data, said as the model's (not deepcompress's): a model
+    meeting the wrong kind of data (token ids for an image model, a window longer than its context, ...) or
+    a bug in the model."""
+    kind = str(x.dtype).removeprefix("torch.")
+    return ModelError(f"the model raised {type(exc).__name__} on one sample of --data {data_spec} (inputs of "
+                      f"shape {_dims(x.shape[1:])}, {kind}): {_short(exc)}")
 
 
 def _check_output(out: Any, targets: Any, data_spec: str) -> None:

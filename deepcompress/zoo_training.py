@@ -63,6 +63,14 @@ def train_model(
     record = arch_spec(arch, dataset_kwargs(arch, info, arch_kwargs) if ":" not in arch else arch_kwargs)
     seed_everything(seed)
     model = build_arch(record, trust_arch=True)
+    import torch
+
+    from .preflight import check_model_accepts
+
+    with torch.random.fork_rng():  # the same batches as without the check
+        batch = next(iter(test_loader), None)
+        if batch is not None:  # the model meets one sample first: a mismatch is one line, not a crash in training
+            check_model_accepts(model, batch, data_spec=data_spec, arch=record, targets=batch[1])
     train(model, train_loader, cfg, test_loader=None, progress=progress)
     metrics = evaluate(model, test_loader)
     metrics["data"] = data_spec

@@ -74,3 +74,16 @@ def test_unwritable_output(runner, tmp_path):
     line = _one_line_error(runner.invoke(cli, ["train", "lenet300", "--data", "digits", "--epochs", "0",
                                                "-o", str(tmp_path / "no" / "such" / "m.pt")]))
     assert "does not exist" in line
+
+
+@pytest.mark.parametrize("command", [["train", "gpt_char", "--data", "digits", "--epochs", "1", "-o", "g.pt"],
+                                     ["train", "lenet300", "--data", "text:t.txt@16", "--epochs", "1", "-o", "l.pt"]])
+def test_a_model_meeting_the_wrong_kind_of_data_is_one_line(tmp_path, monkeypatch, command):
+    """Token ids into an image model, images into a language model: the model's own error, said as the
+    model's, exit 2, before any training."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    run = CliRunner().invoke(cli, command)
+    assert run.exit_code == 2, run.output
+    assert "the model raised" in run.output and "on one sample of --data" in run.output
+    assert not list(tmp_path.glob("*.pt"))
