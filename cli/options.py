@@ -71,5 +71,5 @@ def data_option(required: bool = False) -> Callable[[Callable[..., Any]], Callab
         "data_spec",
         metavar="SPEC",
         required=required,
-        help="Dataset: digits, mnist, mnist:DIR or package.module:function.",
+        help="Dataset: digits, mnist[:DIR], cifar10[:DIR], text:PATH[@WINDOW] or package.module:function.",
     )

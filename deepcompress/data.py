@@ -149,7 +149,7 @@ def load_dataset(spec: str, *, batch_size: int = 128, seed: int = 0, test_batch_
     elif ":" in spec:
         return _user_loaders(spec)
     else:
-        raise DataError(f"unknown data spec {spec!r}; use digits, mnist, mnist:DIR or module:function")
+        raise DataError(f"unknown data spec {spec!r}; use digits, mnist[:DIR], cifar10[:DIR], text:PATH[@WINDOW] or module:function")
     info = DataInfo(spec, name, tuple(x_tr.shape[1:]), 10, len(x_tr), len(x_te))
     train = TensorLoader(x_tr, y_tr, batch_size=batch_size, shuffle=True, seed=seed)
     test = TensorLoader(x_te, y_te, batch_size=test_batch_size, shuffle=False)
@@ -237,7 +237,10 @@ def _user_loaders(spec: str):
     func = getattr(module, func_name, None)
     if not callable(func):
         raise DataError(f"data spec {spec!r}: {module_name} has no function {func_name!r}")
-    result = func()
+    try:
+        result = func()
+    except Exception as exc:  # noqa: BLE001 - the user's own code: said as theirs, in one line
+        raise DataError(f"data spec {spec!r}: {func_name}() raised {type(exc).__name__}: {exc}") from None
     if not (isinstance(result, tuple) and len(result) == 2):
         raise DataError(f"data spec {spec!r}: {func_name}() must return (train_loader, test_loader)")
     train, test = result

@@ -83,3 +83,11 @@ def test_user_function(tmp_path, monkeypatch):
 def test_bad_specs(spec, match):
     with pytest.raises(DataError, match=match):
         load_dataset(spec)
+
+
+def test_a_data_function_that_raises_is_the_users_error(tmp_path, monkeypatch):
+    (tmp_path / "boomdata.py").write_text("def loaders():\n    raise RuntimeError('my loader failed')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DataError, match=r"loaders\(\) raised RuntimeError: my loader failed"):
+        load_dataset("boomdata:loaders")
+    sys.modules.pop("boomdata", None)
