@@ -23,9 +23,10 @@ REPORT_VERSION = 1
 
 
 def report_paths(out: str | os.PathLike[str], dcz_path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
-    """(markdown, json, plot folder) for ``out``: a folder, the ``.dcz`` path itself, or a prefix."""
+    """(markdown, json, plot folder) for ``out``: a folder (existing, or named with a trailing slash), the
+    ``.dcz`` path itself, or a prefix."""
     p = Path(out)
-    if p.is_dir():
+    if p.is_dir() or str(out).endswith(("/", os.sep)):
         prefix = p / Path(dcz_path).stem
     elif p.suffix == ".dcz":
         prefix = p.with_suffix("")
@@ -101,6 +102,11 @@ def write_report(out: str | os.PathLike[str], collector: ReportCollector | None,
 
     md_path, json_path, folder = report_paths(out, dcz_path)
     dcz = read_dcz(dcz_path)
+    if str(out).endswith(("/", os.sep)):  # a folder named with a trailing slash: made if new
+        try:
+            md_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create report folder {md_path.parent}: {exc.strerror}") from None
     measured = model_sizes(dcz)
     sizes, layers, summary = measured["sizes"], measured["layers"], measured["summary"]
     history = _history(compress_result, dcz)

@@ -172,3 +172,10 @@ def test_a_half_precision_model_reports_its_ratio_as_given(tmp_path):
     text = (tmp_path / "h.report.md").read_text()
     assert f"As given (its own dtypes) {2 * dense:,} bytes" in text and "dense float32" in text
     assert torch.float16 == next(model.parameters()).dtype
+
+
+def test_report_paths_take_a_new_folder_named_with_a_trailing_slash(tmp_path):
+    from deepcompress.report.writer import report_paths
+
+    md, js, plots = report_paths(str(tmp_path / "new") + "/", "m.dcz")
+    assert md == tmp_path / "new" / "m.report.md" and plots == tmp_path / "new" / "m.report"
