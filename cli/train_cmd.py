@@ -69,7 +69,11 @@ def eval_cmd(model_path, data_spec, arch, arch_kwargs, trust_pickle, trust_arch,
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "kind": info.kind, **metrics}, sort_keys=True))
     else:
-        click.echo(
-            f"{model_path}: top-1 {100 * metrics['top1']:.2f}%, error {metrics['error_pct']:.2f}% "
-            f"on {metrics['n']} test images"
-        )
+        if data_spec.startswith("text:"):  # a language model: every position is one next-character prediction
+            click.echo(f"{model_path}: validation loss {metrics['loss']:.4f} nats/char, next-character top-1 "
+                       f"{100 * metrics['top1']:.2f}% over {metrics['n']} predictions")
+        else:
+            click.echo(
+                f"{model_path}: top-1 {100 * metrics['top1']:.2f}%, error {metrics['error_pct']:.2f}% "
+                f"on {metrics['n']} test images"
+            )

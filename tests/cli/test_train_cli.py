@@ -87,3 +87,14 @@ def test_a_model_meeting_the_wrong_kind_of_data_is_one_line(tmp_path, monkeypatc
     assert run.exit_code == 2, run.output
     assert "the model raised" in run.output and "on one sample of --data" in run.output
     assert not list(tmp_path.glob("*.pt"))
+
+
+def test_eval_on_text_states_the_validation_loss(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    kwargs = '{"n_layer": 1, "n_embd": 16, "n_head": 2, "block_size": 16}'
+    run = CliRunner().invoke(cli, ["train", "gpt_char", "--data", "text:t.txt@16", "--epochs", "0", "--arch-kwargs",
+                                   kwargs, "-o", "g.pt"])
+    assert run.exit_code == 0, run.output
+    run = CliRunner().invoke(cli, ["eval", "g.pt", "--data", "text:t.txt@16"])
+    assert run.exit_code == 0 and "validation loss" in run.output and "nats/char" in run.output, run.output
