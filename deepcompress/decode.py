@@ -40,13 +40,18 @@ THIN_TOLERANCE = 1e-5
 
 
 def output_format(output: str | os.PathLike[str], fmt: str = "auto") -> str:
-    """``pt``, ``safetensors`` or ``onnx``: ``fmt``, or with ``auto`` the output's suffix (``pt`` otherwise)."""
+    """``pt``, ``safetensors`` or ``onnx``: ``fmt``, or with ``auto`` the output's suffix (``.pt``, ``.pth``,
+    ``.bin``, ``.safetensors``, ``.onnx``); another suffix with ``auto`` is a :class:`ConfigError`."""
     if fmt != "auto":
         if fmt not in (*DENSE_FORMATS, "onnx"):
             raise ConfigError(f"unknown output format {fmt!r}; use auto, pt, safetensors or onnx")
         return fmt
     suffix = Path(output).suffix.lower()
-    return {".safetensors": "safetensors", ".onnx": "onnx"}.get(suffix, "pt")
+    formats = {".safetensors": "safetensors", ".onnx": "onnx", ".pt": "pt", ".pth": "pt", ".bin": "pt"}
+    if suffix not in formats:
+        raise ConfigError(f"cannot tell the output format from {Path(output).name!r}; name it .pt, .safetensors or "
+                          ".onnx, or give --format")
+    return formats[suffix]
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,10 @@ def decode_dense(
     from .checkpoint import save_checkpoint, save_safetensors
     from .model_input import dcz_state_dict, read_dcz_file
 
+    out = check_output_path(output, inputs=[source])
     fmt = output_format(output, fmt)
     if fmt not in DENSE_FORMATS:
         raise ConfigError(f"decode_dense writes {' or '.join(DENSE_FORMATS)}, not {fmt} (use export_onnx)")
-    out = check_output_path(output, inputs=[source])
     dcz = read_dcz_file(source)
     state = dcz_state_dict(dcz)
     if fmt == "safetensors":

@@ -231,3 +231,11 @@ def test_decode_thin_of_a_users_own_model_takes_trust_arch(tmp_path, monkeypatch
 def test_a_bad_input_shape_names_its_option(dcz_file, tmp_path):
     code, _, err = _invoke("decode", dcz_file, "--thin", "--input-shape", "3x", "-o", tmp_path / "t.pt")
     assert code == 2 and "--input-shape" in _one_error_line(err)
+
+
+def test_an_output_suffix_with_no_format_is_refused(dcz_file, tmp_path):
+    code, _, err = _invoke("decode", dcz_file, "-o", tmp_path / "z.xyz")
+    assert code == 2 and "cannot tell the output format" in _one_error_line(err)
+    assert not (tmp_path / "z.xyz").exists()
+    code, _, err = _invoke("decode", dcz_file, "--format", "pt", "-o", tmp_path / "z.xyz")
+    assert code == 0, err
