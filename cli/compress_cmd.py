@@ -130,6 +130,10 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
                 dataclasses.replace(s, distill=1.0) if getattr(s, "distill", None) == 0 else s for s in plan.stages))
         data_spec = data_spec or plan.data
     else:
+        if (click.get_current_context().get_parameter_source("max_accuracy_drop")
+                not in (None, click.core.ParameterSource.DEFAULT) and (sparsity or "").strip() != "auto"):
+            raise click.UsageError("--max-accuracy-drop sets what --sparsity auto may lose; without --sparsity auto "
+                                   "it changes nothing")
         plan = build_recipe(
             None, has_data=data_spec is not None, sparsity=sparsity, granularity=granularity,
             fc_granularity=fc_granularity, block=block, bits=bits, retrain_epochs=retrain_epochs,

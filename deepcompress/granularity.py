@@ -83,7 +83,7 @@ class Granularity(enum.Enum):
             return cls(str(text).strip().lower())
         except ValueError:
             names = ", ".join(g.value for g in cls)
-            raise ConfigError(f"unknown granularity {text!r}; choose one of: {names}") from None
+            raise ConfigError(f"unknown granularity {text!r}; choose one of: {names}, or an N:M pattern such as 2:4") from None
 
     @property
     def structured(self) -> bool:

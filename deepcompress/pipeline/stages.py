@@ -116,6 +116,9 @@ class PruneConfig(StageConfig):
             parse_block(self.block)
         _check_choice(self.scope, ("layer", "global"), "prune scope")
         if self.scope == "global":
+            if str(self.sparsity).strip() == "auto":
+                raise ConfigError("sparsity auto picks each layer's own sparsity, which global pruning does not "
+                                  "have: use scope layer with auto, or one sparsity with scope global")
             try:
                 sparsity_value(self.sparsity)
             except ValueError as exc:

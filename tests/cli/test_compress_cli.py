@@ -268,3 +268,16 @@ def test_work_dir_turns_the_cache_on_and_resume_says_how_to(tmp_path):
     assert run.exit_code == 2 and "add --cache" in run.output, run.output
     run = CliRunner().invoke(cli, [*base, "--work-dir", str(tmp_path / "w"), "-o", str(tmp_path / "b.dcz")])
     assert run.exit_code == 0 and (tmp_path / "w").is_dir(), run.output
+
+
+@pytest.mark.parametrize("flags,match", [(["--max-accuracy-drop", "5"], "without --sparsity auto"),
+                                         (["--sparsity", "auto", "--scope", "global", "--data", "digits"],
+                                          "global pruning does not have")])
+def test_settings_that_would_change_nothing_or_cannot_meet_say_so(tmp_path, flags, match):
+    from deepcompress.models import build_model
+
+    torch.save(build_model("lenet300", in_features=64).state_dict(), tmp_path / "m.pt")
+    run = CliRunner().invoke(cli, ["compress", str(tmp_path / "m.pt"), "--arch", "lenet300", "--arch-kwargs",
+                                   '{"in_features": 64}', *flags, "-o", str(tmp_path / "o.dcz")])
+    assert run.exit_code in (2, 4) and match in run.output, run.output
+    assert not (tmp_path / "o.dcz").exists()
