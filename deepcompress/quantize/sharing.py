@@ -13,9 +13,9 @@ exactly the values the model's weights take.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -98,19 +98,28 @@ def cluster_weight(
     init: str = "linear",
     seed: int = 0,
     relocate_empty: bool = True,
+    zero_rows: Sequence[int] = (),
 ) -> Codebook:
     """The codebook of one weight array: its kept values clustered into at most ``2**bits`` centroids.
 
     ``relocate_empty=False`` runs plain Lloyd (empty clusters stay where the
-    init put them and are dropped from the codebook).
+    init put them and are dropped from the codebook). ``zero_rows`` (an
+    Embedding's padding row) are given a centroid of exactly 0 of their own, and
+    the other values at most ``2**bits - 1``, so those rows decode to zeros.
     """
     weight = np.asarray(weight, dtype=np.float32)
     labels = np.full(weight.shape, PRUNED, dtype=np.int16)
+    rows = sorted({int(r) for r in zero_rows})
+    if rows:
+        mask = np.ones(weight.shape, dtype=bool) if mask is None else mask.copy()
+        kept_rows = mask[rows].copy()
+        mask[rows] = False
     kept = weight if mask is None else weight[mask]
-    if kept.size == 0:
+    k = 2**bits - (1 if rows else 0)
+    if kept.size == 0 or k == 0:
         centroids = np.zeros(0, dtype=np.float32)
     else:
-        result = kmeans_1d(kept.reshape(-1), 2**bits, init=init, seed=seed, relocate_empty=relocate_empty)
+        result = kmeans_1d(kept.reshape(-1), k, init=init, seed=seed, relocate_empty=relocate_empty)
         used = np.unique(result.labels)  # plain Lloyd may leave empty clusters: drop them
         centroids = result.centroids[used].astype(np.float32)
         new_labels = np.searchsorted(used, result.labels)
@@ -118,6 +127,11 @@ def cluster_weight(
             labels[...] = new_labels.reshape(weight.shape)
         else:
             labels[mask] = new_labels
+    if rows:  # the rows' kept positions read the zero centroid (pruned ones stay pruned)
+        block = labels[rows]
+        block[kept_rows] = len(centroids)
+        labels[rows] = block
+        centroids = np.append(centroids, np.float32(0.0)).astype(np.float32)
     return Codebook(tensor_name=name, centroids=centroids, labels=labels, bits=int(bits), init=str(init))
 
 
@@ -163,13 +177,24 @@ def share_weights(
         weight = param.detach().to(device="cpu", dtype=torch.float32).numpy()
         mask = kept_mask(ref.tensor_name, tuple(weight.shape), masks)
         book = cluster_weight(
-            ref.tensor_name, weight, bits_for(spec, ref), mask=mask, init=init, seed=seed, relocate_empty=relocate_empty
+            ref.tensor_name, weight, bits_for(spec, ref), mask=mask, init=init, seed=seed, relocate_empty=relocate_empty,
+            zero_rows=padding_rows(ref.module, ref.param_name, weight),
         )
         book = round_to_dtype(book, param.dtype)
         with torch.no_grad():
             param.copy_(torch.from_numpy(book.weights()).to(dtype=param.dtype, device=param.device))
         codebooks[ref.tensor_name] = book
     return codebooks
+
+
+def padding_rows(module: Any, pname: str, weight: np.ndarray) -> tuple[int, ...]:
+    """The padding row of an ``nn.Embedding``/``nn.EmbeddingBag`` weight with a ``padding_idx`` whose row is
+    all zeros (the padding token contributes nothing, and its row gets no gradient): kept exactly zero."""
+    idx = getattr(module, "padding_idx", None)
+    if pname != "weight" or not isinstance(idx, int) or weight.ndim != 2 or not -weight.shape[0] <= idx < weight.shape[0]:
+        return ()
+    row = idx % weight.shape[0]
+    return (row,) if not np.any(weight[row]) else ()
 
 
 def round_to_dtype(book: Codebook, dtype: "torch.dtype") -> Codebook:

@@ -254,3 +254,19 @@ def test_a_model_with_no_layer_to_compress_is_refused(tmp_path):
         deepcompress.compress(nn.Sequential(nn.LayerNorm(8)), tmp_path / "x.dcz", progress=False,
                               log=lambda line: None)
     assert not (tmp_path / "x.dcz").exists()
+
+
+@pytest.mark.parametrize("sparsity,epochs", [("0", 0), ("embedding=0.5", 0), ("0", 1)])
+def test_an_embeddings_padding_row_stays_exactly_zero(tmp_path, sparsity, epochs):
+    """The padding token's row is zero and gets no gradient: it keeps a zero centroid of its own."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(100, 32, padding_idx=0), nn.Flatten(), nn.Linear(32 * 6, 4))
+    kw = {}
+    if epochs:
+        x, y = torch.randint(0, 100, (32, 6)), torch.randint(0, 4, (32,))
+        dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+        kw = {"loaders": (dl, dl), "retrain_epochs": 0, "finetune_epochs": epochs}
+    deepcompress.compress(model, tmp_path / "p.dcz", sparsity=sparsity, progress=False, log=lambda line: None, **kw)
+    state = deepcompress.load_state_dict(tmp_path / "p.dcz")
+    assert torch.equal(state["0.weight"][0], torch.zeros(32))
+    assert (state["0.weight"][1:] != 0).any()
