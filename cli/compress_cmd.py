@@ -98,8 +98,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     if arch is None and not recipe and _names_no_architecture(model_path):
         _refuse_model_flags(model_path, data_spec)
         _compress_shared(model_path, out, bits, max_error, group_size, as_json, shown)
-        ctx = click.get_current_context()
-        if report_plots or ctx.get_parameter_source("report") not in (None, click.core.ParameterSource.DEFAULT):
+        if report_plots or _first_given(("report",)):
             if report:  # asked for (a checkpoint's report is not written by default: it may hold many tensors)
                 from deepcompress.report import write_report
 
@@ -117,11 +116,8 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
                                "state dict compressed data-free); MODEL names one, or --arch/--recipe was given")
     explicit = click.get_current_context().get_parameter_source("seed") != click.core.ParameterSource.DEFAULT
     if recipe:
-        ctx = click.get_current_context()
-        given = [name for name in _STAGE_FLAGS
-                 if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
-        if given:
-            flag = "--" + given[0].replace("_", "-")
+        flag = _first_given(_STAGE_FLAGS)
+        if flag:
             raise click.UsageError(f"{flag} is a stage setting, and --recipe replaces the stage flags: set it in the "
                                    "recipe's stage instead (docs/recipes.md)")
         plan = build_recipe(recipe, has_data=data_spec is not None)
@@ -130,8 +126,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
                 dataclasses.replace(s, distill=1.0) if getattr(s, "distill", None) == 0 else s for s in plan.stages))
         data_spec = data_spec or plan.data
     else:
-        if (click.get_current_context().get_parameter_source("max_accuracy_drop")
-                not in (None, click.core.ParameterSource.DEFAULT) and (sparsity or "").strip() != "auto"):
+        if _first_given(("max_accuracy_drop",)) and (sparsity or "").strip() != "auto":
             raise click.UsageError("--max-accuracy-drop sets what --sparsity auto may lose; without --sparsity auto "
                                    "it changes nothing")
         plan = build_recipe(
@@ -144,8 +139,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     if cache is None:  # on for runs that retrain, or when a --work-dir is named
         cache = trains or work_dir is not None
     if resume and not cache:
-        hint = "drop --no-cache" if click.get_current_context().get_parameter_source("cache") not in (
-            None, click.core.ParameterSource.DEFAULT) else "add --cache (it is off for runs that do not retrain)"
+        hint = "drop --no-cache" if _first_given(("cache",)) else "add --cache (it is off for runs that do not retrain)"
         raise click.BadParameter(f"--resume needs the stage cache; {hint}", param_hint="--resume")
     cache_dir = (Path(work_dir) if work_dir else out.with_name(out.name + ".work")) if cache else None
     model, info = load_model_from_options(model_path, arch, arch_kwargs, trust_pickle, trust_arch)
@@ -240,24 +234,29 @@ _LOSSLESS_PARAMS = ("model_path", "output", "lossless", "progress", "as_json")
 
 def _refuse_with_lossless() -> None:
     ctx = click.get_current_context()
-    for param in ctx.command.params:
-        if param.name not in _LOSSLESS_PARAMS and ctx.get_parameter_source(param.name) not in (
-                None, click.core.ParameterSource.DEFAULT):
-            flag = max(param.opts, key=len)
-            raise click.UsageError(f"{flag} does not go with --lossless, which stores every tensor exactly as it is "
-                                   "(drop one of them)")
+    flag = _first_given(tuple(p.name for p in ctx.command.params if p.name not in _LOSSLESS_PARAMS))
+    if flag:
+        raise click.UsageError(f"{flag} does not go with --lossless, which stores every tensor exactly as it is "
+                               "(drop one of them)")
+
+
+def _first_given(names: tuple[str, ...]) -> str | None:
+    """The first of the options ``names`` the user gave (not left at its default), as ``--flag``, or None."""
+    ctx = click.get_current_context()
+    opts = {p.name: max(p.opts, key=len) for p in ctx.command.params}
+    for name in names:
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT):
+            return opts.get(name, "--" + name.replace("_", "-"))
+    return None
 
 
 def _refuse_model_flags(model_path: str, data_spec: str | None) -> None:
-    ctx = click.get_current_context()
     if data_spec is not None:
         raise click.UsageError(f"{model_path} is a checkpoint naming no architecture: retraining on --data needs the "
                                "model; name it with --arch NAME|module:Class, or drop --data to weight-share it "
                                "data-free")
-    given = [name for name in _MODEL_FLAGS
-             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
-    if given:
-        flag = "--" + given[0].replace("_", "-")
+    flag = _first_given(_MODEL_FLAGS)
+    if flag:
         raise click.UsageError(f"{flag} needs the model: {model_path} is a checkpoint naming no architecture, which "
                                "is weight-shared data-free (--bits, --max-error); name it with --arch NAME|module:Class")
 

@@ -507,6 +507,18 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
         def convert(name: str, arr: Any) -> Any:
             return np.ascontiguousarray(_as_dtype(arr, dtypes[name]))
 
+        def write_sliced(stored: str, name: str) -> None:
+            """Tensor ``stored`` decoded a slice at a time into the file as ``name``'s bytes."""
+            written = [0]
+
+            def sink(part: memoryview) -> None:
+                fh.write(part)
+                written[0] += part.nbytes
+                bar.advance(part.nbytes)
+
+            dcz.decode_into(stored, sink, shared_dtype=halves.get(stored))
+            expect(name, written[0])
+
         def expect(name: str, got: int) -> int:
             start, end = header[name]["data_offsets"]
             if got != end - start:  # the codecs decode to the meta's shape; never write a torn file
@@ -525,23 +537,7 @@ def decode_lossless(source: str | os.PathLike[str], output: str | os.PathLike[st
                     del arr
                 continue
             for name in names:  # written a slice at a time as it is decoded (each slice on the codec threads)
-                written = [0]
-
-                def sink(part: memoryview, written: list[int] = written) -> None:
-                    fh.write(part)
-                    written[0] += part.nbytes
-                    bar.advance(part.nbytes)
-
-                dcz.decode_into(name, sink, shared_dtype=halves.get(name))
-                expect(name, written[0])
-        for alias, canonical in ties.items():
-            copied = [0]
-
-            def copy(part: memoryview, copied: list[int] = copied) -> None:
-                fh.write(part)
-                copied[0] += part.nbytes
-                bar.advance(part.nbytes)
-
-            dcz.decode_into(canonical, copy, shared_dtype=halves.get(canonical))
-            expect(alias, copied[0])
+                write_sliced(name, name)
+        for alias, canonical in ties.items():  # a copy of the stored tensor under each of its other names
+            write_sliced(canonical, alias)
     return LosslessResult(out, len(header) - ("__metadata__" in header), offset, 8 + len(text) + offset, {})
