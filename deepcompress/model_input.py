@@ -151,12 +151,16 @@ def build_assigned(arch: Mapping[str, Any], tensors: Mapping[str, Any], *, trust
     themselves. Names, shapes and dtypes must match exactly (ModelError in one
     line otherwise). A module that keeps state outside its ``state_dict`` (a
     non-persistent buffer, a plain tensor attribute) is built normally instead,
-    so nothing is ever left on the meta device.
+    so nothing is ever left on the meta device. NumPy arrays (``safetensors.numpy.load_file``) are taken as
+    tensors.
     """
+    import numpy as np
     import torch
 
     from .layers import tied_parameters
 
+    tensors = {k: torch.from_numpy(v if v.flags.writeable else v.copy()) if isinstance(v, np.ndarray) else v
+               for k, v in tensors.items()}
     with torch.device("meta"):
         model = build_arch(arch, trust_arch=trust_arch)
     ties = tied_parameters(model)
