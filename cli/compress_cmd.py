@@ -84,6 +84,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
     """Prune, retrain, share weights, fine-tune and encode MODEL into a .dcz file."""
     from deepcompress.atomic import same_file
     from deepcompress.compression import build_recipe, compress
+    from deepcompress.container.summary import left_dense_lines
 
     out = Path(output) if output else Path(model_path).with_suffix(".dcz")
     if same_file(out, Path(model_path)):
@@ -178,9 +179,7 @@ def compress_cmd(model_path, output, data_spec, granularity, fc_granularity, blo
         )
     for alias, canonical in result.tied.items():
         lines.append(f"shared: {alias} is {canonical} (tied; stored once)")
-    for reason, names in result.dense_tensors.items():
-        shown = ", ".join(names[:3]) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
-        lines.append(f"left dense: {shown}: {reason}")
+    lines += left_dense_lines(result.dense_tensors)
     if result.report:
         lines.append(f"report: {result.report[0]}")
     if result.work_dir is not None:
@@ -264,6 +263,7 @@ def _refuse_model_flags(model_path: str, data_spec: str | None) -> None:
 def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: float | None,
                      group_size: int | None, as_json: bool, progress: bool | None) -> None:
     from deepcompress.checkpoint_sharing import ShareSettings, compress_shared
+    from deepcompress.container.summary import left_dense_lines
 
     if bits is None or bits.strip() == "auto":
         n_bits = None
@@ -291,7 +291,6 @@ def _compress_shared(model_path: str, out: Path, bits: str | None, max_error: fl
     click.echo(f"shared data-free ({how}): {len(shared)} of {done.n_tensors} tensors weight-shared"
                f"{' (' + hist + ')' if hist else ''}, the rest stored exactly; {done.input_bytes:,} bytes -> "
                f"{done.file_bytes:,} bytes ({ratio:.1f}x smaller) -> {done.output}")
-    for reason, names in done.dense.items():
-        shown = ", ".join(names[:3]) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
-        click.echo(f"left dense: {shown}: {reason}")
+    for line in left_dense_lines(done.dense):
+        click.echo(line)
 

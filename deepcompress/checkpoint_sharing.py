@@ -59,21 +59,25 @@ class ShareSettings:
 
     def shares(self, dtype: str, shape: tuple[int, ...]) -> bool:
         """Whether a tensor of ``dtype`` and ``shape`` is weight-shared (else stored exactly)."""
-        from .quantize.histogram import FLOAT_DTYPES
-
-        return dtype in FLOAT_DTYPES and len(shape) >= 2 and math.prod(shape) >= self.min_elements
+        return self._not_shared(dtype, shape) is None
 
     def why_dense(self, dtype: str, shape: tuple[int, ...]) -> str:
-        """Why a tensor of ``dtype`` and ``shape`` was stored exactly (it was not weight-shared)."""
+        """Why a tensor of ``dtype`` and ``shape`` was stored exactly (it was not weight-shared): its dtype or
+        shape, else (a tensor :meth:`shares` would take) a NaN or an infinity in it."""
+        return (self._not_shared(dtype, shape)
+                or "holds a NaN or an infinity, which no codebook can share: stored exactly")
+
+    def _not_shared(self, dtype: str, shape: tuple[int, ...]) -> str | None:
+        from .layers import ONE_D_REASON
         from .quantize.histogram import FLOAT_DTYPES
 
         if dtype not in FLOAT_DTYPES:
             return f"{dtype} values: stored exactly"
         if len(shape) < 2:
-            return "1-D (a bias or norm scale): small, stored exactly"
+            return ONE_D_REASON
         if math.prod(shape) < self.min_elements:
             return f"fewer than {self.min_elements} elements: small, stored exactly"
-        return "holds a NaN or an infinity, which no codebook can share: stored exactly"
+        return None
 
 
 def encode_shared(name: str, dtype: str, array: Any, settings: ShareSettings, release: Any = None,

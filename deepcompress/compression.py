@@ -284,7 +284,7 @@ def _train_in_float32(model: Any, ctx: Any) -> tuple[dict[str, Any], dict[str, A
         kinds = ", ".join(sorted({str(d).removeprefix("torch.") for d in halves.values()}))
         ctx.log(f"{kinds} model: trained in float32, stored in {kinds} (the values are rounded back before "
                 "encoding)")
-        for t in [*model.parameters(), *model.buffers()]:
+        for _, t in named:
             if t.dtype in other:
                 t.data = t.data.float()
     return halves, exact
@@ -310,10 +310,12 @@ def _check_has_parameters(model: Any) -> None:
     holds its weights as constants, out of reach by name)."""
     import torch
 
-    on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+    from .layers import on_meta_device
+
+    on_meta = on_meta_device(model)
     if on_meta:
-        raise ConfigError(f"the model has tensors on the meta device ({', '.join(on_meta[:3])}"
-                          f"{', ...' if len(on_meta) > 3 else ''}), which hold no values: load its weights first")
+        raise ConfigError(f"the model has tensors on the meta device ({on_meta}), which hold no values: load its "
+                          "weights first")
     if any(True for _ in model.parameters()):
         return
     if isinstance(model, torch.jit.ScriptModule):
@@ -430,6 +432,7 @@ def _describe(plan: Recipe) -> str:
 
 
 def _log_layers(model: Any, ctx: Any) -> None:
+    from .container.summary import left_dense_lines
     from .layers import compressible_layers, dense_reasons, tied_parameters
 
     names = ", ".join(r.tensor_name for r in compressible_layers(model)) or "none"
@@ -439,9 +442,8 @@ def _log_layers(model: Any, ctx: Any) -> None:
     grouped: dict[str, list[str]] = {}
     for name, reason in dense_reasons(model).items():
         grouped.setdefault(reason, []).append(name)
-    for reason, names in grouped.items():
-        shown = ", ".join(names[:3]) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
-        ctx.log(f"left dense: {shown}: {reason}")
+    for line in left_dense_lines(grouped):
+        ctx.log(line)
 
 
 def _verify_exact(dcz: Any, model: Any) -> None:

@@ -136,6 +136,7 @@ def compressible_layers(model: "torch.nn.Module") -> list[LayerRef]:
     return refs
 
 
+ONE_D_REASON = "1-D (a bias or norm scale): small, stored exactly"
 WEIGHT_NORM_MAGNITUDE = "weight norm's magnitude g (a norm scale, one per output): small, stored exactly"
 
 
@@ -147,6 +148,13 @@ def _is_weight_norm_magnitude(module: Any, pname: str) -> bool:
         return True
     return (pname == "original0" and type(module).__name__ == "ParametrizationList" and len(module) == 1
             and type(module[0]).__name__ == "_WeightNorm")
+
+
+def on_meta_device(model: "torch.nn.Module") -> str | None:
+    """The names of ``model``'s parameters and buffers on the meta device (no values), as ``"a, b, c, ..."``,
+    or None when there is none."""
+    names = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") if names else None
 
 
 def dense_reasons(model: "torch.nn.Module") -> dict[str, str]:
@@ -164,7 +172,7 @@ def dense_reasons(model: "torch.nn.Module") -> dict[str, str]:
         elif not tensor.is_floating_point():
             reason = f"{str(tensor.dtype).removeprefix('torch.')} values, not floating point"
         elif tensor.dim() <= 1:
-            reason = "1-D (a bias or norm scale): small, stored exactly"
+            reason = ONE_D_REASON
         elif name in owners and _is_weight_norm_magnitude(*owners[name][1:]):
             reason = WEIGHT_NORM_MAGNITUDE
         else:

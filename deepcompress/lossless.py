@@ -27,7 +27,6 @@ import itertools
 import json
 import math
 import os
-import re
 import struct
 import tempfile
 import warnings
@@ -190,17 +189,13 @@ def _check_tensor(path: Path, name: Any, tensor: Any) -> None:
 
 def _unreadable(path: Path, exc: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` could not read ``path``, in one line."""
-    import pickle
+    from .model_input import pickled_objects
 
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    text = str(exc)
-    if (head == b"PK" or head[:1] == b"\x80") and (isinstance(exc, pickle.UnpicklingError)
-                                                  or "Unsupported global" in text):
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
+    what = pickled_objects(path, exc)
+    if what is not None:
         return (f"holds pickled Python objects{what}; unpickling can run arbitrary code, so it is not read. "
                 "Save the tensors alone (a state dict of tensors, or safetensors)")
+    text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return f"not a PyTorch state dict file or a safetensors file ({first[:200]})"
 

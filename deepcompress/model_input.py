@@ -204,6 +204,8 @@ def model_from_dcz(
     """:func:`load_dcz` of a file already read (``source`` names it in messages)."""
     import torch
 
+    from .layers import on_meta_device
+
     threshold = _sparse_threshold(sparse)  # checked before the caller's module is touched
     arch = dcz.arch
     if model is None:
@@ -214,10 +216,9 @@ def model_from_dcz(
     else:
         if not isinstance(model, torch.nn.Module):
             raise InputFileError(f"model= must be an nn.Module, got {type(model).__name__}")
-        on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+        on_meta = on_meta_device(model)
         if on_meta:
-            raise ModelError(f"model= has tensors on the meta device ({', '.join(on_meta[:3])}"
-                             f"{', ...' if len(on_meta) > 3 else ''}), which cannot hold values: call "
+            raise ModelError(f"model= has tensors on the meta device ({on_meta}), which cannot hold values: call "
                              "model.to_empty(device='cpu') first")
         state = dcz_state_dict(dcz)
         if not set(state) <= set(model.state_dict()):  # a checkpoint saved from DataParallel / torch.compile
@@ -484,24 +485,30 @@ def _model_from_object(p: Path, obj: Any, *, arch: str | None, arch_kwargs: Mapp
 _GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
-def _load_untrusted(p: Path, exc: Exception, trust_pickle: bool) -> Any:
-    """What a file ``torch.load(weights_only=True)`` refused unpickles to, with ``trust_pickle`` only."""
+def pickled_objects(p: str | os.PathLike[str], exc: Exception) -> str | None:
+    """When ``torch.load(weights_only=True)`` refused ``p`` (raising ``exc``) because it pickles Python objects,
+    which may carry code: ``" (the.Global)"`` naming the first one (or ``""``); else None (not such a file)."""
     import pickle
 
-    import torch
-
-    text = str(exc)
     with open(p, "rb") as fh:
         head = fh.read(2)
-    looks_like_torch = head == b"PK" or head[:1] == b"\x80"
-    # A pickle the restricted unpickler refuses (globals, newer opcodes) may carry code.
-    pickled_object = looks_like_torch and (isinstance(exc, pickle.UnpicklingError) or "Unsupported global" in text)
-    if not pickled_object:
+    text = str(exc)
+    if not (head == b"PK" or head[:1] == b"\x80") or not (isinstance(exc, pickle.UnpicklingError)
+                                                           or "Unsupported global" in text):
+        return None
+    found = _GLOBAL_RE.search(text)
+    return f" ({found.group(1)})" if found else ""
+
+
+def _load_untrusted(p: Path, exc: Exception, trust_pickle: bool) -> Any:
+    """What a file ``torch.load(weights_only=True)`` refused unpickles to, with ``trust_pickle`` only."""
+    import torch
+
+    what = pickled_objects(p, exc)
+    if what is None:
         raise InputFileError(f"{p} is not a PyTorch file, a safetensors file, a TorchScript archive "
                              "or a .dcz file") from None
     if not trust_pickle:
-        found = _GLOBAL_RE.search(text)
-        what = f" ({found.group(1)})" if found else ""
         raise ModelError(
             f"{p} holds pickled Python objects{what}; unpickling can run arbitrary code, so it is refused. "
             "Pass --trust-pickle only if you trust its source"

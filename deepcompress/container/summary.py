@@ -41,6 +41,15 @@ GAP_STREAM = "gap"
 PATTERN_STREAM = "pattern"  # N:M positions as pattern ids (codecs/nmpattern.py)
 
 
+def left_dense_lines(reasons: Any) -> list[str]:
+    """``left dense: a, b, c, ... (n tensors): reason`` for each reason -> names of tensors stored exactly."""
+    out = []
+    for reason, names in reasons.items():
+        shown = ", ".join(map(str, names[:3])) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
+        out.append(f"left dense: {shown}: {reason}")
+    return out
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -322,9 +331,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                        f"{summary['input_ratio']:.1f}x against them)")
     for alias, canonical in summary.get("tied", {}).items():
         out.append(f"shared: {alias} is {canonical} (tied; stored once)")
-    for reason, names in summary.get("dense_reasons", {}).items():
-        shown = ", ".join(map(str, names[:3])) + (f", ... ({len(names)} tensors)" if len(names) > 3 else "")
-        out.append(f"left dense: {shown}: {reason}")
+    out += left_dense_lines(summary.get("dense_reasons", {}))
     for key in ("arch", "recipe", "metrics", "extra"):
         if summary.get(key) is not None:
             out.append(f"{key + ':':<20}{json.dumps(summary[key], sort_keys=True)}")

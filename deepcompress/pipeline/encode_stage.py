@@ -73,7 +73,7 @@ def _restore_dtypes(state: PipelineState, dtypes: dict[str, Any], values: dict[s
             t = tensors[name]
             original = values.get(name)
             same = original is not None and torch.equal(t.data, original.to(t.dtype))
-            t.data = original.clone() if same else t.data.to(dtype)
+            t.data = original if same else t.data.to(dtype)  # the original is the run's own copy
     for name, book in list(state.codebooks.items()):
         if name in dtypes:
             state.codebooks[name] = round_to_dtype(book, dtypes[name])

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-
 from ..blocks import block_size
 from ..codecs.meta import storage_dtype
 from ..container.api import DczFile
